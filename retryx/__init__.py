@@ -1,0 +1,65 @@
+"""retryx: retries, failover and circuit breakers for calls to unreliable things.
+
+Decorators wrap any callable (sync or async, functions and every kind of method)
+and fuse into one pipeline: ``fallback -> retry -> failover -> circuit_breaker ->
+call``, whatever order they are written in.
+"""
+
+from ._breaker import CircuitBreaker
+from ._budget import RetryBudget
+from ._classify import Fault, classify
+from ._config import configure
+from ._context import current
+from ._errors import (
+    AllEndpointsFailed,
+    CircuitOpenError,
+    ConfigError,
+    NestedRetryError,
+    Permanent,
+    RetryxError,
+    Transient,
+)
+from ._pipeline import circuit_breaker, describe, failover, fallback, retry, stats
+from ._policy import Policy
+
+from . import backoff, events, jitter  # isort: skip
+
+__all__ = [
+    "AllEndpointsFailed",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "ConfigError",
+    "Fault",
+    "NestedRetryError",
+    "Permanent",
+    "Policy",
+    "RetryBudget",
+    "RetryxError",
+    "Transient",
+    "backoff",
+    "circuit_breaker",
+    "classify",
+    "configure",
+    "current",
+    "describe",
+    "events",
+    "failover",
+    "fallback",
+    "jitter",
+    "replay",
+    "retry",
+    "sockets",
+    "stats",
+    "testing",
+]
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # Heavier modules load on first use so ``import retryx`` stays light.
+    if name in ("testing", "sockets", "replay", "redis", "otel"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'retryx' has no attribute {name!r}")

@@ -1,0 +1,5 @@
+"""``python -m retryx``: the ``retryx`` command line."""
+
+from ._cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,355 @@
+"""``CircuitBreaker``: stop calling a dependency that keeps failing, probe it later."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, Literal, TypeVar, overload
+
+from typing_extensions import ParamSpec
+
+from . import _clock, events
+from ._classify import Classifier, classify, to_classifier
+from ._errors import CircuitOpenError, ConfigError
+
+__all__ = ["CircuitBreaker", "State"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+State = Literal["closed", "open", "half_open"]
+
+_CLOSED = 0
+_OPEN = 1  # opened by failures: half-open once recovery_timeout has passed
+_HALF_OPEN = 2
+_FORCED = 3  # opened by hand: stays open until close() / reset()
+_NAMES: dict[int, State] = {_CLOSED: "closed", _OPEN: "open", _HALF_OPEN: "half_open"}
+_NAMES[_FORCED] = "open"
+
+# Tokens handed out by _acquire: None for a call admitted while closed (the hot
+# path allocates nothing), else the generation of the half-open phase it probes.
+Token = int | None
+
+_cm_tokens: ContextVar[tuple[Token, ...]] = ContextVar("retryx_breaker_cm", default=())
+
+
+def _int(owner: str, name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{owner}.{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+class CircuitBreaker:
+    """A circuit breaker, shared by every call that goes through it.
+
+    Opens after ``failure_threshold`` consecutive counted failures or, with
+    ``failure_rate`` set instead, when the failure ratio over the last ``window``
+    calls reaches it with at least ``minimum_calls`` calls seen. While open it
+    rejects calls with ``CircuitOpenError``; after ``recovery_timeout`` seconds
+    it is half-open and admits ``half_open_max_calls`` concurrent trial calls;
+    ``success_threshold`` successes close it, one failure re-opens it. Only
+    faults that ``counts`` calls transient count as failures.
+
+    Use it as a decorator (``@breaker``), through ``@circuit_breaker(breaker)``,
+    or as a (async) context manager.
+
+    Raises:
+        ConfigError: naming the bad setting.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_failures",
+        "_generation",
+        "_lock",
+        "_opened_at",
+        "_state",
+        "_successes",
+        "_trials",
+        "_window",
+        "counts",
+        "failure_rate",
+        "failure_threshold",
+        "half_open_max_calls",
+        "minimum_calls",
+        "name",
+        "recovery_timeout",
+        "store",
+        "success_threshold",
+        "window",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        failure_threshold: int = 5,
+        failure_rate: float | None = None,
+        window: int = 20,
+        minimum_calls: int = 10,
+        recovery_timeout: float = 30.0,
+        half_open_max_calls: int = 1,
+        success_threshold: int = 1,
+        counts: Any = classify,
+        store: Any = None,
+    ) -> None:
+        owner = "CircuitBreaker"
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{owner}.name must be a non-empty str, got {name!r}")
+        self.name = name
+        self.failure_threshold = _int(owner, "failure_threshold", failure_threshold, 1)
+        if failure_rate is not None:
+            if (
+                isinstance(failure_rate, bool)
+                or not isinstance(failure_rate, int | float)
+                or not 0 < failure_rate <= 1
+            ):
+                raise ConfigError(f"{owner}.failure_rate must be in (0, 1], got {failure_rate!r}")
+            failure_rate = float(failure_rate)
+        self.failure_rate = failure_rate
+        self.window = _int(owner, "window", window, 1)
+        self.minimum_calls = _int(owner, "minimum_calls", minimum_calls, 1)
+        if failure_rate is not None and self.window < self.minimum_calls:
+            raise ConfigError(
+                f"{owner}.window ({window}) must be >= minimum_calls ({minimum_calls}) "
+                "when failure_rate is set"
+            )
+        if (
+            isinstance(recovery_timeout, bool)
+            or not isinstance(recovery_timeout, int | float)
+            or not (recovery_timeout >= 0 and math.isfinite(recovery_timeout))
+        ):
+            raise ConfigError(
+                f"{owner}.recovery_timeout must be >= 0 seconds, got {recovery_timeout!r}"
+            )
+        self.recovery_timeout = float(recovery_timeout)
+        self.half_open_max_calls = _int(owner, "half_open_max_calls", half_open_max_calls, 1)
+        self.success_threshold = _int(owner, "success_threshold", success_threshold, 1)
+        self.counts: Classifier = to_classifier(counts, field=f"{owner}.counts")
+        self.store = store
+        self._lock = threading.Lock()
+        self._state = _CLOSED
+        self._opened_at = 0.0
+        self._failures = 0
+        self._successes = 0
+        self._trials = 0
+        self._generation = 0
+        self._window: deque[bool] | None = (
+            deque(maxlen=self.window) if failure_rate is not None else None
+        )
+        if store is not None:
+            attach = getattr(store, "attach_breaker", None)
+            if attach is None:
+                raise ConfigError(f"{owner}.store must be a retryx store, got {store!r}")
+            attach(self)
+
+    # --- public surface -----------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """``"closed"``, ``"open"`` or ``"half_open"``, derived from the clock."""
+        state = self._state
+        if state == _OPEN and _clock.monotonic() >= self._opened_at + self.recovery_timeout:
+            return "half_open"
+        return _NAMES[state]
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until a trial call is let through (0 when closed or half-open)."""
+        state = self._state
+        if state == _FORCED:
+            return math.inf
+        if state == _OPEN:
+            return max(0.0, self._opened_at + self.recovery_timeout - _clock.monotonic())
+        return 0.0
+
+    def open(self) -> None:
+        """Open the breaker by hand; it stays open until ``close()`` or ``reset()``."""
+        with self._lock:
+            change = self._move(_FORCED)
+        self._announce(change)
+
+    def close(self) -> None:
+        """Close the breaker by hand and clear its counts."""
+        with self._lock:
+            change = self._move(_CLOSED)
+        self._announce(change)
+
+    def reset(self) -> None:
+        """Back to a fresh closed breaker: state closed, counts cleared."""
+        self.close()
+
+    def copy(self, name: str) -> CircuitBreaker:
+        """A new breaker with the same settings (and store) under another name."""
+        return CircuitBreaker(
+            name,
+            failure_threshold=self.failure_threshold,
+            failure_rate=self.failure_rate,
+            window=self.window,
+            minimum_calls=self.minimum_calls,
+            recovery_timeout=self.recovery_timeout,
+            half_open_max_calls=self.half_open_max_calls,
+            success_threshold=self.success_threshold,
+            counts=self.counts,
+            store=self.store,
+        )
+
+    @overload
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]: ...
+    @overload
+    def __call__(self, func: Any) -> Any: ...
+    def __call__(self, func: Any) -> Any:
+        """Decorate ``func`` so every call goes through this breaker."""
+        from ._pipeline import circuit_breaker
+
+        return circuit_breaker(self)(func)
+
+    def __enter__(self) -> CircuitBreaker:
+        token = self._acquire()
+        _cm_tokens.set((*_cm_tokens.get(), token))
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        stack = _cm_tokens.get()
+        token = stack[-1] if stack else None
+        _cm_tokens.set(stack[:-1])
+        if exc is None:
+            self._on_success(token)
+        elif isinstance(exc, Exception):
+            self._on_failure(token, exc)
+        else:
+            self._release(token)
+
+    async def __aenter__(self) -> CircuitBreaker:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __repr__(self) -> str:
+        return (
+            f"<CircuitBreaker {self.name!r} state={self.state} failures={self._failures} "
+            f"threshold={self.failure_threshold}>"
+        )
+
+    # --- the protocol the pipeline drives ---------------------------------------------
+
+    def _acquire(self) -> Token:
+        """Admit a call or raise ``CircuitOpenError``; the token goes back on exit."""
+        if self._state == _CLOSED:
+            return None  # hot path: no lock, no allocation
+        change = None
+        with self._lock:
+            state = self._state
+            if state == _CLOSED:
+                return None
+            if state == _FORCED:
+                raise CircuitOpenError(self.name, math.inf)
+            if state == _OPEN:
+                wait = self._opened_at + self.recovery_timeout - _clock.monotonic()
+                if wait > 0:
+                    raise CircuitOpenError(self.name, wait)
+                change = self._move(_HALF_OPEN)
+            if self._trials >= self.half_open_max_calls:
+                error = CircuitOpenError(self.name, 0.0)
+            else:
+                self._trials += 1
+                error = None
+            token = self._generation
+        self._announce(change)
+        if error is not None:
+            raise error
+        return token
+
+    def _on_success(self, token: Token) -> None:
+        if token is None:
+            if self._window is not None:
+                self._window.append(False)  # deque.append is atomic under the GIL
+            elif self._failures:
+                # Unlocked on purpose: a success ends a run of consecutive failures;
+                # racing with a concurrent failure can only under-count that run.
+                self._failures = 0
+            return
+        change = None
+        with self._lock:
+            if token != self._generation or self._state != _HALF_OPEN:
+                return  # a stale trial from before a reset or re-open
+            self._trials -= 1
+            self._successes += 1
+            if self._successes >= self.success_threshold:
+                change = self._move(_CLOSED)
+        self._announce(change)
+
+    def _on_failure(self, token: Token, exc: BaseException) -> None:
+        if not self.counts(exc).transient:
+            self._on_success(token)  # the dependency answered: a permanent fault is a success
+            return
+        change = None
+        with self._lock:
+            if token is None:
+                if self._state != _CLOSED:
+                    return  # the call was admitted before the breaker opened
+                if self._window is not None:
+                    self._window.append(True)
+                    calls = len(self._window)
+                    assert self.failure_rate is not None
+                    if (
+                        calls >= self.minimum_calls
+                        and sum(self._window) / calls >= self.failure_rate
+                    ):
+                        change = self._move(_OPEN)
+                else:
+                    self._failures += 1
+                    if self._failures >= self.failure_threshold:
+                        change = self._move(_OPEN)
+            elif token == self._generation and self._state == _HALF_OPEN:
+                change = self._move(_OPEN)
+        self._announce(change)
+
+    def _release(self, token: Token) -> None:
+        """Give a trial slot back without a verdict (the call was cancelled)."""
+        if token is None:
+            return
+        with self._lock:
+            if token == self._generation and self._state == _HALF_OPEN:
+                self._trials -= 1
+
+    # --- transitions -------------------------------------------------------------------
+
+    def _move(self, new: int) -> tuple[str, str] | None:
+        """Change state (lock held); returns (old, new) names when it changed."""
+        old_name = _NAMES[self._state]
+        self._generation += 1
+        self._trials = 0
+        self._successes = 0
+        self._failures = 0
+        if self._window is not None:
+            self._window.clear()
+        if new in (_OPEN, _FORCED):
+            self._opened_at = _clock.monotonic()
+        self._state = new
+        new_name = _NAMES[new]
+        if old_name == new_name:
+            return None
+        return (old_name, new_name)
+
+    def _announce(self, change: tuple[str, str] | None) -> None:
+        """Log and emit a state change, outside the lock."""
+        if change is None:
+            return
+        old, new = change
+        extra = {"retryx": {"breaker": self.name, "state": new}}
+        if new == "open":
+            events.logger.warning("circuit breaker %s opened (was %s)", self.name, old, extra=extra)
+        else:
+            events.logger.info(
+                "circuit breaker %s is %s (was %s)", self.name, new, old, extra=extra
+            )
+        if events._subscribers:
+            events.emit(events.CircuitStateChanged(self.name, old, new))
+
+
+CircuitBreaker.__module__ = "retryx"

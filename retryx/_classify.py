@@ -1,0 +1,333 @@
+"""Tell transient faults from permanent ones.
+
+``classify`` is the default classifier. ``to_classifier`` normalises every form
+``retry_on`` and ``counts`` accept (types, tuples, predicates, classifiers,
+``"module:Qualname"`` strings) into one callable returning a ``Fault``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import importlib
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal, Protocol, TypeAlias
+
+from . import _clock
+from ._errors import (
+    AllEndpointsFailed,
+    CircuitOpenError,
+    ConfigError,
+    NestedRetryError,
+    Permanent,
+    Transient,
+)
+
+__all__ = ["Classifier", "Fault", "classify", "is_unsent", "retry_after_hint", "to_classifier"]
+
+Cause: TypeAlias = Literal[
+    "connection", "timeout", "throttled", "server", "circuit_open", "explicit", "permanent"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """What a classifier decided about one exception.
+
+    ``transient`` faults are retried; ``cause`` says why, for logs and stats;
+    ``retry_after`` is the peer's hint in seconds, or ``None``.
+    """
+
+    transient: bool
+    cause: str
+    retry_after: float | None = None
+
+
+Fault.__module__ = "retryx"
+
+
+class Classifier(Protocol):
+    """Anything that maps an exception to a ``Fault``."""
+
+    def __call__(self, exc: BaseException, /) -> Fault: ...
+
+
+_TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.EPIPE,
+        errno.EAGAIN,
+    }
+)
+_TRANSIENT_STATUSES = {408: "timeout", 425: "server", 429: "throttled", 500: "server"}
+_TRANSIENT_STATUSES |= {502: "server", 503: "throttled", 504: "server"}
+
+_PERMANENT = Fault(False, "permanent")
+_CONNECTION = Fault(True, "connection")
+_TIMEOUT = Fault(True, "timeout")
+_EXPLICIT = Fault(True, "explicit")
+
+
+def _status(exc: BaseException) -> int | None:
+    for holder in (exc, getattr(exc, "response", None)):
+        if holder is None:
+            continue
+        for attr in ("status_code", "status", "code"):
+            if attr == "code" and holder is exc and not _is_http_error(exc):
+                continue  # ``code`` is only trusted on urllib's HTTPError
+            value = getattr(holder, attr, None)
+            if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+                return value
+    return None
+
+
+def _is_http_error(exc: BaseException) -> bool:
+    error = _urllib_http_error()
+    return error is not None and isinstance(exc, error)
+
+
+def _urllib_http_error() -> type[BaseException] | None:
+    import sys
+
+    module = sys.modules.get("urllib.error")
+    error: type[BaseException] | None = None if module is None else module.HTTPError
+    return error
+
+
+def _headers(exc: BaseException) -> Any:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None and _is_http_error(exc):
+        headers = getattr(exc, "headers", None)
+    return headers
+
+
+def _header(headers: Any, name: str) -> Any:
+    """Case-insensitive lookup on any mapping (or object with ``items()``)."""
+    items = headers.items() if hasattr(headers, "items") else ()
+    for key, value in items:
+        if isinstance(key, bytes):
+            key = key.decode("latin-1")
+        if isinstance(key, str) and key.lower() == name:
+            return value
+    return None
+
+
+def parse_retry_after(value: Any) -> float | None:
+    """Seconds from a Retry-After value: delta-seconds or an HTTP-date (past -> 0)."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return max(0.0, float(value))
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:  # pragma: no cover - older email.utils
+        return None
+    return max(0.0, when.timestamp() - _clock.now())
+
+
+def retry_after_hint(exc: BaseException) -> float | None:
+    """The peer's Retry-After hint carried by ``exc``, in seconds, or ``None``."""
+    hint = getattr(exc, "retry_after", None)
+    if hint is not None:
+        return parse_retry_after(hint)
+    headers = _headers(exc)
+    if headers is None:
+        return None
+    return parse_retry_after(_header(headers, "retry-after"))
+
+
+def classify(exc: BaseException) -> Fault:
+    """The default classifier: transient for connection, timeout, throttling and 5xx faults.
+
+    See the contract's section 2 for the full list; everything not listed is permanent.
+    """
+    if not isinstance(exc, Exception):
+        return _PERMANENT
+    if isinstance(exc, Permanent | NestedRetryError):
+        return _PERMANENT
+    if isinstance(exc, CircuitOpenError):
+        return Fault(True, "circuit_open", exc.retry_after)
+    if isinstance(exc, AllEndpointsFailed):
+        for error in exc.errors.values():
+            fault = classify(error)
+            if fault.transient:
+                return Fault(True, fault.cause, exc.retry_after)
+        return _PERMANENT
+    if isinstance(exc, Transient):
+        return Fault(True, "explicit", retry_after_hint(exc))
+    if getattr(exc, "is_transient", False) is True:
+        return Fault(True, "explicit", retry_after_hint(exc))
+    status = _status(exc)
+    if status is not None:
+        cause = _TRANSIENT_STATUSES.get(status)
+        if cause is None:
+            return _PERMANENT
+        return Fault(True, cause, retry_after_hint(exc))
+    return _classify_os(exc)
+
+
+def _classify_os(exc: Exception) -> Fault:
+    import ssl as _ssl_mod  # cheap after the first import; ssl is usually loaded by then
+
+    if isinstance(exc, _ssl_mod.SSLCertVerificationError):
+        return _PERMANENT
+    if isinstance(exc, socket.gaierror):
+        return _CONNECTION if exc.errno == socket.EAI_AGAIN else _PERMANENT
+    if isinstance(exc, ConnectionError):
+        return _CONNECTION
+    if isinstance(exc, TimeoutError):
+        return _TIMEOUT
+    if isinstance(exc, OSError):
+        if exc.errno in _TRANSIENT_ERRNOS:
+            return _TIMEOUT if exc.errno == errno.ETIMEDOUT else _CONNECTION
+        reason = getattr(exc, "reason", None)  # urllib.error.URLError wraps the socket error
+        if isinstance(reason, Exception) and reason is not exc:
+            return classify(reason)
+    return _PERMANENT
+
+
+def is_unsent(exc: BaseException) -> bool:
+    """True when ``exc`` proves the request never reached the peer."""
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    if isinstance(exc, socket.gaierror):
+        return exc.errno == socket.EAI_AGAIN
+    if isinstance(exc, Transient):
+        return exc.unsent
+    if isinstance(exc, CircuitOpenError):
+        return True  # rejected by the breaker: nothing was sent
+    if isinstance(exc, AllEndpointsFailed):
+        return all(is_unsent(e) for e in exc.errors.values())
+    reason = getattr(exc, "reason", None)
+    if isinstance(exc, OSError) and isinstance(reason, Exception) and reason is not exc:
+        return is_unsent(reason)
+    return False
+
+
+# --- normalising retry_on / counts -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TypesClassifier:
+    """Exactly these exception types (and subclasses) are transient."""
+
+    types: tuple[type[BaseException], ...]
+
+    def __call__(self, exc: BaseException) -> Fault:
+        if isinstance(exc, Exception) and isinstance(exc, self.types):
+            fault = classify(exc)
+            if fault.transient:
+                return fault
+            return Fault(True, "explicit", retry_after_hint(exc))
+        return _PERMANENT
+
+    def __repr__(self) -> str:
+        return "(" + ", ".join(t.__qualname__ for t in self.types) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class PredicateClassifier:
+    """A user callable returning a ``Fault`` or a ``bool`` (``True`` = transient)."""
+
+    func: Callable[[BaseException], Any]
+
+    def __call__(self, exc: BaseException) -> Fault:
+        if not isinstance(exc, Exception):
+            return _PERMANENT
+        verdict = self.func(exc)
+        if isinstance(verdict, Fault):
+            return verdict
+        if verdict is True:
+            return Fault(True, "explicit", retry_after_hint(exc))
+        if verdict is False or verdict is None:
+            return _PERMANENT
+        raise TypeError(
+            f"retry_on classifier {self.func!r} must return a Fault or a bool, "
+            f"got {type(verdict).__name__}"
+        )
+
+    def __repr__(self) -> str:
+        return getattr(self.func, "__qualname__", repr(self.func))
+
+
+def import_exception(path: str, *, field: str) -> type[BaseException]:
+    """Resolve ``"ConnectionError"`` (a builtin) or ``"pkg.mod:Qualname"`` to a type."""
+    if ":" in path:
+        module_name, _, qualname = path.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"{field}: cannot import {path!r}: {exc}") from exc
+    else:
+        obj = getattr(builtins, path, None)
+        if obj is None:
+            raise ConfigError(
+                f"{field}: {path!r} is not a builtin exception; use 'module:Qualname' for others"
+            )
+    if not (isinstance(obj, type) and issubclass(obj, BaseException)):
+        raise ConfigError(f"{field}: {path!r} is not an exception type")
+    return obj
+
+
+def _is_exc_type(obj: object) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseException)
+
+
+def to_classifier(spec: Any, *, field: str) -> Classifier:
+    """Normalise a ``retry_on`` / ``counts`` value into a classifier.
+
+    Raises:
+        ConfigError: naming ``field`` when ``spec`` is none of the accepted forms.
+    """
+    if spec is None or spec is classify:
+        return classify
+    if isinstance(spec, TypesClassifier | PredicateClassifier):
+        return spec
+    if isinstance(spec, str):
+        return TypesClassifier((import_exception(spec, field=field),))
+    if _is_exc_type(spec):
+        return TypesClassifier((spec,))
+    if isinstance(spec, tuple | list | frozenset | set):
+        if not spec:
+            raise ConfigError(f"{field} must not be empty, got {spec!r}")
+        types: list[type[BaseException]] = []
+        for item in spec:
+            if isinstance(item, str):
+                types.append(import_exception(item, field=field))
+            elif _is_exc_type(item):
+                types.append(item)
+            else:
+                raise ConfigError(f"{field} entries must be exception types or names, got {item!r}")
+        return TypesClassifier(tuple(types))
+    if callable(spec):
+        return PredicateClassifier(spec)
+    raise ConfigError(
+        f"{field} must be an exception type, a tuple of them, a predicate or a classifier, "
+        f"got {spec!r}"
+    )
+
+
+def hints_from(headers: Mapping[str, str]) -> float | None:
+    """Retry-After seconds from a header mapping (case-insensitive), or ``None``."""
+    return parse_retry_after(_header(headers, "retry-after"))

@@ -1,0 +1,62 @@
+"""The per-call scope: what ``current()`` reads and what the nesting guard checks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SCOPE", "CallContext", "ReplayScope", "current", "new_call_id"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """A snapshot of the retryx call in progress, from ``retryx.current()``.
+
+    ``call_id`` is the same for every attempt of one logical call (and kept when a
+    deferred call is replayed): use it as an idempotency key. ``attempt`` is
+    1-based; ``remaining`` is the seconds left before the deadline, or ``None``;
+    ``endpoint`` is the failover endpoint of this attempt, or ``None``.
+    """
+
+    call_id: str
+    attempt: int
+    remaining: float | None
+    endpoint: Hashable | None
+    name: str
+
+
+CallContext.__module__ = "retryx"
+
+# Holds the innermost retryx call of this thread or task (a ``_Call`` from the
+# pipeline, or a ``ReplayScope``). Asyncio tasks copy it, so they inherit it.
+SCOPE: ContextVar[Any] = ContextVar("retryx_scope", default=None)
+
+
+def new_call_id() -> str:
+    """A random 128-bit hex id."""
+    return os.urandom(16).hex()
+
+
+class ReplayScope:
+    """Set around a replayed call so the pipeline keeps the stored ``call_id``."""
+
+    __slots__ = ("replay_id",)
+    retrying = None  # a replay is not a retrying call: the replayed one is not nested
+
+    def __init__(self, call_id: str) -> None:
+        self.replay_id = call_id
+
+    def context(self) -> CallContext | None:
+        return None
+
+
+def current() -> CallContext | None:
+    """The ``CallContext`` of the retryx call in progress, or ``None`` outside one."""
+    scope = SCOPE.get()
+    if scope is None:
+        return None
+    context: CallContext | None = scope.context()
+    return context

@@ -1,0 +1,144 @@
+"""The retryx exception tree, and the exceptions user code raises to classify faults."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+__all__ = [
+    "AllEndpointsFailed",
+    "CircuitOpenError",
+    "ConfigError",
+    "NestedRetryError",
+    "Permanent",
+    "RetryxError",
+    "Transient",
+]
+
+
+class RetryxError(Exception):
+    """Base class of every error retryx raises itself."""
+
+
+class ConfigError(RetryxError, ValueError):
+    """A bad argument, policy field or configuration entry.
+
+    Raised at decoration, construction or load time, never silently defaulted.
+    """
+
+
+class CircuitOpenError(RetryxError):
+    """A circuit breaker rejected the call without running it.
+
+    Args:
+        breaker: the breaker's name.
+        retry_after: seconds until the breaker lets a trial call through
+            (``0.0`` when the half-open trial slots are taken, ``inf`` when the
+            breaker was opened by hand).
+    """
+
+    def __init__(self, breaker: str, retry_after: float) -> None:
+        self.breaker = breaker
+        self.retry_after = float(retry_after)
+        if math.isinf(self.retry_after):
+            when = "opened by hand"
+        else:
+            when = f"retry after {self.retry_after:.2f}s"
+        super().__init__(f"circuit breaker {breaker!r} is open ({when})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.breaker, self.retry_after))
+
+
+class AllEndpointsFailed(ExceptionGroup[Exception], RetryxError):
+    """Every endpoint of a failover sweep failed (or was skipped by its open breaker).
+
+    ``errors`` maps each endpoint to its exception, in the order they were tried.
+    It is transient when any of its errors is transient; ``retry_after`` is the
+    smallest hint among its errors when every error carries one, else ``None``.
+    """
+
+    errors: dict[Hashable, Exception]
+
+    def __new__(cls, errors: Mapping[Hashable, BaseException]) -> AllEndpointsFailed:
+        excs = list(errors.values())
+        if not excs:
+            raise ConfigError("AllEndpointsFailed needs at least one endpoint error")
+        message = f"all {len(excs)} endpoints failed: " + ", ".join(
+            f"{ep!r}: {type(e).__name__}" for ep, e in errors.items()
+        )
+        self = super().__new__(cls, message, excs)  # type: ignore[arg-type]
+        self.errors = dict(errors)  # type: ignore[arg-type]
+        return self
+
+    def __init__(self, errors: Mapping[Hashable, BaseException]) -> None:
+        excs = list(errors.values())
+        super().__init__(self.message, excs)  # type: ignore[arg-type]
+
+    @property
+    def retry_after(self) -> float | None:
+        """The smallest ``retry_after`` of the errors, when every error has one."""
+        hints: list[float] = []
+        for error in self.errors.values():
+            hint = getattr(error, "retry_after", None)
+            if not isinstance(hint, int | float):
+                return None
+            hints.append(float(hint))
+        return min(hints) if hints else None
+
+    def derive(self, excs: Any) -> Any:
+        return ExceptionGroup(self.message, excs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.errors,))
+
+
+class NestedRetryError(RetryxError):
+    """A retrying call started inside another one with ``nested="raise"``.
+
+    It is permanent: the outer layer does not retry it.
+    """
+
+    def __init__(self, outer: str, inner: str) -> None:
+        self.outer = outer
+        self.inner = inner
+        super().__init__(
+            f"nested retry: {inner!r} retries inside {outer!r}; attempts would multiply "
+            "(set nested='defer' or 'allow' on the inner policy)"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.outer, self.inner))
+
+
+class Transient(Exception):
+    """Raise to mark a fault as transient (worth retrying).
+
+    Args:
+        msg: the message.
+        retry_after: seconds the peer asked to wait, honoured instead of the backoff.
+        unsent: ``True`` when the request provably never reached the peer, so a
+            non-idempotent call may be retried too.
+    """
+
+    def __init__(self, msg: str = "", retry_after: float | None = None, unsent: bool = False):
+        super().__init__(msg)
+        self.retry_after = retry_after
+        self.unsent = unsent
+
+
+class Permanent(Exception):
+    """Raise to mark a fault as permanent: never retried, never trips a breaker."""
+
+
+for _cls in (
+    RetryxError,
+    ConfigError,
+    CircuitOpenError,
+    AllEndpointsFailed,
+    NestedRetryError,
+    Transient,
+    Permanent,
+):
+    _cls.__module__ = "retryx"

@@ -1,0 +1,160 @@
+"""``Policy``: the frozen, validated description of how a call is retried."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import backoff as _backoff
+from . import jitter as _jitter
+from ._classify import Classifier, classify, to_classifier
+from ._errors import ConfigError
+
+if TYPE_CHECKING:
+    from ._budget import RetryBudget
+
+__all__ = ["Policy"]
+
+_NESTED = ("defer", "raise", "allow")
+
+
+def _number(name: str, value: Any, *, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if hasattr(value, "total_seconds"):  # datetime.timedelta
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"Policy.{name} must be a number of seconds, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policy:
+    """How a call is retried. Frozen, hashable, validated on construction.
+
+    Every field is described in the contract's section 2; ``replace(**changes)``
+    returns a validated copy.
+
+    Raises:
+        ConfigError: naming the field and the bad value.
+    """
+
+    attempts: int = 3
+    backoff: _backoff.Backoff = field(default_factory=_backoff.exponential)
+    jitter: _jitter.Jitter = _jitter.full
+    deadline: float | None = None
+    attempt_timeout: float | None = None
+    retry_on: Classifier = classify
+    retry_if_result: Callable[[Any], bool] | None = None
+    retry_after_max: float = 60.0
+    budget: RetryBudget | None = None
+    idempotent: bool = True
+    nested: Literal["defer", "raise", "allow"] = "defer"
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        a = self.attempts
+        if isinstance(a, bool) or not isinstance(a, int):
+            raise ConfigError(f"Policy.attempts must be an int, got {a!r}")
+        if a < 1:
+            raise ConfigError(f"Policy.attempts must be >= 1, got {a!r}")
+
+        b: Any = self.backoff
+        if isinstance(b, str):
+            b = _backoff.from_name(b, field="Policy.backoff")
+        elif not isinstance(b, _backoff.Backoff):
+            raise ConfigError(f"Policy.backoff must be a Backoff or a name, got {b!r}")
+        set_(self, "backoff", b)
+
+        j: Any = self.jitter
+        if isinstance(j, str):
+            j = _jitter.from_name(j, field="Policy.jitter")
+        elif j is None:
+            j = _jitter.none
+        elif not isinstance(j, _jitter.Jitter):
+            raise ConfigError(f"Policy.jitter must be a Jitter or a name, got {j!r}")
+        set_(self, "jitter", j)
+
+        d = _number("deadline", self.deadline, allow_none=True)
+        if d is not None and (d <= 0 or math.isnan(d)):
+            raise ConfigError(f"Policy.deadline must be > 0 seconds, got {self.deadline!r}")
+        set_(self, "deadline", None if d is None or math.isinf(d) else d)
+
+        t = _number("attempt_timeout", self.attempt_timeout, allow_none=True)
+        if t is not None and (t <= 0 or math.isnan(t)):
+            raise ConfigError(
+                f"Policy.attempt_timeout must be > 0 seconds, got {self.attempt_timeout!r}"
+            )
+        set_(self, "attempt_timeout", t)
+
+        set_(self, "retry_on", to_classifier(self.retry_on, field="Policy.retry_on"))
+
+        if self.retry_if_result is not None and not callable(self.retry_if_result):
+            raise ConfigError(
+                f"Policy.retry_if_result must be callable or None, got {self.retry_if_result!r}"
+            )
+        m = _number("retry_after_max", self.retry_after_max)
+        assert m is not None
+        if m < 0 or math.isnan(m):
+            raise ConfigError(
+                f"Policy.retry_after_max must be >= 0 seconds, got {self.retry_after_max!r}"
+            )
+        set_(self, "retry_after_max", m)
+
+        if self.budget is not None:
+            from ._budget import RetryBudget
+
+            if not isinstance(self.budget, RetryBudget):
+                raise ConfigError(f"Policy.budget must be a RetryBudget, got {self.budget!r}")
+        if not isinstance(self.idempotent, bool):
+            raise ConfigError(f"Policy.idempotent must be a bool, got {self.idempotent!r}")
+        if self.nested not in _NESTED:
+            raise ConfigError(
+                f"Policy.nested must be one of {', '.join(_NESTED)}, got {self.nested!r}"
+            )
+        if self.name is not None and (not isinstance(self.name, str) or not self.name):
+            raise ConfigError(f"Policy.name must be a non-empty str or None, got {self.name!r}")
+
+    def replace(self, **changes: Any) -> Policy:
+        """A validated copy with ``changes`` applied.
+
+        Raises:
+            ConfigError: for an unknown field or a bad value.
+        """
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"Policy has no field(s) {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def interactive(cls, **changes: Any) -> Policy:
+        """A user is waiting: 3 attempts, exponential from 0.1 s capped at 1 s, full jitter,
+        a 5 s deadline.
+        """
+        base = cls(
+            attempts=3,
+            backoff=_backoff.exponential(initial=0.1, multiplier=2.0, max=1.0),
+            jitter=_jitter.full,
+            deadline=5.0,
+        )
+        return base.replace(**changes) if changes else base
+
+    @classmethod
+    def background(cls, **changes: Any) -> Policy:
+        """Nobody is waiting: 10 attempts, exponential from 1 s doubling to 60 s, full jitter,
+        a 10 minute deadline.
+        """
+        base = cls(
+            attempts=10,
+            backoff=_backoff.exponential(initial=1.0, multiplier=2.0, max=60.0),
+            jitter=_jitter.full,
+            deadline=600.0,
+        )
+        return base.replace(**changes) if changes else base
+
+
+Policy.__module__ = "retryx"

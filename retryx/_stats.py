@@ -1,0 +1,124 @@
+"""Per-callable counters behind ``retryx.stats``."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+__all__ = ["Recorder", "Stats"]
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """A snapshot of one decorated callable's counters.
+
+    ``calls`` = ``successes`` + ``failures`` (calls that ended in an exception);
+    ``attempts`` counts every attempt, ``retries`` the attempts after the first;
+    ``gave_up`` counts calls a retry layer ended (permanent faults included);
+    ``by_cause`` counts every failed attempt by cause; ``rejections`` counts calls
+    a breaker refused; ``switches`` counts failover moves to the next endpoint.
+    Times are seconds.
+    """
+
+    calls: int = 0
+    successes: int = 0
+    failures: int = 0
+    attempts: int = 0
+    retries: int = 0
+    gave_up: int = 0
+    total_elapsed: float = 0.0
+    max_elapsed: float = 0.0
+    by_cause: dict[str, int] = field(default_factory=dict)
+    rejections: int = 0
+    switches: int = 0
+
+
+Stats.__module__ = "retryx"
+
+
+class Recorder:
+    """Exact counters for one pipeline; one short lock per finished call."""
+
+    __slots__ = (
+        "_lock",
+        "by_cause",
+        "failures",
+        "gave_up",
+        "max_elapsed",
+        "rejections",
+        "retries",
+        "successes",
+        "switches",
+        "total_elapsed",
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero every counter."""
+        self.successes = 0
+        self.failures = 0
+        self.retries = 0
+        self.gave_up = 0
+        self.total_elapsed = 0.0
+        self.max_elapsed = 0.0
+        self.rejections = 0
+        self.switches = 0
+        self.by_cause: dict[str, int] = {}
+
+    def success(self, elapsed: float) -> None:
+        """A call that returned on its first attempt (the hot path)."""
+        with self._lock:
+            self.successes += 1
+            self.total_elapsed += elapsed
+            if elapsed > self.max_elapsed:
+                self.max_elapsed = elapsed
+
+    def finish(self, elapsed: float, *, ok: bool, retries: int, gave_up: bool) -> None:
+        """A call that took the slow path (retried, failed or gave up)."""
+        with self._lock:
+            if ok:
+                self.successes += 1
+            else:
+                self.failures += 1
+            self.retries += retries
+            if gave_up:
+                self.gave_up += 1
+            self.total_elapsed += elapsed
+            if elapsed > self.max_elapsed:
+                self.max_elapsed = elapsed
+
+    def fault(self, cause: str) -> None:
+        """One failed attempt, by cause."""
+        with self._lock:
+            self.by_cause[cause] = self.by_cause.get(cause, 0) + 1
+
+    def rejected(self) -> None:
+        """A breaker refused a call (or an endpoint) without running it."""
+        with self._lock:
+            self.rejections += 1
+
+    def switched(self) -> None:
+        """Failover moved on to the next endpoint."""
+        with self._lock:
+            self.switches += 1
+
+    def snapshot(self) -> Stats:
+        """The counters now, as a frozen ``Stats``."""
+        with self._lock:
+            calls = self.successes + self.failures
+            return Stats(
+                calls=calls,
+                successes=self.successes,
+                failures=self.failures,
+                attempts=calls + self.retries,
+                retries=self.retries,
+                gave_up=self.gave_up,
+                total_elapsed=self.total_elapsed,
+                max_elapsed=self.max_elapsed,
+                by_cause=dict(self.by_cause),
+                rejections=self.rejections,
+                switches=self.switches,
+            )

@@ -1,0 +1,138 @@
+"""Jitter: randomisation applied to each backoff delay, so clients spread out.
+
+``none``, ``full``, ``equal`` and ``decorrelated`` are ready-made objects;
+``proportional(f)`` builds one. Each has ``apply(delay, previous, base, cap)``
+returning the jittered delay and ``bounds(...)`` returning its (min, max), used
+by ``retryx explain``. Randomness comes from retryx's one random source,
+seedable with ``retryx.testing.seed``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from . import _clock
+from ._errors import ConfigError
+
+__all__ = ["Jitter", "decorrelated", "equal", "full", "none", "proportional"]
+
+
+@runtime_checkable
+class Jitter(Protocol):
+    """A jitter strategy.
+
+    ``apply`` gets the backoff delay ``delay``, the previous jittered delay
+    ``previous`` (``base`` before the first retry), the backoff's first delay
+    ``base`` and its largest delay ``cap``.
+    """
+
+    def apply(self, delay: float, previous: float, base: float, cap: float) -> float: ...
+
+    def bounds(
+        self, delay: float, previous: float, base: float, cap: float
+    ) -> tuple[float, float]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _NoJitter:
+    def apply(self, delay: float, previous: float, base: float, cap: float) -> float:
+        return delay
+
+    def bounds(self, delay: float, previous: float, base: float, cap: float) -> tuple[float, float]:
+        return (delay, delay)
+
+    def __repr__(self) -> str:
+        return "jitter.none"
+
+
+@dataclass(frozen=True, slots=True)
+class _FullJitter:
+    def apply(self, delay: float, previous: float, base: float, cap: float) -> float:
+        return _clock.rng.uniform(0.0, delay)
+
+    def bounds(self, delay: float, previous: float, base: float, cap: float) -> tuple[float, float]:
+        return (0.0, delay)
+
+    def __repr__(self) -> str:
+        return "jitter.full"
+
+
+@dataclass(frozen=True, slots=True)
+class _EqualJitter:
+    def apply(self, delay: float, previous: float, base: float, cap: float) -> float:
+        return delay / 2 + _clock.rng.uniform(0.0, delay / 2)
+
+    def bounds(self, delay: float, previous: float, base: float, cap: float) -> tuple[float, float]:
+        return (delay / 2, delay)
+
+    def __repr__(self) -> str:
+        return "jitter.equal"
+
+
+@dataclass(frozen=True, slots=True)
+class _DecorrelatedJitter:
+    def apply(self, delay: float, previous: float, base: float, cap: float) -> float:
+        hi = max(base, previous * 3)
+        return min(cap, _clock.rng.uniform(base, hi))
+
+    def bounds(self, delay: float, previous: float, base: float, cap: float) -> tuple[float, float]:
+        return (min(cap, base), min(cap, max(base, previous * 3)))
+
+    def __repr__(self) -> str:
+        return "jitter.decorrelated"
+
+
+@dataclass(frozen=True, slots=True)
+class _Proportional:
+    factor: float
+
+    def __post_init__(self) -> None:
+        f = self.factor
+        if isinstance(f, bool) or not isinstance(f, int | float) or not (0 < f <= 1):
+            raise ConfigError(f"jitter.proportional: factor must be in (0, 1], got {f!r}")
+        if not math.isfinite(f):  # pragma: no cover - excluded by the range check
+            raise ConfigError(f"jitter.proportional: factor must be finite, got {f!r}")
+
+    def apply(self, delay: float, previous: float, base: float, cap: float) -> float:
+        f = self.factor
+        return delay * _clock.rng.uniform(1 - f, 1 + f)
+
+    def bounds(self, delay: float, previous: float, base: float, cap: float) -> tuple[float, float]:
+        return (delay * (1 - self.factor), delay * (1 + self.factor))
+
+    def __repr__(self) -> str:
+        return f"jitter.proportional({self.factor})"
+
+
+none: Jitter = _NoJitter()
+"""No jitter: the backoff delay as is."""
+full: Jitter = _FullJitter()
+"""Uniform in ``[0, d]``: the best spread (AWS's "full jitter")."""
+equal: Jitter = _EqualJitter()
+"""``d/2 + uniform(0, d/2)``: keeps at least half the delay."""
+decorrelated: Jitter = _DecorrelatedJitter()
+"""``min(cap, uniform(base, previous*3))``: grows from the last delay, not from n."""
+
+
+def proportional(f: float) -> Jitter:
+    """``d * uniform(1-f, 1+f)`` with ``0 < f <= 1``."""
+    return _Proportional(factor=f)
+
+
+BY_NAME: dict[str, Jitter] = {
+    "none": none,
+    "full": full,
+    "equal": equal,
+    "decorrelated": decorrelated,
+}
+
+
+def from_name(name: str, *, field: str = "jitter") -> Jitter:
+    """The ready-made jitter object named by ``name``."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        known = ", ".join(BY_NAME)
+        raise ConfigError(f"{field}: unknown jitter {name!r} (known: {known})") from None
