@@ -158,7 +158,7 @@ class _Call:
         """Decide after a failed attempt: the delay before the next one, or ``None``."""
         policy = self.policy
         runner = self.runner
-        fault: Fault = policy.retry_on(exc)
+        fault: Fault = policy.classifier(exc)
         runner.recorder.fault(fault.cause)
         if fault.transient and policy.budget is not None:
             policy.budget.record_failure()
@@ -192,9 +192,9 @@ class _Call:
             if delay > policy.retry_after_max:
                 return self._give_up(exc, "deadline")
         else:
-            backoff = policy.backoff
+            backoff = policy.backoff_strategy
             delay = backoff.delay(self.attempt)
-            jitter = policy.jitter
+            jitter = policy.jitter_strategy
             if jitter is not _NO_JITTER:
                 base = backoff.delay(1)
                 previous = base if self.previous < 0 else self.previous
@@ -339,10 +339,12 @@ class Runner:
 
         generation = _config.generation()
         if generation != self._policy_generation or self._policy is None:
-            policy = _config.resolve_policy(self._named_policy)
+            # Resolve from one snapshot so the generation stored matches the policy.
+            snapshot = _config.snapshot()
+            policy = snapshot.policy(self._named_policy)
             self._check_policy(policy)
             self._policy = policy
-            self._policy_generation = _config.generation()
+            self._policy_generation = snapshot.generation
         return self._policy
 
     def breaker(self) -> CircuitBreaker | None:
@@ -454,6 +456,8 @@ class Runner:
         elapsed = _clock.monotonic() - call.start
         gave_up = self.has_retry and getattr(call, "gave_up_flag", False)
         self.recorder.finish(elapsed, ok=False, retries=call.attempt - 1, gave_up=gave_up)
+        for hook in events._failure_hooks:
+            hook(self.name, call.attempt, elapsed, exc)
 
     def happy(self, call: _Call, policy: Policy) -> None:
         """Book a first-attempt success of a plain retry layer (the hot path)."""
@@ -819,7 +823,7 @@ class Runner:
         if isinstance(exc, CircuitOpenError):
             return True  # an endpoint skipped by its open breaker: nothing was sent
         policy = self._policy if self.has_retry else None
-        classifier = classify if policy is None else policy.retry_on
+        classifier = classify if policy is None else policy.classifier
         if not classifier(exc).transient:
             return False
         # Not idempotent: move on only when the request provably never left.
@@ -828,7 +832,7 @@ class Runner:
     def defer(self, call: _Call, exc: Exception, instance: Any, args: Any, kwargs: Any) -> Any:
         fb = self.fallback
         assert fb is not None
-        classifier = self.policy().retry_on if self.has_retry else classify
+        classifier = self.policy().classifier if self.has_retry else classify
         if not classifier(exc).transient:
             raise exc  # a permanent fault is the caller's, never stored
         fb.defer_to.defer(self, call.get_call_id(), exc, instance, args, kwargs)
@@ -854,8 +858,9 @@ def named_breaker(name: str) -> CircuitBreaker:
     with _named_lock:
         entry = _named.get(name)
         if entry is not None and entry[0] == _config.generation():
-            return entry[1]
-        settings = _config.breaker_settings(name)
+            return entry[1]  # made by another thread meanwhile
+        snapshot = _config.snapshot()
+        settings = snapshot.breaker(name)
         fresh = CircuitBreaker(name, **settings)
         if entry is None:
             breaker = fresh
@@ -877,7 +882,7 @@ def named_breaker(name: str) -> CircuitBreaker:
                 breaker._window is not None and breaker._window.maxlen != breaker.window
             ):
                 breaker._window = fresh._window
-        _named[name] = (_config.generation(), breaker)
+        _named[name] = (snapshot.generation, breaker)
         return breaker
 
 

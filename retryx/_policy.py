@@ -6,17 +6,27 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from . import backoff as _backoff
 from . import jitter as _jitter
-from ._classify import Classifier, classify, to_classifier
+from ._classify import Classifier, Fault, classify, to_classifier
 from ._errors import ConfigError
 
 if TYPE_CHECKING:
     from ._budget import RetryBudget
 
-__all__ = ["Policy"]
+__all__ = ["Policy", "RetryOn"]
+
+RetryOn: TypeAlias = (
+    Classifier
+    | Callable[[BaseException], Fault | bool]
+    | type[BaseException]
+    | tuple[type[BaseException] | str, ...]
+    | list[type[BaseException] | str]
+    | str
+)
+"""What ``retry_on`` accepts; a ``Policy`` always holds the normalised classifier."""
 
 _NESTED = ("defer", "raise", "allow")
 
@@ -43,11 +53,13 @@ class Policy:
     """
 
     attempts: int = 3
-    backoff: _backoff.Backoff = field(default_factory=_backoff.exponential)
-    jitter: _jitter.Jitter = _jitter.full
+    # Annotated with what the constructor accepts; after __post_init__ the
+    # fields always hold the normalised objects (see classifier/backoff/jitter).
+    backoff: _backoff.Backoff | str = field(default_factory=_backoff.exponential)
+    jitter: _jitter.Jitter | str | None = _jitter.full
     deadline: float | None = None
     attempt_timeout: float | None = None
-    retry_on: Classifier = classify
+    retry_on: RetryOn = classify
     retry_if_result: Callable[[Any], bool] | None = None
     retry_after_max: float = 60.0
     budget: RetryBudget | None = None
@@ -118,6 +130,21 @@ class Policy:
             )
         if self.name is not None and (not isinstance(self.name, str) or not self.name):
             raise ConfigError(f"Policy.name must be a non-empty str or None, got {self.name!r}")
+
+    @property
+    def classifier(self) -> Classifier:
+        """``retry_on``, normalised: exception -> ``Fault``."""
+        return self.retry_on  # type: ignore[return-value]
+
+    @property
+    def backoff_strategy(self) -> _backoff.Backoff:
+        """``backoff``, normalised to a ``Backoff`` object."""
+        return self.backoff  # type: ignore[return-value]
+
+    @property
+    def jitter_strategy(self) -> _jitter.Jitter:
+        """``jitter``, normalised to a ``Jitter`` object."""
+        return self.jitter  # type: ignore[return-value]
 
     def replace(self, **changes: Any) -> Policy:
         """A validated copy with ``changes`` applied.

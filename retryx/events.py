@@ -132,6 +132,12 @@ def subscribe(callback: Callable[[Any], object]) -> Callable[[], None]:
     return unsubscribe
 
 
+# Internal observers of calls that ended in an exception (no public event says
+# that for callables without a retry layer): ``hook(name, attempts, elapsed, exc)``.
+# Used by ``retryx.otel``; checked only on the failure path.
+_failure_hooks: tuple[Callable[[str, int, float, BaseException], None], ...] = ()
+
+
 def emit(event: Any) -> None:
     """Deliver ``event`` to every subscriber; one that raises is logged and skipped."""
     for callback in _subscribers:
