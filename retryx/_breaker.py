@@ -33,6 +33,10 @@ _NAMES[_FORCED] = "open"
 # path allocates nothing), else the generation of the half-open phase it probes.
 Token = int | None
 
+# What a store's ``breaker_acquire`` returns when it cannot decide (Redis unreachable
+# under on_error="local", or the store closed): the in-process state decides instead.
+STORE_LOCAL = -1
+
 _cm_tokens: ContextVar[tuple[Token, ...]] = ContextVar("retryx_breaker_cm", default=())
 
 
@@ -168,12 +172,16 @@ class CircuitBreaker:
 
     def open(self) -> None:
         """Open the breaker by hand; it stays open until ``close()`` or ``reset()``."""
+        if self.store is not None and self.store.breaker_set(self, "open"):
+            return
         with self._lock:
             change = self._move(_FORCED)
         self._announce(change)
 
     def close(self) -> None:
         """Close the breaker by hand and clear its counts."""
+        if self.store is not None and self.store.breaker_set(self, "closed"):
+            return
         with self._lock:
             change = self._move(_CLOSED)
         self._announce(change)
@@ -241,6 +249,11 @@ class CircuitBreaker:
         """Admit a call or raise ``CircuitOpenError``; the token goes back on exit."""
         if self._state == _CLOSED:
             return None  # hot path: no lock, no allocation
+        if self.store is not None:
+            # Shared state: the store decides (a trial slot is claimed in Redis).
+            shared: Token = self.store.breaker_acquire(self)
+            if shared != STORE_LOCAL:
+                return shared
         change = None
         with self._lock:
             state = self._state
@@ -273,6 +286,8 @@ class CircuitBreaker:
                 # racing with a concurrent failure can only under-count that run.
                 self._failures = 0
             return
+        if self.store is not None and self.store.breaker_success(self, token):
+            return
         change = None
         with self._lock:
             if token != self._generation or self._state != _HALF_OPEN:
@@ -287,6 +302,8 @@ class CircuitBreaker:
         if not self.counts(exc).transient:
             self._on_success(token)  # the dependency answered: a permanent fault is a success
             return
+        if self.store is not None and self.store.breaker_failure(self, token):
+            return  # reported at once; the store updated the local view from Redis
         change = None
         with self._lock:
             if token is None:
@@ -313,9 +330,59 @@ class CircuitBreaker:
         """Give a trial slot back without a verdict (the call was cancelled)."""
         if token is None:
             return
+        if self.store is not None and self.store.breaker_release(self, token):
+            return
         with self._lock:
             if token == self._generation and self._state == _HALF_OPEN:
                 self._trials -= 1
+
+    def _call(self, fn: Callable[..., Any], args: Any, kwargs: Any, recorder: Any) -> Any:
+        """Run ``fn`` through the breaker (the pipeline's sync guard).
+
+        A ``CircuitOpenError`` raised by ``fn`` (an inner breaker refusing) is no
+        verdict on this breaker's dependency: the slot is given back unjudged.
+        """
+        try:
+            token = self._acquire()
+        except CircuitOpenError:
+            recorder.rejected()
+            raise
+        try:
+            result = fn(*args, **kwargs)
+        except CircuitOpenError:
+            self._release(token)
+            raise
+        except Exception as exc:
+            self._on_failure(token, exc)
+            raise
+        except BaseException:
+            self._release(token)
+            raise
+        self._on_success(token)
+        return result
+
+    async def _call_async(
+        self, fn: Callable[..., Any], args: Any, kwargs: Any, recorder: Any
+    ) -> Any:
+        """``_call`` for coroutine functions (mirrors it line for line)."""
+        try:
+            token = self._acquire()
+        except CircuitOpenError:
+            recorder.rejected()
+            raise
+        try:
+            result = await fn(*args, **kwargs)
+        except CircuitOpenError:
+            self._release(token)
+            raise
+        except Exception as exc:
+            self._on_failure(token, exc)
+            raise
+        except BaseException:
+            self._release(token)
+            raise
+        self._on_success(token)
+        return result
 
     # --- transitions -------------------------------------------------------------------
 
@@ -341,7 +408,8 @@ class CircuitBreaker:
         if change is None:
             return
         old, new = change
-        extra = {"retryx": {"breaker": self.name, "state": new}}
+        # The contract's record.retryx keys only: the new state is in the level and message.
+        extra = {"retryx": {"breaker": self.name}}
         if new == "open":
             events.logger.warning("circuit breaker %s opened (was %s)", self.name, old, extra=extra)
         else:

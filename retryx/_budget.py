@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
 from ._errors import ConfigError
 
 __all__ = ["RetryBudget"]
+
+
+def _number(field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"RetryBudget.{field} must be a finite number, got {value!r}")
+    return float(value)
 
 
 class RetryBudget:
@@ -17,13 +24,27 @@ class RetryBudget:
     takes 1 token, every successful call gives back ``token_ratio`` (never above
     ``max_tokens``); a retry is allowed only while tokens stay above
     ``max_tokens / 2``. One budget may be shared by many policies; with
-    ``store=`` (and a ``name``) by many processes.
+    ``store=`` (and a ``name``, the shared key) by many processes.
+
+    With a store, ``tokens`` and ``allows_retry()`` read a local view of the
+    shared bucket: a failure is reported at once (one round trip that also
+    returns the shared count), successes are batched and flushed with the
+    store's next sync.
 
     Raises:
         ConfigError: for a bad setting, or a store without a name.
     """
 
-    __slots__ = ("_lock", "_tokens", "max_tokens", "name", "store", "token_ratio")
+    __slots__ = (
+        "__weakref__",
+        "_lock",
+        "_pending",
+        "_tokens",
+        "max_tokens",
+        "name",
+        "store",
+        "token_ratio",
+    )
 
     def __init__(
         self,
@@ -32,36 +53,43 @@ class RetryBudget:
         name: str | None = None,
         store: Any = None,
     ) -> None:
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int | float):
-            raise ConfigError(f"RetryBudget.max_tokens must be a number, got {max_tokens!r}")
+        max_tokens = _number("max_tokens", max_tokens)
         if not max_tokens > 0:
             raise ConfigError(f"RetryBudget.max_tokens must be > 0, got {max_tokens!r}")
-        if isinstance(token_ratio, bool) or not isinstance(token_ratio, int | float):
-            raise ConfigError(f"RetryBudget.token_ratio must be a number, got {token_ratio!r}")
+        token_ratio = _number("token_ratio", token_ratio)
         if not 0 < token_ratio <= max_tokens:
-            raise ConfigError(f"RetryBudget.token_ratio must be > 0, got {token_ratio!r}")
+            raise ConfigError(
+                f"RetryBudget.token_ratio must be > 0 and <= max_tokens, got {token_ratio!r}"
+            )
         if name is not None and (not isinstance(name, str) or not name):
             raise ConfigError(f"RetryBudget.name must be a non-empty str, got {name!r}")
-        if store is not None and name is None:
-            raise ConfigError("RetryBudget.name is required with a store (the shared key)")
-        self.max_tokens = float(max_tokens)
-        self.token_ratio = float(token_ratio)
+        if store is not None:
+            if name is None:
+                raise ConfigError(
+                    "RetryBudget.name is required with a store (it is the shared key)"
+                )
+            if getattr(store, "attach_budget", None) is None:
+                raise ConfigError(f"RetryBudget.store must be a retryx store, got {store!r}")
+        self.max_tokens = max_tokens
+        self.token_ratio = token_ratio
         self.name = name
         self.store = store
-        self._tokens = self.max_tokens
+        self._tokens = max_tokens
+        self._pending = 0  # successes not yet reported to the store
         self._lock = threading.Lock()
+        if store is not None:
+            store.attach_budget(self)
 
     @property
     def tokens(self) -> float:
-        """The tokens left now."""
-        if self.store is not None:
-            return float(self.store.budget_tokens(self))
+        """The tokens left now (with a store: as last seen, plus this process's successes)."""
         return self._tokens
 
     def record_failure(self) -> None:
         """A failed attempt classified transient: take 1 token (never below 0)."""
-        if self.store is not None:
-            self.store.budget_failure(self)
+        # A store that handled it has already set _tokens from the shared count; it
+        # declines while Redis is unreachable, and the local view carries on.
+        if self.store is not None and self.store.budget_failure(self):
             return
         with self._lock:
             self._tokens = max(0.0, self._tokens - 1.0)
@@ -69,28 +97,47 @@ class RetryBudget:
     def record_success(self) -> None:
         """A successful call: give back ``token_ratio`` tokens (never above the max)."""
         if self.store is not None:
-            self.store.budget_success(self)
+            with self._lock:
+                self._pending += 1  # flushed with the store's next sync or failure report
+                self._tokens = min(self.max_tokens, self._tokens + self.token_ratio)
             return
-        tokens = self._tokens
-        if tokens < self.max_tokens:
+        if self._tokens < self.max_tokens:  # a full bucket (the common case) takes no lock
             with self._lock:
                 self._tokens = min(self.max_tokens, self._tokens + self.token_ratio)
 
     def allows_retry(self) -> bool:
         """True while the tokens are above half of ``max_tokens``."""
-        return self.tokens > self.max_tokens / 2
+        return self._tokens > self.max_tokens / 2
 
     def reset(self) -> None:
-        """Refill to ``max_tokens``."""
-        if self.store is not None:
-            self.store.budget_reset(self)
+        """Refill to ``max_tokens`` (with a store: for every process sharing it)."""
+        if self.store is not None and self.store.budget_reset(self):
             return
         with self._lock:
             self._tokens = self.max_tokens
+            self._pending = 0
+
+    # --- the store's side: batching successes and adopting the shared count -------------
+
+    def _take_pending(self) -> int:
+        """Hand the batched successes to the store (it gives them back if Redis fails)."""
+        with self._lock:
+            pending, self._pending = self._pending, 0
+        return pending
+
+    def _give_back(self, pending: int) -> None:
+        if pending:
+            with self._lock:
+                self._pending += pending
+
+    def _adopt(self, shared: float) -> None:
+        """Take the shared count, plus the successes made since it was computed."""
+        with self._lock:
+            self._tokens = min(self.max_tokens, shared + self._pending * self.token_ratio)
 
     def __repr__(self) -> str:
         label = f" {self.name!r}" if self.name else ""
-        return f"<RetryBudget{label} tokens={self.tokens:g}/{self.max_tokens:g}>"
+        return f"<RetryBudget{label} tokens={self._tokens:g}/{self.max_tokens:g}>"
 
 
 RetryBudget.__module__ = "retryx"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
+import logging
 import math
 import os
 import re
@@ -101,8 +103,8 @@ def parse_endpoint(text: str) -> tuple[str, int]:
     return (m["v6"] or m["host"], port)
 
 
-def _policy_parent() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
+def _policy_parent() -> _Parser:
+    p = _Parser(add_help=False)
     g = p.add_argument_group("policy options")
     g.add_argument("--policy", metavar="NAME", help="start from the named policy in the config")
     g.add_argument("--attempts", type=int, metavar="N", help="attempts, the first included")
@@ -208,7 +210,7 @@ def build_policy(args: argparse.Namespace, *, name: str | None = None) -> Policy
     changes: dict[str, Any] = {}
     if args.attempts is not None:
         changes["attempts"] = args.attempts
-    b = _build_backoff(args, base.backoff)
+    b = _build_backoff(args, base.backoff_strategy)
     if b is not None:
         changes["backoff"] = b
     if args.jitter is not None:
@@ -302,7 +304,8 @@ class _Runner:
             yield
         finally:
             for s, handler in saved.items():
-                signal.signal(s, handler)
+                # None: a handler not installed from Python; the default is the best guess.
+                signal.signal(s, signal.SIG_DFL if handler is None else handler)
 
     # Output -------------------------------------------------------------------
 
@@ -343,6 +346,7 @@ class _Runner:
         """Wait ``delay`` seconds through the retryx clock, with a countdown on a TTY."""
         if delay <= 0:
             self._say(f"{message}; retrying now")
+            _clock.zero_wait(0.0)  # recorded by a fake clock, free otherwise
             return
         self.waiting = True
         try:
@@ -356,7 +360,8 @@ class _Runner:
                 left = end - _clock.monotonic()
                 if left <= 0:
                     break
-                self.err.write(f"\r{PROG}: {message}; retrying in {left:.1f}s\x1b[K")
+                shown = math.ceil(round(left * 10, 6)) / 10  # count down to 0.1, never 0.0
+                self.err.write(f"\r{PROG}: {message}; retrying in {shown:.1f}s\x1b[K")
                 self.err.flush()
                 _clock.sleep(min(_COUNTDOWN_STEP, left))
         except _Interrupted:
@@ -458,7 +463,8 @@ def _ms(seconds: float) -> str:
 
 
 def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = exc.message if isinstance(exc, BaseExceptionGroup) else str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _addr(addr: Any) -> str:
@@ -506,7 +512,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         parse_endpoint(e)
     policy = build_policy(args) if _policy_given(args) else None
     try:
-        from . import sockets
+        sockets = importlib.import_module("retryx.sockets")
     except ImportError:
         raise UsageError("connect needs retryx.sockets, which is not available") from None
     from . import events
@@ -519,7 +525,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         at = _clock.monotonic() - start
         if isinstance(event, events.EndpointFailed):
             log.append(
-                {"at": at, "endpoint": str(event.endpoint), "error": _error_text(event.exception)}
+                {"at": at, "endpoint": _addr(event.endpoint), "error": _error_text(event.exception)}
             )
         elif isinstance(event, events.RetryScheduled):
             log.append(
@@ -532,6 +538,10 @@ def _cmd_connect(args: argparse.Namespace) -> int:
             )
 
     unsubscribe = events.subscribe(record)
+    # The command reports each attempt itself: keep the library's log lines
+    # (printed by logging's last-resort handler) off the terminal meanwhile.
+    quiet_log = logging.NullHandler()
+    logging.getLogger("retryx").addHandler(quiet_log)
     sock: Any = None
     failure: Exception | None = None
     try:
@@ -544,13 +554,13 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         failure = exc
     finally:
         unsubscribe()
+        logging.getLogger("retryx").removeHandler(quiet_log)
     elapsed = _clock.monotonic() - start
-    if failure is not None and isinstance(failure, AllEndpointsFailed):
-        if not any("endpoint" in entry for entry in log):
-            log.extend(
-                {"at": elapsed, "endpoint": str(ep), "error": _error_text(exc)}
-                for ep, exc in failure.errors.items()
-            )
+    if isinstance(failure, AllEndpointsFailed) and not any("endpoint" in e for e in log):
+        log.extend(
+            {"at": elapsed, "endpoint": _addr(ep), "error": _error_text(exc)}
+            for ep, exc in failure.errors.items()
+        )
     result: dict[str, Any] = {
         "connected": sock is not None,
         "endpoint": None,
@@ -596,8 +606,7 @@ def _print_connect(result: dict[str, Any], *, as_json: bool) -> None:
             out.write(f"[{at}] {entry['endpoint']} failed: {entry['error']}\n")
         else:
             out.write(
-                f"[{at}] attempt {entry['attempt']} failed; retrying in "
-                f"{entry['retry_in']:.2f}s\n"
+                f"[{at}] attempt {entry['attempt']} failed; retrying in {entry['retry_in']:.2f}s\n"
             )
     if result["connected"]:
         out.write(
@@ -618,8 +627,6 @@ def _print_connect(result: dict[str, Any], *, as_json: bool) -> None:
 
 
 def _load_pyplot(path: str) -> Any:
-    import importlib
-
     try:
         mpl = importlib.import_module("matplotlib")
         mpl.use("Agg")

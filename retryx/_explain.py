@@ -85,8 +85,8 @@ def _mark(policy: Policy, best: float, worst: float) -> DeadlineMark | None:
 
 def schedule_rows(policy: Policy, *, limit: int = MAX_ROWS) -> list[Row]:
     """The schedule of ``policy``: one ``Row`` per attempt, at most ``limit`` rows."""
-    b = policy.backoff
-    j = policy.jitter
+    b = policy.backoff_strategy
+    j = policy.jitter_strategy
     base = b.delay(1)
     cap = _backoff.cap_of(b)
     rows = [Row(1, 0.0, 0.0, 0.0, 0.0, 0.0, _mark(policy, 0.0, 0.0))]
@@ -112,12 +112,12 @@ def delays(policy: Policy) -> Iterator[float]:
     Decorrelated jitter gets base = ``backoff.delay(1)``, the previous draw
     (base at first) and the backoff's cap, as the retry engine does.
     """
-    b = policy.backoff
+    b = policy.backoff_strategy
     base = b.delay(1)
     cap = _backoff.cap_of(b)
     prev = base
     for n in range(1, policy.attempts):
-        prev = policy.jitter.apply(b.delay(n), prev, base, cap)
+        prev = policy.jitter_strategy.apply(b.delay(n), prev, base, cap)
         yield prev
 
 
@@ -141,8 +141,8 @@ def policy_summary(policy: Policy) -> str:
     deadline = "none" if policy.deadline is None else fmt_seconds(policy.deadline)
     name = f"policy {policy.name!r}: " if policy.name else "policy: "
     return (
-        f"{name}attempts={policy.attempts}, backoff={policy.backoff!r}, "
-        f"jitter={_jitter_name(policy.jitter)}, deadline={deadline}"
+        f"{name}attempts={policy.attempts}, backoff={policy.backoff_strategy!r}, "
+        f"jitter={_jitter_name(policy.jitter_strategy)}, deadline={deadline}"
     )
 
 
@@ -166,15 +166,17 @@ def warnings(policy: Policy) -> list[str]:
             f"{immediate} immediate (0 s) retries: only one immediate retry helps; "
             "back off after it (--backoff immediate)"
         )
-    cap = _backoff.cap_of(policy.backoff)
+    cap = _backoff.cap_of(policy.backoff_strategy)
     if math.isinf(cap):
-        out.append(f"no cap on the delay ({policy.backoff!r}): waits can grow without bound")
+        out.append(
+            f"no cap on the delay ({policy.backoff_strategy!r}): waits can grow without bound"
+        )
     elif cap > LARGE_CAP:
         out.append(
             f"the delay cap is {fmt_seconds(cap)}, above {fmt_seconds(LARGE_CAP)}: "
             "as good as no cap; lower it"
         )
-    if policy.jitter is _jitter.none and any(r.delay > 0 for r in rows):
+    if policy.jitter_strategy is _jitter.none and any(r.delay > 0 for r in rows):
         out.append(
             "no jitter: clients that failed together retry together (thundering herd); "
             "use --jitter full"
@@ -261,10 +263,10 @@ def to_json(policy: Policy) -> dict[str, Any]:
         "policy": {
             "name": policy.name,
             "attempts": policy.attempts,
-            "backoff": repr(policy.backoff),
-            "jitter": _jitter_name(policy.jitter),
+            "backoff": repr(policy.backoff_strategy),
+            "jitter": _jitter_name(policy.jitter_strategy),
             "deadline": policy.deadline,
-            "cap": _num(_backoff.cap_of(policy.backoff)),
+            "cap": _num(_backoff.cap_of(policy.backoff_strategy)),
         },
         "rows": [
             {

@@ -18,9 +18,9 @@ import itertools
 import logging
 import sys
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast, overload
+from typing import Any, Protocol, TypeVar, overload
 
 import wrapt
 from typing_extensions import ParamSpec
@@ -32,7 +32,7 @@ from ._classify import Fault, classify, is_unsent
 from ._context import SCOPE, CallContext, ReplayScope, new_call_id
 from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError, NestedRetryError
 from ._policy import Policy
-from ._stats import Recorder, Stats
+from ._stats import _FOLD_AT, Recorder, Stats
 from .backoff import cap_of
 
 __all__ = [
@@ -46,11 +46,16 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
+V = TypeVar("V")
+V_co = TypeVar("V_co", covariant=True)
 
 logger = events.logger
 _MISSING: Any = object()
 _ORDER = ("fallback", "retry", "failover", "circuit_breaker")
 _GIVE_UP = None  # what the decision methods return to say "stop and re-raise"
+# (outer name, inner name) pairs already warned about: once per process, per pair.
+_warned_nested: set[tuple[str, str]] = set()
+_warned_nested_lock = threading.Lock()
 
 
 # --- layers: the immutable configuration of each decorator -----------------------------
@@ -75,7 +80,12 @@ class _Fallback:
 
 
 class _Call:
-    """One logical call through a pipeline: attempts, timing, ids. Short-lived."""
+    """One logical call through a pipeline: attempts, timing, ids. Short-lived.
+
+    The hot path (first attempt succeeds) sets only ``runner``, ``parent`` and
+    ``start``; ``begin`` sets the rest once a retry layer has something to decide.
+    Readers outside the decisions (``context``, ``get_call_id``) tolerate unset slots.
+    """
 
     __slots__ = (
         "attempt",
@@ -85,74 +95,90 @@ class _Call:
         "endpoint",
         "gave_up_flag",
         "last_exc",
+        "parent",
         "policy",
         "previous",
         "retries",
-        "retrying",
         "runner",
         "start",
     )
     replay_id = None
     attempt: int
-    call_id: str | None
+    call_id: str
     deadline_at: float | None
     deferred: bool
     endpoint: Hashable | None
     gave_up_flag: bool
     last_exc: Exception | None
+    parent: Any
     policy: Policy
     previous: float
     retries: int
-    retrying: _Call | None
     runner: Runner
     start: float
 
-    def __init__(self, runner: Runner, parent: Any) -> None:
-        self.runner = runner
-        self.start = _clock.monotonic()
-        self.attempt = 1
-        self.call_id = None if parent is None else parent.replay_id
-        self.endpoint = None
-        # The innermost enclosing retrying call, for the nesting guard.
-        self.retrying = self if runner.has_retry else (parent and parent.retrying)
-
-    # What current() shows.
-    def context(self) -> CallContext:
-        if self.call_id is None:
-            self.call_id = new_call_id()
-        remaining = None
+    @property
+    def retrying(self) -> _Call | None:
+        """The innermost retrying call this one runs in (itself when it retries)."""
         if self.runner.has_retry:
+            return self
+        parent = self.parent
+        return None if parent is None else parent.retrying
+
+    def context(self) -> CallContext:
+        """What ``current()`` shows."""
+        remaining = None
+        deadline_at = getattr(self, "deadline_at", None)
+        if deadline_at is None and self.runner.has_retry:
             deadline = self.runner.policy().deadline
-            if deadline is not None:
-                remaining = max(0.0, self.start + deadline - _clock.monotonic())
-        return CallContext(self.call_id, self.attempt, remaining, self.endpoint, self.runner.name)
+            deadline_at = None if deadline is None else self.start + deadline
+        if deadline_at is not None:
+            remaining = max(0.0, deadline_at - _clock.monotonic())
+        return CallContext(
+            self.get_call_id(),
+            getattr(self, "attempt", 1),
+            remaining,
+            getattr(self, "endpoint", None),
+            self.runner.name,
+        )
 
     def get_call_id(self) -> str:
-        if self.call_id is None:
-            self.call_id = new_call_id()
-        return self.call_id
+        """This call's id, made on first use (or the replayed call's id)."""
+        try:
+            return self.call_id
+        except AttributeError:
+            parent = self.parent
+            replayed = parent.replay_id if parent is not None else None
+            self.call_id = replayed if replayed is not None else new_call_id()
+            return self.call_id
 
-    def begin_retry(self, policy: Policy, parent: Any) -> None:
-        """Set up the retry layer's state (after the happy path failed once or at start)."""
+    def enter_nested(self, policy: Policy, outer: _Call) -> None:
+        """The nesting guard: this retrying call started inside ``outer``."""
+        runner = self.runner
+        if policy.nested == "raise":
+            raise NestedRetryError(outer.runner.name, runner.name)
+        if policy.nested == "defer":
+            self.deferred = True
+            runner.warn_nested(outer.runner.name)
+
+    def begin(self, policy: Policy) -> None:
+        """Set up the retry state, once the first attempt did not simply succeed."""
         self.policy = policy
+        self.attempt = getattr(self, "attempt", 1)
         self.retries = 0
         self.previous = -1.0
         self.last_exc = None
         self.deadline_at = None if policy.deadline is None else self.start + policy.deadline
-        self.deferred = False
+        self.deferred = getattr(self, "deferred", False)
         self.gave_up_flag = False
-        outer = parent.retrying if parent is not None else None
-        if outer is not None and policy.nested != "allow":
-            runner = self.runner
-            if policy.nested == "raise":
-                raise NestedRetryError(outer.runner.name, runner.name)
-            self.deferred = True
-            runner.warn_nested(outer.runner.name)
 
     def remaining(self) -> float | None:
-        if self.deadline_at is None:
-            return None
-        return self.deadline_at - _clock.monotonic()
+        """Seconds left before the deadline, or ``None``."""
+        deadline_at = getattr(self, "deadline_at", None)
+        if deadline_at is None and self.runner.has_retry:
+            deadline = self.runner.policy().deadline
+            deadline_at = None if deadline is None else self.start + deadline
+        return None if deadline_at is None else deadline_at - _clock.monotonic()
 
     def on_error(self, exc: Exception) -> float | None:
         """Decide after a failed attempt: the delay before the next one, or ``None``."""
@@ -222,7 +248,7 @@ class _Call:
                         "delay": delay,
                         "cause": cause,
                         "elapsed": _clock.monotonic() - self.start,
-                        **({"endpoint": self.endpoint} if self.endpoint is not None else {}),
+                        **_endpoint_field(self),
                     }
                 },
             )
@@ -269,7 +295,7 @@ class _Call:
                         "attempt": n,
                         "elapsed": elapsed,
                         "reason": reason,
-                        **({"endpoint": self.endpoint} if self.endpoint is not None else {}),
+                        **_endpoint_field(self),
                     }
                 },
             )
@@ -279,7 +305,16 @@ class _Call:
         return _GIVE_UP
 
 
+def _endpoint_field(call: _Call) -> dict[str, Any]:
+    endpoint = getattr(call, "endpoint", None)
+    return {} if endpoint is None else {"endpoint": endpoint}
+
+
 _NO_JITTER = _jitter.none
+_new_call = object.__new__
+_scope_get = SCOPE.get
+_scope_set = SCOPE.set
+_scope_reset = SCOPE.reset
 
 
 # --- the runner: drivers for one pipeline -----------------------------------------------
@@ -293,6 +328,9 @@ class Runner:
         self.name = name
         self.is_async = is_async
         self.recorder = Recorder()
+        self.pending = self.recorder.pending
+        # The plain function under the wrappers (set by _Pipeline); replay names it.
+        self.target: Any = None
         retry_layer = layers.get("retry")
         self.has_retry = retry_layer is not None
         self._named_policy: str | None = retry_layer if isinstance(retry_layer, str) else None
@@ -300,6 +338,8 @@ class Runner:
         self._policy_generation = -1
         if self._policy is not None:
             self._check_policy(self._policy)
+            # Policy.name labels logs, events, stats and current() (default: the qualname).
+            self.name = self._policy.name or name
         fo = layers.get("failover")
         self.failover: _Failover | None = fo
         self._endpoint_breakers: dict[Hashable, CircuitBreaker] = {}
@@ -312,14 +352,17 @@ class Runner:
         self._breaker_generation = -1
         self.fallback: _Fallback | None = layers.get("fallback")
         self._warned_loop = False
-        self._warned_nested: set[str] = set()
-        # The happy path of a plain retry layer needs none of the machinery below.
-        self.simple = (
-            self._policy is not None
-            and fo is None
-            and breaker is None
-            and self.fallback is None
-            and self._policy.attempt_timeout is None
+        # A plain attempt is just the call: no failover sweep, no breaker, no
+        # per-attempt timeout (a named policy may set one, so it is never plain).
+        no_timeout = self._named_policy is None and (
+            self._policy is None or self._policy.attempt_timeout is None
+        )
+        self.plain = fo is None and breaker is None and no_timeout
+        # An attempt through one known breaker only: the breaker's own guard.
+        self.guard = self._breaker if fo is None and no_timeout else None
+        policy = self._policy
+        self.checks_result = self._named_policy is not None or (
+            policy is not None and (policy.retry_if_result is not None or policy.budget is not None)
         )
 
     # --- resolution of named policies and breakers ------------------------------------
@@ -345,6 +388,8 @@ class Runner:
             self._check_policy(policy)
             self._policy = policy
             self._policy_generation = snapshot.generation
+            if policy.name:
+                self.name = policy.name
         return self._policy
 
     def breaker(self) -> CircuitBreaker | None:
@@ -400,8 +445,14 @@ class Runner:
     # --- warnings --------------------------------------------------------------------
 
     def warn_nested(self, outer: str) -> None:
-        if outer not in self._warned_nested:
-            self._warned_nested.add(outer)
+        pair = (outer, self.name)
+        if pair not in _warned_nested:
+            with _warned_nested_lock:
+                first = pair not in _warned_nested
+                _warned_nested.add(pair)
+        else:
+            first = False
+        if first:
             logger.warning(
                 "nested retry: %s retries inside %s; deferring its retries to the outer "
                 "layer (set nested='allow' or 'raise' on the inner policy to choose otherwise)",
@@ -429,135 +480,159 @@ class Runner:
     # --- finishing a call ----------------------------------------------------------
 
     def succeeded(self, call: _Call, policy: Policy | None) -> None:
-        """Book a call that returned (on the slow path, or without a retry layer)."""
+        """Book a call that returned after the slow path (retried or recovered)."""
         elapsed = _clock.monotonic() - call.start
-        if policy is None:
-            self.recorder.success(elapsed)
-        else:
-            gave_up = call.gave_up_flag
-            self.recorder.finish(elapsed, ok=True, retries=call.attempt - 1, gave_up=gave_up)
-            if call.attempt > 1 and logger.isEnabledFor(logging.INFO):
-                logger.info(
-                    "%s succeeded after %d attempts in %.2fs",
-                    self.name,
-                    call.attempt,
-                    elapsed,
-                    extra={
-                        "retryx": {"name": self.name, "attempt": call.attempt, "elapsed": elapsed}
-                    },
-                )
+        attempts = getattr(call, "attempt", 1)
+        gave_up = getattr(call, "gave_up_flag", False)
+        self.recorder.finish(elapsed, ok=True, retries=attempts - 1, gave_up=gave_up)
+        if attempts > 1 and logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "%s succeeded after %d attempts in %.2fs",
+                self.name,
+                attempts,
+                elapsed,
+                extra={"retryx": {"name": self.name, "attempt": attempts, "elapsed": elapsed}},
+            )
         if policy is not None and policy.budget is not None:
             policy.budget.record_success()
         if events._subscribers:
-            events.emit(events.Succeeded(self.name, call.attempt, elapsed))
+            events.emit(events.Succeeded(self.name, attempts, elapsed))
 
     def failed(self, call: _Call, exc: BaseException) -> None:
         """Book a call that ended in an exception."""
         elapsed = _clock.monotonic() - call.start
-        gave_up = self.has_retry and getattr(call, "gave_up_flag", False)
-        self.recorder.finish(elapsed, ok=False, retries=call.attempt - 1, gave_up=gave_up)
+        attempts = getattr(call, "attempt", 1)
+        gave_up = getattr(call, "gave_up_flag", False)
+        self.recorder.finish(elapsed, ok=False, retries=attempts - 1, gave_up=gave_up)
         for hook in events._failure_hooks:
-            hook(self.name, call.attempt, elapsed, exc)
+            hook(self.name, attempts, elapsed, exc)
 
-    def happy(self, call: _Call, policy: Policy) -> None:
-        """Book a first-attempt success of a plain retry layer (the hot path)."""
-        self.recorder.success(_clock.monotonic() - call.start)
-        if policy.budget is not None:
-            policy.budget.record_success()
-        if events._subscribers:
-            events.emit(events.Succeeded(self.name, 1, _clock.monotonic() - call.start))
+    def start(self, call: _Call, parent: Any) -> Policy | None:
+        """The policy for this call; runs the nesting guard when nested in a retry."""
+        policy = self._policy if self._named_policy is None else self.policy()
+        if policy is not None and parent is not None:
+            outer = parent.retrying
+            if outer is not None and policy.nested != "allow":
+                call.enter_nested(policy, outer)
+        return policy
 
     # --- the sync driver -----------------------------------------------------------
+    #
+    # Attempt 1 runs straight away; only when it fails (or its result must be
+    # retried) does ``_recover_sync`` set up the retry state and go on.
 
-    def run_sync(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        parent = SCOPE.get()
-        call = _Call(self, parent)
-        token = SCOPE.set(call)
+    def run_sync(self, wrapped: Any, instance: Any, /, *args: Any, **kwargs: Any) -> Any:
+        parent = _scope_get()
+        call = _new_call(_Call)
+        call.runner = self
+        call.parent = parent
+        call.start = start = _clock.monotonic()
+        token = _scope_set(call)
         try:
-            if self.simple and (parent is None or parent.retrying is None):
-                # Hot path: a plain @retry, not nested. The retry state is set up
-                # only once the first attempt did not simply succeed.
-                policy = cast(Policy, self._policy)
-                try:
-                    result = wrapped(*args, **kwargs)
-                except Exception as exc:
-                    call.begin_retry(policy, parent)
-                    result = self._retry_sync(call, policy, wrapped, args, kwargs, exc)
-                else:
-                    if policy.retry_if_result is None or not policy.retry_if_result(result):
-                        self.happy(call, policy)
-                        return result
-                    call.begin_retry(policy, parent)
-                    result = self._retry_sync(call, policy, wrapped, args, kwargs, _MISSING, result)
-                self.succeeded(call, policy)
-                return result
-            layered = self.policy() if self.has_retry else None
+            policy = self._policy
+            if parent is not None or self._named_policy is not None:
+                policy = self.start(call, parent)
             try:
-                if layered is not None:
-                    call.begin_retry(layered, parent)
-                    result = self._retry_sync(call, layered, wrapped, args, kwargs, None)
+                if self.plain:
+                    result = wrapped(*args, **kwargs)
+                elif self.guard is not None:
+                    result = self.guard._call(wrapped, args, kwargs, self.recorder)
                 else:
                     result = self._attempt_sync(call, wrapped, args, kwargs)
             except Exception as exc:
-                self.failed(call, exc)
-                if self.fallback is None:
-                    raise
-                return self._fallback_sync(call, exc, instance, args, kwargs)
-            self.succeeded(call, layered)
+                return self._recover_sync(
+                    call, policy, exc, _MISSING, wrapped, instance, args, kwargs
+                )
+            if self.checks_result and policy is not None:
+                check = policy.retry_if_result
+                if check is not None and check(result):
+                    return self._recover_sync(
+                        call, policy, None, result, wrapped, instance, args, kwargs
+                    )
+                if policy.budget is not None:
+                    policy.budget.record_success()
+            # The happy path books the call with one atomic append (see Recorder).
+            pending = self.pending
+            pending.append(_clock.monotonic() - start)
+            if len(pending) > _FOLD_AT:
+                self.recorder.fold()
+            if events._subscribers:
+                events.emit(events.Succeeded(self.name, 1, _clock.monotonic() - start))
             return result
-        except BaseException as exc:
-            if self.simple and isinstance(exc, Exception):
-                self.failed(call, exc)
-            raise
         finally:
-            SCOPE.reset(token)
+            _scope_reset(token)
+
+    def bound_sync(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        """wrapt's wrapper signature (bound methods, classmethods, callables)."""
+        return self.run_sync(wrapped, instance, *args, **kwargs)
+
+    def _recover_sync(
+        self,
+        call: _Call,
+        policy: Policy | None,
+        exc: Exception | None,
+        result: Any,
+        wrapped: Any,
+        instance: Any,
+        args: Any,
+        kwargs: Any,
+    ) -> Any:
+        """After attempt 1 failed: retry per the policy, then book the call or fall back."""
+        try:
+            if policy is None:
+                assert exc is not None
+                raise exc
+            call.begin(policy)
+            result = self._retry_sync(call, policy, exc, result, wrapped, args, kwargs)
+        except Exception as final:
+            self.failed(call, final)
+            if self.fallback is None:
+                raise
+            return self._fallback_sync(call, final, instance, args, kwargs)
+        self.succeeded(call, policy)
+        return result
 
     def _retry_sync(
         self,
         call: _Call,
         policy: Policy,
+        exc: Exception | None,
+        result: Any,
         wrapped: Any,
         args: Any,
         kwargs: Any,
-        first_error: Any,
-        first_result: Any = _MISSING,
     ) -> Any:
-        """Attempts 1..n (or 2..n when the hot path already made attempt 1)."""
-        if first_error is not None and first_error is not _MISSING:
-            delay = call.on_error(first_error)
-            if delay is _GIVE_UP:
-                raise first_error
-        elif first_result is not _MISSING:
-            delay = call.on_result(first_result)
-            if delay is _GIVE_UP:
-                return first_result
-        else:
-            delay = -1.0  # no attempt made yet
+        """Attempts 2..n, after attempt 1 failed with ``exc`` or returned ``result``."""
+        delay = call.on_error(exc) if exc is not None else call.on_result(result)
+        if delay is _GIVE_UP:
+            if exc is not None:
+                raise exc
+            return result
         check = policy.retry_if_result
         while True:
-            if delay >= 0:
-                if delay > 0:
-                    self.sleep_sync(delay)
-                else:
-                    _clock.zero_wait(delay)  # never sleep(0): it costs a syscall
-                if not call.next_attempt():
-                    if call.last_exc is not None:
-                        raise call.last_exc
-                    return first_result
+            if delay > 0:
+                self.sleep_sync(delay)
+            else:
+                _clock.zero_wait(delay)  # never sleep(0): it costs a syscall
+            if not call.next_attempt():
+                if call.last_exc is not None:
+                    raise call.last_exc
+                return result
             try:
-                result = self._attempt_sync(call, wrapped, args, kwargs)
-            except Exception as exc:
-                delay = call.on_error(exc)
+                if self.plain:
+                    result = wrapped(*args, **kwargs)
+                else:
+                    result = self._attempt_sync(call, wrapped, args, kwargs)
+            except Exception as error:
+                delay = call.on_error(error)
                 if delay is _GIVE_UP:
                     raise
                 continue
-            if check is not None and check(result):
-                first_result = result
-                delay = call.on_result(result)
-                if delay is _GIVE_UP:
-                    return result
-                continue
-            return result
+            if check is None or not check(result):
+                return result
+            delay = call.on_result(result)
+            if delay is _GIVE_UP:
+                return result
 
     def _attempt_sync(self, call: _Call, wrapped: Any, args: Any, kwargs: Any) -> Any:
         """One attempt: a failover sweep, or one guarded call."""
@@ -585,21 +660,16 @@ class Runner:
     def _guarded_sync(
         self, endpoint_breaker: CircuitBreaker | None, wrapped: Any, args: Any, kwargs: Any
     ) -> Any:
-        """The call, through the endpoint's breaker and the @circuit_breaker layer."""
-        breakers = self.guards(endpoint_breaker)
-        if not breakers:
-            return wrapped(*args, **kwargs)
-        tokens = self.acquire(breakers)
-        try:
-            result = wrapped(*args, **kwargs)
-        except Exception as exc:
-            self.release(breakers, tokens, exc)
-            raise
-        except BaseException:
-            self.release(breakers, tokens, None)
-            raise
-        self.release(breakers, tokens, _MISSING)
-        return result
+        """The call, through the endpoint's breaker, then the @circuit_breaker layer's."""
+        breaker = self._breaker if self._breaker_name is None else self.breaker()
+        rec = self.recorder
+        if endpoint_breaker is None:
+            if breaker is None:
+                return wrapped(*args, **kwargs)
+            return breaker._call(wrapped, args, kwargs, rec)
+        if breaker is None:
+            return endpoint_breaker._call(wrapped, args, kwargs, rec)
+        return endpoint_breaker._call(breaker._call, (wrapped, args, kwargs, rec), {}, rec)
 
     def _fallback_sync(
         self, call: _Call, exc: Exception, instance: Any, args: Any, kwargs: Any
@@ -613,110 +683,142 @@ class Runner:
         handler_args = args if instance is None else (instance, *args)
         return fb.handler(exc, *handler_args, **kwargs)
 
-    # --- the async driver (mirrors the sync one) -------------------------------------
+    # --- the async driver (mirrors the sync one line for line) ------------------------
 
-    async def run_async(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        parent = SCOPE.get()
-        call = _Call(self, parent)
-        token = SCOPE.set(call)
+    async def run_async(self, wrapped: Any, instance: Any, /, *args: Any, **kwargs: Any) -> Any:
+        parent = _scope_get()
+        call = _new_call(_Call)
+        call.runner = self
+        call.parent = parent
+        call.start = start = _clock.monotonic()
+        token = _scope_set(call)
         try:
-            if self.simple and (parent is None or parent.retrying is None):
-                policy = cast(Policy, self._policy)
-                try:
-                    result = await wrapped(*args, **kwargs)
-                except Exception as exc:
-                    call.begin_retry(policy, parent)
-                    result = await self._retry_async(call, policy, wrapped, args, kwargs, exc)
-                else:
-                    if policy.retry_if_result is None or not policy.retry_if_result(result):
-                        self.happy(call, policy)
-                        return result
-                    call.begin_retry(policy, parent)
-                    result = await self._retry_async(
-                        call, policy, wrapped, args, kwargs, _MISSING, result
-                    )
-                self.succeeded(call, policy)
-                return result
-            layered = self.policy() if self.has_retry else None
+            policy = self._policy
+            if parent is not None or self._named_policy is not None:
+                policy = self.start(call, parent)
             try:
-                if layered is not None:
-                    call.begin_retry(layered, parent)
-                    result = await self._retry_async(call, layered, wrapped, args, kwargs, None)
+                if self.plain:
+                    result = await wrapped(*args, **kwargs)
+                elif self.guard is not None:
+                    result = await self.guard._call_async(wrapped, args, kwargs, self.recorder)
                 else:
-                    result = await self._attempt_async(call, None, wrapped, args, kwargs)
+                    result = await self._attempt_async(call, policy, wrapped, args, kwargs)
             except Exception as exc:
-                self.failed(call, exc)
-                if self.fallback is None:
-                    raise
-                return await self._fallback_async(call, exc, instance, args, kwargs)
-            self.succeeded(call, layered)
+                return await self._recover_async(
+                    call, policy, exc, _MISSING, wrapped, instance, args, kwargs
+                )
+            if self.checks_result and policy is not None:
+                check = policy.retry_if_result
+                if check is not None and check(result):
+                    return await self._recover_async(
+                        call, policy, None, result, wrapped, instance, args, kwargs
+                    )
+                if policy.budget is not None:
+                    policy.budget.record_success()
+            # The happy path books the call with one atomic append (see Recorder).
+            pending = self.pending
+            pending.append(_clock.monotonic() - start)
+            if len(pending) > _FOLD_AT:
+                self.recorder.fold()
+            if events._subscribers:
+                events.emit(events.Succeeded(self.name, 1, _clock.monotonic() - start))
             return result
-        except BaseException as exc:
-            if self.simple and isinstance(exc, Exception):
-                self.failed(call, exc)
-            raise
         finally:
-            SCOPE.reset(token)
+            _scope_reset(token)
+
+    def bound_async(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        """wrapt's wrapper signature (bound methods, classmethods, callables)."""
+        return self.run_async(wrapped, instance, *args, **kwargs)
+
+    async def _recover_async(
+        self,
+        call: _Call,
+        policy: Policy | None,
+        exc: Exception | None,
+        result: Any,
+        wrapped: Any,
+        instance: Any,
+        args: Any,
+        kwargs: Any,
+    ) -> Any:
+        try:
+            if policy is None:
+                assert exc is not None
+                raise exc
+            call.begin(policy)
+            result = await self._retry_async(call, policy, exc, result, wrapped, args, kwargs)
+        except Exception as final:
+            self.failed(call, final)
+            if self.fallback is None:
+                raise
+            return await self._fallback_async(call, final, instance, args, kwargs)
+        self.succeeded(call, policy)
+        return result
 
     async def _retry_async(
         self,
         call: _Call,
         policy: Policy,
+        exc: Exception | None,
+        result: Any,
         wrapped: Any,
         args: Any,
         kwargs: Any,
-        first_error: Any,
-        first_result: Any = _MISSING,
     ) -> Any:
-        if first_error is not None and first_error is not _MISSING:
-            delay = call.on_error(first_error)
-            if delay is _GIVE_UP:
-                raise first_error
-        elif first_result is not _MISSING:
-            delay = call.on_result(first_result)
-            if delay is _GIVE_UP:
-                return first_result
-        else:
-            delay = -1.0
+        delay = call.on_error(exc) if exc is not None else call.on_result(result)
+        if delay is _GIVE_UP:
+            if exc is not None:
+                raise exc
+            return result
         check = policy.retry_if_result
         while True:
-            if delay >= 0:
-                if delay > 0:
-                    await _clock.async_sleep(delay)
-                else:
-                    _clock.zero_wait(delay)
-                if not call.next_attempt():
-                    if call.last_exc is not None:
-                        raise call.last_exc
-                    return first_result
+            if delay > 0:
+                await _clock.async_sleep(delay)
+            else:
+                _clock.zero_wait(delay)
+            if not call.next_attempt():
+                if call.last_exc is not None:
+                    raise call.last_exc
+                return result
             try:
-                result = await self._attempt_async(call, policy, wrapped, args, kwargs)
-            except Exception as exc:
-                delay = call.on_error(exc)
+                if self.plain:
+                    result = await wrapped(*args, **kwargs)
+                else:
+                    result = await self._attempt_async(call, policy, wrapped, args, kwargs)
+            except Exception as error:
+                delay = call.on_error(error)
                 if delay is _GIVE_UP:
                     raise
                 continue
-            if check is not None and check(result):
-                first_result = result
-                delay = call.on_result(result)
-                if delay is _GIVE_UP:
-                    return result
-                continue
-            return result
+            if check is None or not check(result):
+                return result
+            delay = call.on_result(result)
+            if delay is _GIVE_UP:
+                return result
 
     async def _attempt_async(
         self, call: _Call, policy: Policy | None, wrapped: Any, args: Any, kwargs: Any
     ) -> Any:
-        timeout = None if policy is None else policy.attempt_timeout
-        if timeout is not None:
-            import asyncio
+        """One attempt; with ``attempt_timeout`` each call is cut at it (capped by the time left).
 
+        The timeout wraps the callable itself, inside the breakers and the failover
+        sweep: a hanging endpoint then fails with ``TimeoutError`` like any transient
+        fault, so its breaker counts it and the sweep moves on to the next endpoint.
+        """
+        timeout = None if policy is None else policy.attempt_timeout
+        if timeout is None:
+            return await self._sweep_async(call, wrapped, args, kwargs)
+        import asyncio
+
+        limit: float = timeout
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
             remaining = call.remaining()
-            if remaining is not None:
-                timeout = max(0.0, min(timeout, remaining))
-            async with asyncio.timeout(timeout):
-                return await self._sweep_async(call, wrapped, args, kwargs)
-        return await self._sweep_async(call, wrapped, args, kwargs)
+            cut = limit if remaining is None else max(0.0, min(limit, remaining))
+            async with asyncio.timeout(cut):
+                return await wrapped(*args, **kwargs)
+
+        return await self._sweep_async(call, timed, args, kwargs)
 
     async def _sweep_async(self, call: _Call, wrapped: Any, args: Any, kwargs: Any) -> Any:
         fo = self.failover
@@ -743,20 +845,17 @@ class Runner:
     async def _guarded_async(
         self, endpoint_breaker: CircuitBreaker | None, wrapped: Any, args: Any, kwargs: Any
     ) -> Any:
-        breakers = self.guards(endpoint_breaker)
-        if not breakers:
-            return await wrapped(*args, **kwargs)
-        tokens = self.acquire(breakers)
-        try:
-            result = await wrapped(*args, **kwargs)
-        except Exception as exc:
-            self.release(breakers, tokens, exc)
-            raise
-        except BaseException:
-            self.release(breakers, tokens, None)
-            raise
-        self.release(breakers, tokens, _MISSING)
-        return result
+        breaker = self._breaker if self._breaker_name is None else self.breaker()
+        rec = self.recorder
+        if endpoint_breaker is None:
+            if breaker is None:
+                return await wrapped(*args, **kwargs)
+            return await breaker._call_async(wrapped, args, kwargs, rec)
+        if breaker is None:
+            return await endpoint_breaker._call_async(wrapped, args, kwargs, rec)
+        return await endpoint_breaker._call_async(
+            breaker._call_async, (wrapped, args, kwargs, rec), {}, rec
+        )
 
     async def _fallback_async(
         self, call: _Call, exc: Exception, instance: Any, args: Any, kwargs: Any
@@ -774,49 +873,6 @@ class Runner:
         return result
 
     # --- shared by both drivers (no I/O) ------------------------------------------------
-
-    def guards(self, endpoint_breaker: CircuitBreaker | None) -> tuple[CircuitBreaker, ...]:
-        """The breakers one call goes through: the endpoint's, then @circuit_breaker's."""
-        breaker = self.breaker()
-        if endpoint_breaker is None:
-            return () if breaker is None else (breaker,)
-        return (endpoint_breaker,) if breaker is None else (endpoint_breaker, breaker)
-
-    def acquire(self, breakers: tuple[CircuitBreaker, ...]) -> Any:
-        """Admit the call through every breaker, or through none of them."""
-        if len(breakers) == 1:
-            try:
-                return breakers[0]._acquire()
-            except CircuitOpenError:
-                self.recorder.rejected()
-                raise
-        tokens: list[Any] = []
-        try:
-            for breaker in breakers:
-                tokens.append(breaker._acquire())
-        except CircuitOpenError:
-            for breaker, token in zip(breakers, tokens, strict=False):
-                breaker._release(token)
-            self.recorder.rejected()
-            raise
-        return tokens
-
-    @staticmethod
-    def release(breakers: tuple[CircuitBreaker, ...], tokens: Any, outcome: Any) -> None:
-        """Report the outcome to each breaker: ``_MISSING`` success, ``None`` no verdict,
-        else the exception.
-        """
-        if len(breakers) == 1:
-            pairs: Any = ((breakers[0], tokens),)
-        else:
-            pairs = zip(breakers, tokens, strict=True)
-        for breaker, token in pairs:
-            if outcome is _MISSING:
-                breaker._on_success(token)
-            elif outcome is None:
-                breaker._release(token)
-            else:
-                breaker._on_failure(token, outcome)
 
     def sweep_goes_on(self, call: _Call, exc: Exception) -> bool:
         """Whether a failover sweep moves to the next endpoint after ``exc``."""
@@ -889,38 +945,62 @@ def named_breaker(name: str) -> CircuitBreaker:
 # --- the wrapper ---------------------------------------------------------------------------
 
 
-class _Pipeline(wrapt.FunctionWrapper[Any, Any]):
-    """One wrapper carrying every retryx layer of a callable."""
+class _Pipeline(wrapt.FunctionWrapper):  # type: ignore[misc]  # wrapt 1.x ships no types
+    """One wrapper carrying every retryx layer of a callable (``_self_runner``)."""
 
-    def __init__(self, wrapped: Any, layers: dict[str, Any]) -> None:
-        target = _unwrap(wrapped)
-        name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
-        name = name or type(target).__qualname__
-        if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
-            kind = "an async generator" if inspect.isasyncgenfunction(target) else "a generator"
-            raise ConfigError(
-                f"{name} is {kind}: retryx cannot retry it (a generator cannot be rewound); "
-                "decorate the function that creates it instead"
-            )
-        if not callable(wrapped) and not isinstance(wrapped, classmethod | staticmethod):
-            raise ConfigError(f"retryx decorators need a callable, got {wrapped!r}")
-        is_async = _is_async(target)
-        runner = Runner(layers, name, is_async)
-        super().__init__(wrapped, runner.run_async if is_async else runner.run_sync)
+    # wrapt's C ``__get__`` looks this up on subclasses; when it is missing the
+    # failed lookup (an AttributeError raised and cleared) costs more than the
+    # whole binding, on every method access.
+    __bound_function_wrapper__ = wrapt.BoundFunctionWrapper
+
+    def __init__(self, wrapped: Any, runner: Runner) -> None:
+        bound = runner.bound_async if runner.is_async else runner.bound_sync
+        super().__init__(wrapped, bound)
         self._self_runner = runner
-        self._self_layers = layers
-        # Plain functions skip wrapt's generic __call__ (which probes __self__ on
-        # every call): they can never be bound.
-        self._self_direct = self._self_binding in ("function", "builtin")
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._self_direct:
-            return self._self_wrapper(self.__wrapped__, None, args, kwargs)  # type: ignore[call-arg, arg-type]
-        return cast(Any, super()).__call__(*args, **kwargs)
+        self._self_layers = runner.layers
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         # Pickled by reference, like the plain function it decorates.
         return _unwrap(self.__wrapped__).__qualname__
+
+
+class _DirectPipeline(_Pipeline):
+    """Base of the pipelines on plain functions (and builtins), never bound.
+
+    ``_make`` gives each one its own subclass whose ``__call__`` is a
+    ``functools.partial`` of the runner's driver: calling the pipeline then costs
+    one Python frame (the driver), instead of wrapt's generic ``__call__``, which
+    probes the function's ``__self__`` on every call (a failed attribute lookup).
+    Accessed through a class, wrapt's binding still applies (``bound_sync``).
+    """
+
+
+def _make(wrapped: Any, layers: dict[str, Any]) -> _Pipeline:
+    """Validate ``wrapped`` and build its pipeline."""
+    target = _unwrap(wrapped)
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    name = name or type(target).__qualname__
+    if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
+        kind = "an async generator" if inspect.isasyncgenfunction(target) else "a generator"
+        raise ConfigError(
+            f"{name} is {kind}: retryx cannot retry it (a generator cannot be rewound); "
+            "decorate the function that creates it instead"
+        )
+    if not callable(wrapped) and not isinstance(wrapped, classmethod | staticmethod):
+        raise ConfigError(f"retryx decorators need a callable, got {wrapped!r}")
+    is_async = _is_async(target)
+    runner = Runner(layers, name, is_async)
+    runner.target = target
+    if not (inspect.isfunction(wrapped) or inspect.isbuiltin(wrapped)):
+        return _Pipeline(wrapped, runner)
+    driver = runner.run_async if is_async else runner.run_sync
+    direct = type(
+        "_DirectPipeline",
+        (_DirectPipeline,),
+        {"__call__": functools.partial(driver, wrapped, None), "__module__": __name__},
+    )
+    pipeline: _Pipeline = direct(wrapped, runner)
+    return pipeline
 
 
 def _unwrap(obj: Any) -> Any:
@@ -963,7 +1043,7 @@ def _apply(obj: Any, kind: str, layer: Any) -> Any:
         raise ConfigError(f"{name}: @{kind} is applied twice; one of each kind per callable")
     merged = {k: v for k, v in {**layers, kind: layer}.items() if v is not None}
     ordered = {k: merged[k] for k in _ORDER if k in merged}
-    return _Pipeline(rewrap(base), ordered)
+    return _make(rewrap(base), ordered)
 
 
 def _is_target(obj: Any) -> bool:
@@ -1151,12 +1231,32 @@ def failover(
     return decorate
 
 
+class _FallbackDecorator(Protocol[V_co]):
+    """What ``fallback(...)`` returns: keeps the parameters, adds ``V_co`` to the result
+    (inside the coroutine for a coroutine function)."""
+
+    @overload
+    def __call__(
+        self, func: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> Callable[P, Coroutine[Any, Any, R | V_co]]: ...
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> Callable[P, R | V_co]: ...
+
+
+@overload
+def fallback(handler: Callable[..., Awaitable[V]]) -> _FallbackDecorator[V]: ...
+@overload
+def fallback(handler: Callable[..., V]) -> _FallbackDecorator[V]: ...
+@overload
+def fallback(*, value: V) -> _FallbackDecorator[V]: ...
+@overload
+def fallback(*, defer_to: Any) -> _FallbackDecorator[None]: ...
 def fallback(
     handler: Callable[..., Any] | None = None,
     *,
     value: Any = _MISSING,
     defer_to: Any = None,
-) -> Callable[[Callable[P, R]], Callable[P, R | None]]:
+) -> Any:
     """When the pipeline finally fails, return ``handler(exc, *args, **kwargs)`` or ``value``.
 
     With ``defer_to=queue`` a transient failure is stored in a replay queue and the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,7 +102,7 @@ class Policy:
             raise ConfigError(
                 f"Policy.attempt_timeout must be > 0 seconds, got {self.attempt_timeout!r}"
             )
-        set_(self, "attempt_timeout", t)
+        set_(self, "attempt_timeout", None if t is None or math.isinf(t) else t)
 
         set_(self, "retry_on", to_classifier(self.retry_on, field="Policy.retry_on"))
 
@@ -184,4 +185,21 @@ class Policy:
         return base.replace(**changes) if changes else base
 
 
+def _checked_init(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap the generated ``__init__`` so misuse is a ``ConfigError`` like every bad value."""
+    fields = frozenset(f.name for f in dataclasses.fields(Policy))
+
+    @functools.wraps(init)
+    def __init__(self: Policy, *args: Any, **changes: Any) -> None:
+        if args:
+            raise ConfigError(f"Policy takes keyword arguments only, got {args!r}")
+        unknown = set(changes) - fields
+        if unknown:
+            raise ConfigError(f"Policy has no field(s) {', '.join(sorted(unknown))}")
+        init(self, **changes)
+
+    return __init__
+
+
+setattr(Policy, "__init__", _checked_init(Policy.__init__))  # noqa: B010 - mypy keeps the dataclass signature
 Policy.__module__ = "retryx"

@@ -94,7 +94,7 @@ def simulate(
     """
     _check(clients, capacity, tick, policy.attempts)
     rng = random.Random(seed)
-    b = policy.backoff
+    b = policy.backoff_strategy
     base = b.delay(1)
     cap = _backoff.cap_of(b)
     made = [0] * clients  # attempts made per client
@@ -123,7 +123,7 @@ def simulate(
                 if n >= policy.attempts:
                     failed += 1
                     continue
-                delay = policy.jitter.apply(b.delay(n), previous[client], base, cap)
+                delay = policy.jitter_strategy.apply(b.delay(n), previous[client], base, cap)
                 previous[client] = delay
                 if policy.deadline is not None and now * tick + delay > policy.deadline:
                     failed += 1  # retryx gives up rather than sleep past the deadline
@@ -134,7 +134,7 @@ def simulate(
                     heapq.heappush(ticks_heap, later)
                 due[later].append(client)
     return Result(
-        jitter=_name(policy.jitter),
+        jitter=_name(policy.jitter_strategy),
         clients=clients,
         calls=calls,
         succeeded=succeeded,
@@ -164,15 +164,16 @@ def simulate_all(
 
 
 def _bar(value: float, scale: float) -> str:
-    return "#" * round(_BAR_WIDTH * value / scale) if scale > 0 else ""
+    if scale <= 0 or value <= 0:
+        return ""
+    return "#" * max(1, round(_BAR_WIDTH * value / scale))
 
 
 def render(results: list[Result], *, capacity: int, tick: float, seed: int) -> list[str]:
     """A table of the results and a text bar chart of calls and time to finish."""
     clients = results[0].clients if results else 0
     lines = [
-        f"{clients} clients, service capacity {capacity} per {fmt_seconds(tick)} tick, "
-        f"seed {seed}"
+        f"{clients} clients, service capacity {capacity} per {fmt_seconds(tick)} tick, seed {seed}"
     ]
     header = ("jitter", "calls", "calls/client", "succeeded", "failed", "time to finish")
     table = [header] + [
@@ -225,7 +226,7 @@ def to_json(
         "policy": {
             "name": policy.name,
             "attempts": policy.attempts,
-            "backoff": repr(policy.backoff),
+            "backoff": repr(policy.backoff_strategy),
             "deadline": policy.deadline,
         },
         "results": [

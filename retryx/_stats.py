@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 
 __all__ = ["Recorder", "Stats"]
+
+_FOLD_AT = 256  # pending first-attempt successes kept before folding (bounded memory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class Recorder:
         "failures",
         "gave_up",
         "max_elapsed",
+        "pending",
         "rejections",
         "retries",
         "successes",
@@ -54,10 +58,12 @@ class Recorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self.pending: deque[float] = deque()
         self.reset()
 
     def reset(self) -> None:
         """Zero every counter."""
+        self.pending.clear()
         self.successes = 0
         self.failures = 0
         self.retries = 0
@@ -68,13 +74,29 @@ class Recorder:
         self.switches = 0
         self.by_cause: dict[str, int] = {}
 
-    def success(self, elapsed: float) -> None:
-        """A call that returned on its first attempt (the hot path)."""
+    # The hot path (a call that returned on its first attempt) appends its elapsed
+    # time to ``pending`` itself: ``deque.append`` is atomic under the GIL, so the
+    # call is booked exactly without a lock, and ``fold`` adds them up in batches
+    # of ``_FOLD_AT`` (memory stays bounded).
+
+    def fold(self) -> None:
+        """Add the pending first-attempt successes into the counters."""
         with self._lock:
-            self.successes += 1
-            self.total_elapsed += elapsed
-            if elapsed > self.max_elapsed:
-                self.max_elapsed = elapsed
+            pending = self.pending
+            popleft = pending.popleft
+            total = self.total_elapsed
+            most = self.max_elapsed
+            n = 0
+            # popleft is atomic too: items appended meanwhile wait for the next fold.
+            for _ in range(len(pending)):
+                elapsed = popleft()
+                total += elapsed
+                if elapsed > most:
+                    most = elapsed
+                n += 1
+            self.successes += n
+            self.total_elapsed = total
+            self.max_elapsed = most
 
     def finish(self, elapsed: float, *, ok: bool, retries: int, gave_up: bool) -> None:
         """A call that took the slow path (retried, failed or gave up)."""
@@ -107,6 +129,7 @@ class Recorder:
 
     def snapshot(self) -> Stats:
         """The counters now, as a frozen ``Stats``."""
+        self.fold()
         with self._lock:
             calls = self.successes + self.failures
             return Stats(

@@ -91,7 +91,9 @@ def test_breaker_transitions_are_counted(reader: InMemoryMetricReader) -> None:
     breaker.open()
     breaker.close()
     got = points(reader)
-    states = {(a["retryx.breaker"], a["retryx.state"]): v for a, v in got["retryx.breaker.transitions"]}
+    states = {
+        (a["retryx.breaker"], a["retryx.state"]): v for a, v in got["retryx.breaker.transitions"]
+    }
     assert {("db", "open"): 1, ("db", "closed"): 1} == states
 
 

@@ -23,18 +23,20 @@ def roundtrip(sock: socket.socket, data: bytes = b"ping") -> bytes:
 
 def test_connect_fails_over_from_refusing_to_echo() -> None:
     """A refused endpoint is skipped and the returned socket round-trips bytes."""
-    with servers.refusing() as bad, servers.echo() as good:
-        with sockets.connect([bad, good], policy=FAST, timeout=1.0) as sock:
-            assert good == sock.getpeername()
-            assert b"ping" == roundtrip(sock)
-            assert 1.0 == sock.gettimeout()
+    with (
+        servers.refusing() as bad,
+        servers.echo() as good,
+        sockets.connect([bad, good], policy=FAST, timeout=1.0) as sock,
+    ):
+        assert good == sock.getpeername()
+        assert b"ping" == roundtrip(sock)
+        assert 1.0 == sock.gettimeout()
 
 
 def test_connect_accepts_host_port_strings() -> None:
     """``"host:port"`` strings work like tuples."""
-    with servers.echo() as (host, port):
-        with sockets.connect(f"{host}:{port}", policy=FAST) as sock:
-            assert b"x" == roundtrip(sock, b"x")
+    with servers.echo() as (host, port), sockets.connect(f"{host}:{port}", policy=FAST) as sock:
+        assert b"x" == roundtrip(sock, b"x")
 
 
 def test_slow_server_trips_the_timeout_and_the_next_endpoint_answers() -> None:
@@ -48,9 +50,12 @@ def test_slow_server_trips_the_timeout_and_the_next_endpoint_answers() -> None:
 
 def test_resetting_server_is_retried_then_fails_over() -> None:
     """A reset is transient: the sweep moves on to the echo server."""
-    with servers.resetting() as reset, servers.echo() as good:
-        with sockets.connect([reset, good], policy=FAST, probe=b"hi") as sock:
-            assert good == sock.getpeername()
+    with (
+        servers.resetting() as reset,
+        servers.echo() as good,
+        sockets.connect([reset, good], policy=FAST, probe=b"hi") as sock,
+    ):
+        assert good == sock.getpeername()
 
 
 def test_all_refusing_raises_all_endpoints_failed_within_the_deadline() -> None:
@@ -95,7 +100,8 @@ def test_attempt_timeout_is_capped_by_the_deadline() -> None:
         seen.append(sockets._attempt_timeout(10.0))
 
     probe()
-    assert seen[0] is not None and 2.5 < seen[0] <= 3.0
+    assert seen[0] is not None
+    assert 2.5 < seen[0] <= 3.0
 
 
 def test_open_connection_fails_over_and_round_trips() -> None:
@@ -119,7 +125,7 @@ def test_open_connection_slow_server_then_echo() -> None:
     """Async: a slow peer trips the per-attempt timeout and the next endpoint answers."""
 
     async def main(slow: tuple[str, int], good: tuple[str, int]) -> tuple[str, int]:
-        reader, writer = await sockets.open_connection(
+        _, writer = await sockets.open_connection(
             [slow, good], policy=FAST, timeout=0.2, probe=b"x"
         )
         peer: tuple[str, int] = writer.get_extra_info("peername")
@@ -138,6 +144,5 @@ def test_open_connection_all_refusing_raises() -> None:
     async def main(a: tuple[str, int], b: tuple[str, int]) -> None:
         await sockets.open_connection([a, b], policy=policy)
 
-    with servers.refusing() as a, servers.refusing() as b:
-        with pytest.raises(AllEndpointsFailed):
-            asyncio.run(main(a, b))
+    with servers.refusing() as a, servers.refusing() as b, pytest.raises(AllEndpointsFailed):
+        asyncio.run(main(a, b))

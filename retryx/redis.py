@@ -1,0 +1,627 @@
+"""Share circuit breakers and retry budgets across processes and machines through Redis.
+
+``RedisStore(client_or_url)`` is passed as ``store=`` to ``CircuitBreaker`` and
+``RetryBudget``. Their state lives in Redis, updated by atomic Lua scripts that
+read the server clock; each process keeps a local view that a background thread
+refreshes every ``sync_interval`` seconds, so calls on the happy path never wait
+for Redis. Failures are reported at once (one round trip, which also returns the
+new shared state); successes are batched into the next sync. See
+``docs/distributed.md`` for the consistency guarantees.
+
+Needs the optional ``redis`` package (``pip install 'retryx[redis]'``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import threading
+import weakref
+from collections import deque
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, Literal
+
+try:
+    import redis
+    import redis.asyncio
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ImportError as _exc:  # pragma: no cover - depends on the environment
+    raise ImportError("retryx.redis needs the redis package: pip install 'retryx[redis]'") from _exc
+
+from . import _clock
+from ._breaker import _CLOSED, _FORCED, _HALF_OPEN, _NAMES, _OPEN, STORE_LOCAL, CircuitBreaker
+from ._budget import RetryBudget
+from ._errors import CircuitOpenError, ConfigError, RetryxError
+from ._redis_scripts import BREAKER, BUDGET
+
+__all__ = ["RedisStore"]
+
+logger = logging.getLogger("retryx")
+
+OnError = Literal["local", "raise"]
+
+# Keys outlive any breaker timing by far; every script touching a key renews it, and
+# every live process touches its keys on each sync, so only abandoned keys expire.
+_TTL_MIN_MS = 86_400_000
+# A trial slot whose holder never reports (its process died) is reclaimed after
+# max(recovery_timeout, this): long enough for any sane trial call to finish.
+_LEASE_MIN_MS = 10_000
+# Socket timeouts of the clients retryx builds itself: an unreachable Redis must
+# not block a caller for long (a URL's own options win).
+_TIMEOUT = 1.0
+
+_ERRORS = (redis.RedisError, OSError)
+_CODES = {"c": _CLOSED, "o": _OPEN, "h": _HALF_OPEN, "f": _FORCED}
+_LETTERS = {code: letter for letter, code in _CODES.items()}
+# Connection settings carried over from an asyncio client to the private sync one.
+_PORTABLE = frozenset(
+    {
+        "host",
+        "port",
+        "path",
+        "db",
+        "username",
+        "password",
+        "credential_provider",
+        "socket_timeout",
+        "socket_connect_timeout",
+        "socket_keepalive",
+        "client_name",
+    }
+)
+
+
+class _SharedWindow(deque[bool]):
+    """A shared breaker's local window, which also counts the successes to report.
+
+    The breaker's closed-state success path appends ``False`` without a lock; the
+    count uses ``itertools.count``, whose ``next`` is atomic, so none is lost.
+    """
+
+    __slots__ = ("_appended", "_reads", "_taken")
+
+    def __init__(self, maxlen: int) -> None:
+        super().__init__(maxlen=maxlen)
+        self._appended = itertools.count()
+        self._reads = 0
+        self._taken = 0
+
+    def append(self, failed: bool, /) -> None:
+        deque.append(self, failed)
+        if not failed:
+            next(self._appended)
+
+    def take(self) -> int:
+        """The successes appended since the last take (the caller holds the view lock)."""
+        # next() returns the number of earlier next() calls: appends plus our reads.
+        total = next(self._appended) - self._reads
+        self._reads += 1
+        taken, self._taken = total - self._taken, total
+        return taken
+
+    def give_back(self, count: int) -> None:
+        self._taken -= count
+
+    def load(self, calls: str) -> None:
+        """Replace the contents with the shared window (``"1"`` a failure), uncounted."""
+        self.clear()
+        self.extend(c == "1" for c in calls)
+
+
+class _View:
+    """Per shared object: its key, and a lock serialising its round trips in order."""
+
+    __slots__ = ("key", "lock", "seen_failures")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.lock = threading.Lock()
+        self.seen_failures = 0  # the shared consecutive count as last seen
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _sync_client(client_or_url: Any) -> tuple[redis.Redis, bool]:
+    """The synchronous client the store uses, and whether the store owns it."""
+    no_retry = Retry(NoBackoff(), 0)  # the sync loop is the retry: fail fast
+    if isinstance(client_or_url, str):
+        try:
+            client = redis.Redis.from_url(
+                client_or_url,
+                socket_timeout=_TIMEOUT,
+                socket_connect_timeout=_TIMEOUT,
+                retry=no_retry,
+            )
+        except ValueError as exc:
+            raise ConfigError(
+                f"RedisStore.client_or_url is not a Redis URL: {client_or_url!r} ({exc})"
+            ) from exc
+        return client, True
+    if isinstance(client_or_url, redis.Redis):
+        return client_or_url, False
+    if isinstance(client_or_url, redis.asyncio.Redis):
+        # The breaker protocol is synchronous (the drivers call it inline), and the
+        # sync thread cannot use a client bound to an event loop: connect a private
+        # sync client with the same connection settings.
+        pool = client_or_url.connection_pool
+        kwargs = {
+            key: value
+            for key, value in pool.connection_kwargs.items()
+            if key in _PORTABLE or key.startswith("ssl_")
+        }
+        kwargs["socket_timeout"] = kwargs.get("socket_timeout") or _TIMEOUT
+        kwargs["socket_connect_timeout"] = kwargs.get("socket_connect_timeout") or _TIMEOUT
+        name = pool.connection_class.__name__
+        connection_class = getattr(redis.connection, name, redis.connection.Connection)
+        sync_pool = redis.ConnectionPool(
+            connection_class=connection_class, retry=no_retry, **kwargs
+        )
+        return redis.Redis(connection_pool=sync_pool), True
+    raise ConfigError(
+        "RedisStore.client_or_url must be a redis.Redis, a redis.asyncio.Redis or a "
+        f"redis:// URL, got {client_or_url!r}"
+    )
+
+
+def _where(client: redis.Redis) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+class RedisStore:
+    """Shared state for breakers and budgets in Redis, with a local view per process.
+
+    Pass it as ``store=`` to ``CircuitBreaker`` and ``RetryBudget`` (a shared budget
+    needs a ``name``). Objects with the same name and prefix share state in every
+    process that uses the same Redis; they should use the same settings.
+
+    Args:
+        client_or_url: a ``redis.Redis``, a ``redis.asyncio.Redis`` (a private sync
+            client with the same connection settings is used) or a URL such as
+            ``"redis://127.0.0.1:6379/0"``.
+        prefix: prepended to every key.
+        on_error: ``"local"`` keeps working on the in-process state while Redis is
+            unreachable (one warning per outage, resynchronised when it answers);
+            ``"raise"`` raises ``RetryxError`` from every operation that needs Redis.
+        sync_interval: seconds between two refreshes of the local view; other
+            processes see a change within about this delay.
+
+    Raises:
+        ConfigError: naming the bad argument.
+    """
+
+    def __init__(
+        self,
+        client_or_url: Any,
+        *,
+        prefix: str = "retryx:",
+        on_error: OnError = "local",
+        sync_interval: float = 0.5,
+    ) -> None:
+        if not isinstance(prefix, str):
+            raise ConfigError(f"RedisStore.prefix must be a str, got {prefix!r}")
+        if on_error not in ("local", "raise"):
+            raise ConfigError(f"RedisStore.on_error must be 'local' or 'raise', got {on_error!r}")
+        if (
+            isinstance(sync_interval, bool)
+            or not isinstance(sync_interval, int | float)
+            or not (sync_interval > 0 and math.isfinite(sync_interval))
+        ):
+            raise ConfigError(
+                f"RedisStore.sync_interval must be > 0 seconds, got {sync_interval!r}"
+            )
+        self.prefix = prefix
+        self.on_error: OnError = on_error
+        self.sync_interval = float(sync_interval)
+        self._client, self._owns_client = _sync_client(client_or_url)
+        self._where = _where(self._client)
+        self._breaker_script = self._client.register_script(BREAKER)
+        self._budget_script = self._client.register_script(BUDGET)
+        self._breakers: weakref.WeakKeyDictionary[CircuitBreaker, _View] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._budgets: weakref.WeakKeyDictionary[RetryBudget, _View] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._down = False
+        self._closed = False
+        self._crash_logged = False
+        _STORES.add(self)
+
+    # --- public surface -------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        """False during an outage (from the first failed round trip to the next success)."""
+        return not self._down
+
+    def sync(self) -> None:
+        """Refresh every local view now: one pipelined round trip for all objects.
+
+        Flushes batched successes, adopts the shared state and, when a key was lost
+        (Redis restarted empty), seeds it from the local state. The background
+        thread calls it every ``sync_interval``.
+
+        Raises:
+            RetryxError: with ``on_error="raise"``, when Redis is unreachable.
+        """
+        if self._closed:
+            return
+        with self._lock:
+            breakers = list(self._breakers.items())
+            budgets = list(self._budgets.items())
+        held: list[_View] = []
+        changes: list[tuple[CircuitBreaker, tuple[str, str] | None]] = []
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            b_items: list[tuple[CircuitBreaker, _View, int]] = []
+            for breaker, view in breakers:
+                # A view busy with a round trip is refreshed by that round trip.
+                if not view.lock.acquire(blocking=False):
+                    continue
+                held.append(view)
+                reset, taken = self._batched(breaker, view)
+                args = ["sync", *self._settings(breaker), reset, taken, *self._seed(breaker)]
+                self._breaker_script(keys=[view.key], args=args, client=pipe)
+                b_items.append((breaker, view, taken))
+            g_items: list[tuple[RetryBudget, int]] = []
+            for budget, view in budgets:
+                if not view.lock.acquire(blocking=False):
+                    continue
+                held.append(view)
+                taken = budget._take_pending()
+                self._budget_script(
+                    keys=[view.key], args=self._budget_args("sync", budget, taken), client=pipe
+                )
+                g_items.append((budget, taken))
+            if not b_items and not g_items:
+                return
+            try:
+                rows = pipe.execute()
+            except _ERRORS as exc:
+                for breaker, _, taken in b_items:
+                    self._give_back(breaker, taken)
+                for budget, taken in g_items:
+                    budget._give_back(taken)
+                self._failed(exc)
+                return
+            for (breaker, view, _), row in zip(b_items, rows, strict=False):
+                changes.append((breaker, self._apply(breaker, view, row)))
+            for (budget, _), text in zip(g_items, rows[len(b_items) :], strict=True):
+                budget._adopt(float(_text(text)))
+        finally:
+            for view in held:
+                view.lock.release()
+        self._recovered()
+        for breaker, change in changes:
+            breaker._announce(change)
+
+    def close(self) -> None:
+        """Stop the sync thread, flush batched successes, close a client it created.
+
+        Objects using a closed store carry on with their in-process state.
+        """
+        if self._closed:
+            return
+        thread = self._thread
+        self._thread = None
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
+        try:
+            self.sync()  # last flush of the batched successes
+        except RetryxError:
+            pass
+        self._closed = True
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> RedisStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        status = "closed" if self._closed else ("down" if self._down else "up")
+        return (
+            f"<RedisStore {self._where} prefix={self.prefix!r} on_error={self.on_error!r} "
+            f"sync_interval={self.sync_interval:g} {status}>"
+        )
+
+    # --- registration -----------------------------------------------------------------
+
+    def attach_breaker(self, breaker: CircuitBreaker) -> None:
+        """Share ``breaker`` through this store (called by ``CircuitBreaker(store=...)``)."""
+        if breaker.failure_rate is not None:
+            window = _SharedWindow(breaker.window)
+            window.extend(breaker._window or ())
+            breaker._window = window
+        with self._lock:
+            self._breakers[breaker] = _View(f"{self.prefix}breaker:{breaker.name}")
+        self._start()
+
+    def attach_budget(self, budget: RetryBudget) -> None:
+        """Share ``budget`` through this store (called by ``RetryBudget(store=...)``)."""
+        with self._lock:
+            self._budgets[budget] = _View(f"{self.prefix}budget:{budget.name}")
+        self._start()
+
+    # --- the breaker protocol ---------------------------------------------------------
+
+    def breaker_acquire(self, breaker: CircuitBreaker) -> int | None:
+        """Admit a call on a breaker whose local view is not closed.
+
+        An open view is rejected locally until its recovery time (as last seen in
+        Redis); past it, one round trip claims a trial slot atomically, fleet-wide.
+        Returns the token, or ``STORE_LOCAL`` to let the in-process state decide.
+        """
+        if self._local():
+            return STORE_LOCAL
+        state = breaker._state
+        if state == _FORCED:
+            raise CircuitOpenError(breaker.name, math.inf)
+        if state == _OPEN:
+            wait = breaker._opened_at + breaker.recovery_timeout - _clock.monotonic()
+            if wait > 0:
+                raise CircuitOpenError(breaker.name, wait)
+        row = self._breaker_op(breaker, "acq")
+        if row is None:
+            return STORE_LOCAL
+        code, wait_ms = int(row[0]), int(row[1])
+        if code == 0:
+            raise CircuitOpenError(breaker.name, math.inf if wait_ms < 0 else wait_ms / 1000)
+        return int(row[3]) if code == 2 else None
+
+    def breaker_failure(self, breaker: CircuitBreaker, token: int | None) -> bool:
+        """Report a counted failure at once, with the successes batched before it."""
+        return self._breaker_op(breaker, "fail", -1 if token is None else token) is not None
+
+    def breaker_success(self, breaker: CircuitBreaker, token: int) -> bool:
+        """Report a trial call's success (closed-state successes are batched)."""
+        return self._breaker_op(breaker, "ok", token) is not None
+
+    def breaker_release(self, breaker: CircuitBreaker, token: int) -> bool:
+        """Give a trial slot back without a verdict."""
+        return self._breaker_op(breaker, "rel", token) is not None
+
+    def breaker_set(self, breaker: CircuitBreaker, state: Literal["open", "closed"]) -> bool:
+        """Open (until closed by hand) or close the breaker for every process."""
+        return self._breaker_op(breaker, "set", "f" if state == "open" else "c") is not None
+
+    # --- the budget protocol ----------------------------------------------------------
+
+    def budget_failure(self, budget: RetryBudget) -> bool:
+        """Take a token in Redis at once; the budget adopts the shared count."""
+        return self._budget_op(budget, "fail")
+
+    def budget_reset(self, budget: RetryBudget) -> bool:
+        """Refill the shared budget for every process."""
+        return self._budget_op(budget, "reset")
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _local(self) -> bool:
+        """True when operations must use the in-process state instead of Redis."""
+        return self._closed or (self._down and self.on_error == "local")
+
+    @staticmethod
+    def _settings(breaker: CircuitBreaker) -> list[str | int]:
+        recovery_ms = round(breaker.recovery_timeout * 1000)
+        lease_ms = max(recovery_ms, _LEASE_MIN_MS)
+        rate = breaker.failure_rate
+        return [
+            breaker.failure_threshold,
+            "" if rate is None else repr(rate),
+            breaker.window,
+            breaker.minimum_calls,
+            recovery_ms,
+            breaker.half_open_max_calls,
+            breaker.success_threshold,
+            max(_TTL_MIN_MS, 2 * recovery_ms + lease_ms),
+            lease_ms,
+        ]
+
+    @staticmethod
+    def _batched(breaker: CircuitBreaker, view: _View) -> tuple[int, int]:
+        """(reset, successes) to report: the caller holds the view lock.
+
+        With a window, the shared window counts successes. Counting consecutive
+        failures, a success only matters when it ended a run: the closed-state
+        success path zeroes ``_failures``, which was the shared count when synced.
+        """
+        window = breaker._window
+        if isinstance(window, _SharedWindow):
+            return 0, window.take()
+        return (1 if breaker._failures == 0 and view.seen_failures > 0 else 0), 0
+
+    @staticmethod
+    def _give_back(breaker: CircuitBreaker, taken: int) -> None:
+        window = breaker._window
+        if taken and isinstance(window, _SharedWindow):
+            window.give_back(taken)
+
+    @staticmethod
+    def _seed(breaker: CircuitBreaker) -> list[str | int]:
+        """The local state to write if the key is gone, or an empty seed when pristine."""
+        state = breaker._state
+        window = breaker._window
+        # list() copies in one C call: iterating the live deque could race an append.
+        calls = "".join("1" if failed else "0" for failed in list(window)) if window else ""
+        if state == _CLOSED and breaker._failures == 0 and "1" not in calls:
+            return ["", 0, 0, 0, ""]
+        age_ms = 0
+        if state != _CLOSED:
+            age_ms = max(0, round((_clock.monotonic() - breaker._opened_at) * 1000))
+        return [_LETTERS[state], breaker._generation, age_ms, breaker._failures, calls]
+
+    def _breaker_op(self, breaker: CircuitBreaker, op: str, *extra: str | int) -> Any:
+        """One script call on ``breaker``'s key; its row, or None to go local."""
+        view = self._breakers.get(breaker)
+        if view is None or self._local():
+            return None
+        with view.lock:
+            taken = 0
+            args: list[str | int] = [op, *self._settings(breaker), *extra]
+            if op == "fail":
+                reset, taken = self._batched(breaker, view)
+                args += [reset, taken]
+            try:
+                row = self._breaker_script(keys=[view.key], args=args)
+            except _ERRORS as exc:
+                self._give_back(breaker, taken)
+                self._failed(exc)
+                return None
+            change = self._apply(breaker, view, row)
+        self._recovered()
+        breaker._announce(change)  # outside every lock: subscribers may call back
+        return row
+
+    def _apply(self, breaker: CircuitBreaker, view: _View, row: Any) -> tuple[str, str] | None:
+        """Adopt a script's answer as the breaker's local view; the state change, if any."""
+        state = _CODES[_text(row[2])]
+        failures = int(row[5])
+        with breaker._lock:
+            old = breaker._state
+            breaker._state = state
+            breaker._generation = int(row[3])
+            # Redis reports the age of the opening (server clock); anchoring it on the
+            # local clock lets ``state``/``retry_after`` derive half-open locally.
+            breaker._opened_at = _clock.monotonic() - int(row[4]) / 1000
+            breaker._failures = failures
+            breaker._successes = int(row[8])
+            breaker._trials = 0  # slots are counted in Redis; this counts local fallbacks
+            window = breaker._window
+            if isinstance(window, _SharedWindow):
+                window.load(_text(row[6]))
+        view.seen_failures = failures
+        old_name, new_name = _NAMES[old], _NAMES[state]
+        return None if old_name == new_name else (old_name, new_name)
+
+    def _budget_args(self, op: str, budget: RetryBudget, taken: int) -> list[str | int]:
+        tokens = budget._tokens
+        seed = repr(tokens) if tokens < budget.max_tokens else ""
+        return [op, repr(budget.max_tokens), repr(budget.token_ratio), _TTL_MIN_MS, taken, seed]
+
+    def _budget_op(self, budget: RetryBudget, op: str) -> bool:
+        view = self._budgets.get(budget)
+        if view is None or self._local():
+            return False
+        with view.lock:
+            taken = budget._take_pending()
+            try:
+                text = self._budget_script(
+                    keys=[view.key], args=self._budget_args(op, budget, taken)
+                )
+            except _ERRORS as exc:
+                budget._give_back(taken)
+                self._failed(exc)
+                return False
+            budget._adopt(float(_text(text)))
+        self._recovered()
+        return True
+
+    def _failed(self, exc: BaseException) -> None:
+        """Redis did not answer: warn once per outage; raise under ``on_error="raise"``."""
+        with self._lock:
+            first = not self._down
+            self._down = True
+        if first:
+            if self.on_error == "local":
+                consequence = "breakers and budgets use their in-process state until it answers"
+            else:
+                consequence = "operations that need it raise RetryxError"
+            logger.warning(
+                "Redis store at %s is unreachable (%s: %s); %s",
+                self._where,
+                type(exc).__name__,
+                exc,
+                consequence,
+            )
+        if self.on_error == "raise":
+            raise RetryxError(f"Redis store at {self._where} is unreachable: {exc}") from exc
+
+    def _recovered(self) -> None:
+        if self._down:
+            with self._lock:
+                was_down, self._down = self._down, False
+            if was_down:
+                logger.info("Redis store at %s answers again; state resynchronised", self._where)
+
+    def _start(self) -> None:
+        """Start the sync thread (once), and make it sync now for a new object."""
+        with self._lock:
+            if self._closed:
+                return
+            if self._thread is None or not self._thread.is_alive():
+                self._wake = threading.Event()
+                self._thread = threading.Thread(
+                    target=_sync_loop,
+                    args=(weakref.ref(self), self._wake, self.sync_interval),
+                    name="retryx-redis-sync",
+                    daemon=True,
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks and a new sync thread (threads do not survive fork)."""
+        self._lock = threading.Lock()
+        for view in self._views():
+            view.lock = threading.Lock()
+        self._thread = None
+        if not self._closed and (self._breakers or self._budgets):
+            self._start()
+
+    def _views(self) -> Iterable[_View]:
+        yield from list(self._breakers.values())
+        yield from list(self._budgets.values())
+
+    def _log_crash(self) -> None:
+        if not self._crash_logged:
+            self._crash_logged = True
+            logger.error("Redis store sync failed unexpectedly", exc_info=True)
+
+
+def _sync_loop(ref: weakref.ref[RedisStore], wake: threading.Event, interval: float) -> None:
+    """The sync thread: holds the store weakly, so a forgotten store ends it."""
+    while True:
+        wake.wait(interval)
+        wake.clear()
+        store = ref()
+        if store is None or store._closed or store._thread is not threading.current_thread():
+            return
+        try:
+            store.sync()
+        except RetryxError:
+            pass  # on_error="raise": already logged once for this outage
+        except Exception:  # a bug must not kill the thread: log it once
+            store._log_crash()
+        del store
+
+
+_STORES: weakref.WeakSet[RedisStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_STORES):
+        store._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+RedisStore.__module__ = "retryx.redis"

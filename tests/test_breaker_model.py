@@ -1,0 +1,267 @@
+"""A stateful hypothesis test: a CircuitBreaker checked against a simple model after every step."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from retryx import CircuitBreaker, CircuitOpenError, Permanent, events
+from retryx.testing import fake_time
+
+OUTCOMES = st.sampled_from(["success", "transient", "permanent"])
+STEPS = st.sampled_from([0.0, 0.5, 1.0, 2.5, 4.0, 10.0])
+MAX_HELD = 4
+
+
+class Model:
+    """What a breaker should do, written as plainly as possible.
+
+    ``mode`` is closed, open (by failures), forced (by hand) or half_open.
+    ``phase`` numbers the stays in one mode: a trial admitted in an earlier
+    phase has no say any more. Calls admitted while closed (ticket ``None``)
+    only count while the breaker is closed.
+    """
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.threshold = breaker.failure_threshold
+        self.rate = breaker.failure_rate
+        self.minimum = breaker.minimum_calls
+        self.timeout = breaker.recovery_timeout
+        self.max_trials = breaker.half_open_max_calls
+        self.to_close = breaker.success_threshold
+        self.mode = "closed"
+        self.opened_at = 0.0
+        self.phase = 0
+        self.failures = 0
+        self.recent: deque[bool] = deque(maxlen=breaker.window)
+        self.trials = 0
+        self.successes = 0
+        self.changes: list[tuple[str, str]] = []
+
+    @staticmethod
+    def shown(mode: str) -> str:
+        return "open" if mode == "forced" else mode
+
+    def state(self, now: float) -> str:
+        if self.mode == "open" and now >= self.opened_at + self.timeout:
+            return "half_open"
+        return self.shown(self.mode)
+
+    def retry_after(self, now: float) -> float:
+        if self.mode == "forced":
+            return math.inf
+        if self.mode == "open":
+            return max(0.0, self.opened_at + self.timeout - now)
+        return 0.0
+
+    def enter(self, mode: str, now: float) -> None:
+        old = self.shown(self.mode)
+        self.mode = mode
+        self.phase += 1
+        self.failures = self.trials = self.successes = 0
+        self.recent.clear()
+        if mode in ("open", "forced"):
+            self.opened_at = now
+        if old != self.shown(mode):
+            self.changes.append((old, self.shown(mode)))
+
+    def admit(self, now: float) -> tuple[bool, Any]:
+        """(True, ticket) when the call may run, else (False, retry_after)."""
+        if self.mode == "closed":
+            return True, None
+        if self.mode == "forced":
+            return False, math.inf
+        if self.mode == "open":
+            if now < self.opened_at + self.timeout:
+                return False, self.opened_at + self.timeout - now
+            self.enter("half_open", now)
+        if self.trials >= self.max_trials:
+            return False, 0.0
+        self.trials += 1
+        return True, self.phase
+
+    def finish(self, ticket: Any, outcome: str, now: float) -> None:
+        failed = outcome == "transient"  # a permanent fault means the dependency answered
+        if ticket is None:
+            if self.mode != "closed":
+                return
+            if self.rate is not None:
+                self.recent.append(failed)
+                calls = len(self.recent)
+                if failed and calls >= self.minimum and sum(self.recent) / calls >= self.rate:
+                    self.enter("open", now)
+            elif failed:
+                self.failures += 1
+                if self.failures >= self.threshold:
+                    self.enter("open", now)
+            else:
+                self.failures = 0
+            return
+        if ticket != self.phase or self.mode != "half_open":
+            return
+        if failed:
+            self.enter("open", now)
+            return
+        self.trials -= 1
+        self.successes += 1
+        if self.successes >= self.to_close:
+            self.enter("closed", now)
+
+    def cancel(self, ticket: Any) -> None:
+        if ticket is not None and ticket == self.phase and self.mode == "half_open":
+            self.trials -= 1
+
+
+def raise_for(outcome: str) -> None:
+    if outcome == "transient":
+        raise ConnectionError("down")
+    if outcome == "permanent":
+        raise Permanent("bad request")
+
+
+class BreakerMachine(RuleBasedStateMachine):
+    """Random calls, held trials, clock moves and manual control against the model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._time = fake_time()
+        self.clock = self._time.__enter__()
+        self.seen: list[Any] = []
+        self._unsubscribe = events.subscribe(self.seen.append)
+        self.held: list[tuple[Any, Any]] = []  # (breaker token, model ticket)
+
+    @initialize(
+        by_rate=st.booleans(),
+        threshold=st.integers(1, 4),
+        rate=st.sampled_from([0.25, 0.5, 1.0]),
+        window=st.integers(1, 6),
+        extra=st.integers(0, 3),
+        timeout=st.sampled_from([0.0, 1.0, 5.0]),
+        max_trials=st.integers(1, 3),
+        to_close=st.integers(1, 3),
+    )
+    def make(
+        self,
+        by_rate: bool,
+        threshold: int,
+        rate: float,
+        window: int,
+        extra: int,
+        timeout: float,
+        max_trials: int,
+        to_close: int,
+    ) -> None:
+        minimum = max(1, window - extra)
+        self.breaker = CircuitBreaker(
+            "model",
+            failure_threshold=threshold,
+            failure_rate=rate if by_rate else None,
+            window=window + (0 if by_rate else extra),
+            minimum_calls=minimum,
+            recovery_timeout=timeout,
+            half_open_max_calls=max_trials,
+            success_threshold=to_close,
+        )
+        self.model = Model(self.breaker)
+
+    def now(self) -> float:
+        return self.clock.monotonic()
+
+    def admit(self) -> tuple[bool, Any, Any]:
+        """Ask both; they must agree. Returns (admitted, token, ticket)."""
+        allowed, ticket = self.model.admit(self.now())
+        try:
+            token = self.breaker._acquire()
+        except CircuitOpenError as exc:
+            rejected = exc
+        else:
+            assert allowed, "breaker admitted a call the model rejects"
+            return True, token, ticket
+        assert not allowed, "breaker rejected a call the model admits"
+        assert (ticket, "model") == (rejected.retry_after, rejected.breaker)
+        return False, None, None
+
+    def finish(self, token: Any, ticket: Any, outcome: str) -> None:
+        try:
+            raise_for(outcome)
+        except Exception as exc:
+            self.breaker._on_failure(token, exc)
+        else:
+            self.breaker._on_success(token)
+        self.model.finish(ticket, outcome, self.now())
+
+    @rule(outcome=OUTCOMES)
+    def call(self, outcome: str) -> None:
+        admitted, token, ticket = self.admit()
+        if admitted:
+            self.finish(token, ticket, outcome)
+
+    @precondition(lambda self: len(self.held) < MAX_HELD)
+    @rule()
+    def begin(self) -> None:
+        admitted, token, ticket = self.admit()
+        if admitted:
+            self.held.append((token, ticket))
+
+    @precondition(lambda self: bool(self.held))
+    @rule(data=st.data(), outcome=OUTCOMES)
+    def end(self, data: st.DataObject, outcome: str) -> None:
+        index = data.draw(st.integers(0, len(self.held) - 1))
+        token, ticket = self.held.pop(index)
+        self.finish(token, ticket, outcome)
+
+    @precondition(lambda self: bool(self.held))
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        index = data.draw(st.integers(0, len(self.held) - 1))
+        token, ticket = self.held.pop(index)
+        self.breaker._release(token)
+        self.model.cancel(ticket)
+
+    @rule(seconds=STEPS)
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @rule()
+    def open(self) -> None:
+        self.breaker.open()
+        self.model.enter("forced", self.now())
+
+    @rule(how=st.sampled_from(["close", "reset"]))
+    def close(self, how: str) -> None:
+        getattr(self.breaker, how)()
+        self.model.enter("closed", self.now())
+
+    @invariant()
+    def agrees(self) -> None:
+        if not hasattr(self, "model"):
+            return
+        now = self.now()
+        assert self.model.state(now) == self.breaker.state
+        assert self.model.retry_after(now) == self.breaker.retry_after
+        changes = [
+            (e.old, e.new)
+            for e in self.seen
+            if isinstance(e, events.CircuitStateChanged) and e.breaker == "model"
+        ]
+        assert self.model.changes == changes
+        assert 0 <= self.model.trials <= self.model.max_trials
+
+    def teardown(self) -> None:
+        self._unsubscribe()
+        self._time.__exit__(None, None, None)
+
+
+BreakerMachine.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_breaker_matches_the_model = BreakerMachine.TestCase
+test_breaker_matches_the_model.__doc__ = "The breaker agrees with the model after every step."

@@ -1,0 +1,884 @@
+"""The ``@retry`` engine on coroutine functions (mirrors ``test_retry_sync.py``).
+
+Each test drives its coroutines with ``asyncio.run`` (no pytest-asyncio). Waits go
+through the fake clock, except the few ``attempt_timeout`` tests, which need the
+event loop's real timer and stay bounded to a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import inspect
+import logging
+import re
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+
+import retryx
+from retryx import (
+    ConfigError,
+    Policy,
+    RetryBudget,
+    Transient,
+    _clock,
+    backoff,
+    current,
+    events,
+    retry,
+    stats,
+)
+from retryx.testing import FakeClock, FaultSequence
+
+AsyncFunc = Callable[..., Awaitable[Any]]
+Decorator = Callable[[AsyncFunc], AsyncFunc]
+
+NOTE = re.compile(
+    r"retryx: gave up after (\d+) attempts? in (\d+\.\d\d)s \(policy '(.+)', reason: (\w+)\)"
+)
+
+
+def flaky(*outcomes: Any, **fields: Any) -> tuple[FaultSequence, AsyncFunc]:
+    """A coroutine function ``fetch`` decorated with ``retry(**fields)`` producing ``outcomes``."""
+    seq = FaultSequence(*outcomes)
+
+    async def fetch(*args: Any, **kwargs: Any) -> Any:
+        return seq(*args, **kwargs)
+
+    return seq, retry(**fields)(fetch)
+
+
+def run(func: AsyncFunc, *args: Any, **kwargs: Any) -> Any:
+    """Run one call of ``func`` to completion in a fresh event loop."""
+    return asyncio.run(func(*args, **kwargs))  # type: ignore[arg-type]
+
+
+def exact(**fields: Any) -> dict[str, Any]:
+    """Policy fields with no jitter, so the waits are exactly the backoff."""
+    return {"jitter": "none", **fields}
+
+
+def note_of(exc: BaseException) -> tuple[int, str, str, str]:
+    """The (attempts, elapsed, policy, reason) of the single retryx note on ``exc``."""
+    notes = [n for n in getattr(exc, "__notes__", []) if n.startswith("retryx:")]
+    assert 1 == len(notes), notes
+    match = NOTE.fullmatch(notes[0])
+    assert match is not None, notes[0]
+    return int(match[1]), match[2], match[3], match[4]
+
+
+def gave_up_events() -> list[events.GaveUp]:
+    received: list[events.GaveUp] = []
+    events.subscribe(lambda e: received.append(e) if isinstance(e, events.GaveUp) else None)
+    return received
+
+
+# --- decorator forms --------------------------------------------------------------------
+
+
+def _bare(func: AsyncFunc) -> AsyncFunc:
+    return retry(func)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(_bare, id="@retry"),
+        pytest.param(retry(), id="@retry()"),
+        pytest.param(retry(Policy(attempts=3)), id="@retry(Policy(...))"),
+        pytest.param(retry(attempts=5, backoff="exponential"), id="@retry(attempts=5, ...)"),
+    ]
+)
+def decorate(request: pytest.FixtureRequest) -> Decorator:
+    """Every decorator form of ``retry``."""
+    return request.param  # type: ignore[no-any-return]
+
+
+def coro(seq: FaultSequence) -> AsyncFunc:
+    """A coroutine function returning (or raising) the next outcome of ``seq``."""
+
+    async def fetch(*args: Any, **kwargs: Any) -> Any:
+        return seq(*args, **kwargs)
+
+    return fetch
+
+
+def test_every_form_retries_until_success(clock: FakeClock, decorate: Decorator) -> None:
+    """Each decorator form retries transient faults and returns the eventual result."""
+    seq = FaultSequence(ConnectionError, TimeoutError, "ok")
+    fetch = decorate(coro(seq))
+    assert "ok" == run(fetch)
+    assert 3 == seq.calls
+    assert 2 == len(clock.sleeps)
+
+
+def test_every_form_keeps_a_coroutine_function(decorate: Decorator) -> None:
+    """A decorated coroutine function is still one for ``inspect``."""
+    assert inspect.iscoroutinefunction(decorate(coro(FaultSequence("ok"))))
+
+
+def test_every_form_passes_arguments_through(clock: FakeClock, decorate: Decorator) -> None:
+    """Positional and keyword arguments reach the callable on every attempt."""
+    seq = FaultSequence(ConnectionError, "ok")
+    assert "ok" == run(decorate(coro(seq)), 1, b=2)
+    assert [((1,), {"b": 2}), ((1,), {"b": 2})] == seq.args
+
+
+def test_policy_and_fields_combine(clock: FakeClock) -> None:
+    """``retry(policy, **fields)`` applies the fields on top of the policy."""
+    seq = FaultSequence(ConnectionError)
+    fetch = retry(Policy(attempts=2), attempts=4, jitter="none")(coro(seq))
+    with pytest.raises(ConnectionError):
+        run(fetch)
+    assert 4 == seq.calls
+
+
+# --- attempts and waits --------------------------------------------------------------------
+
+
+def test_first_attempt_success_does_not_wait(clock: FakeClock) -> None:
+    """A call that succeeds at once runs once and never waits."""
+    seq, fetch = flaky("ok")
+    assert "ok" == run(fetch)
+    assert 1 == seq.calls
+    assert [] == clock.sleeps
+
+
+@pytest.mark.parametrize("attempts", [1, 2, 5])
+def test_attempts_count_the_first_call(clock: FakeClock, attempts: int) -> None:
+    """``attempts`` is the total number of calls, the first one included."""
+    seq, fetch = flaky(ConnectionError, attempts=attempts, **exact())
+    with pytest.raises(ConnectionError):
+        run(fetch)
+    assert attempts == seq.calls
+    assert attempts - 1 == len(clock.sleeps)
+
+
+def test_waits_follow_the_backoff_exactly_without_jitter(clock: FakeClock) -> None:
+    """Without jitter the waits are ``backoff.delay(1..n-1)``."""
+    b = backoff.exponential(initial=0.1, multiplier=2.0, max=0.3)
+    seq, fetch = flaky(ConnectionError, attempts=5, backoff=b, jitter="none")
+    with pytest.raises(ConnectionError):
+        run(fetch)
+    assert [0.1, 0.2, 0.3, 0.3] == clock.sleeps
+
+
+def test_full_jitter_stays_within_the_backoff(clock: FakeClock) -> None:
+    """With the default full jitter every wait is in ``[0, backoff.delay(n)]``."""
+    b = backoff.exponential(initial=1.0, multiplier=2.0, max=8.0)
+    seq, fetch = flaky(ConnectionError, attempts=6, backoff=b)
+    with pytest.raises(ConnectionError):
+        run(fetch)
+    bounds = [b.delay(n) for n in range(1, 6)]
+    assert 5 == len(clock.sleeps)
+    assert all(0.0 <= d <= hi for d, hi in zip(clock.sleeps, bounds, strict=True))
+
+
+def test_immediate_backoff_retries_once_at_once(clock: FakeClock) -> None:
+    """``backoff.immediate()`` makes one zero wait, then follows ``then``."""
+    b = backoff.immediate(then=backoff.fixed(2.0))
+    seq, fetch = flaky(ConnectionError, attempts=4, backoff=b, jitter="none")
+    with pytest.raises(ConnectionError):
+        run(fetch)
+    assert [0.0, 2.0, 2.0] == clock.sleeps
+
+
+def test_zero_wait_never_calls_sleep(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zero delay is recorded by the fake clock but never reaches ``async_sleep``."""
+    slept: list[float] = []
+
+    async def recording_sleep(delay: float) -> None:
+        slept.append(delay)
+
+    monkeypatch.setattr(_clock, "async_sleep", recording_sleep)
+    seq, fetch = flaky(ConnectionError, attempts=3, backoff="none")
+    with pytest.raises(ConnectionError):
+        run(fetch)
+    assert [0.0, 0.0] == clock.sleeps
+    assert [] == slept
+
+
+def test_zero_wait_never_calls_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the real clock a zero delay never awaits ``asyncio.sleep`` nor calls ``time.sleep``."""
+    slept: list[float] = []
+
+    async def recording_sleep(delay: float) -> None:
+        slept.append(delay)
+
+    monkeypatch.setattr(_clock, "async_sleep", recording_sleep)
+    monkeypatch.setattr(_clock, "sleep", slept.append)
+    monkeypatch.setattr(time, "sleep", slept.append)
+    seq, fetch = flaky(ConnectionError, ConnectionError, "ok", backoff="none")
+    assert "ok" == run(fetch)
+    assert [] == slept
+
+
+# --- deadline ------------------------------------------------------------------------------
+
+
+def test_deadline_never_sleeps_past_it(clock: FakeClock) -> None:
+    """Waits stop before the one that would cross the deadline."""
+    seq, fetch = flaky(
+        ConnectionError, attempts=100, deadline=1.0, **exact(backoff=backoff.fixed(0.3))
+    )
+    with pytest.raises(ConnectionError) as info:
+        run(fetch)
+    assert [0.3, 0.3, 0.3] == clock.sleeps
+    assert 4 == seq.calls
+    assert (4, "0.90", fetch.__qualname__, "deadline") == note_of(info.value)
+
+
+def test_deadline_gives_up_at_once_when_the_next_wait_would_cross_it(clock: FakeClock) -> None:
+    """A wait longer than the time left is not started: the call ends at once."""
+    seq, fetch = flaky(
+        ConnectionError, attempts=5, deadline=1.0, **exact(backoff=backoff.fixed(2.0))
+    )
+    with pytest.raises(ConnectionError) as info:
+        run(fetch)
+    assert [] == clock.sleeps
+    assert 1 == seq.calls
+    assert "deadline" == note_of(info.value)[3]
+
+
+def test_wait_ending_exactly_at_the_deadline_is_waited(clock: FakeClock) -> None:
+    """A wait that uses exactly the time left is made, and one more attempt runs."""
+    seq, fetch = flaky(
+        ConnectionError, attempts=5, deadline=1.0, **exact(backoff=backoff.fixed(0.5))
+    )
+    with pytest.raises(ConnectionError) as info:
+        run(fetch)
+    assert [0.5, 0.5] == clock.sleeps
+    assert 3 == seq.calls
+    assert "deadline" == note_of(info.value)[3]
+
+
+def test_deadline_passed_during_an_attempt_ends_the_call(clock: FakeClock) -> None:
+    """An attempt that overran the deadline is not followed by another, even with no wait."""
+    calls = 0
+
+    @retry(attempts=5, deadline=1.0, backoff="none")
+    async def slow() -> None:
+        nonlocal calls
+        calls += 1
+        clock.advance(2.0)
+        raise ConnectionError
+
+    with pytest.raises(ConnectionError) as info:
+        run(slow)
+    assert 1 == calls
+    assert "deadline" == note_of(info.value)[3]
+
+
+def test_deadline_checked_after_a_zero_wait(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Time that passed during a zero wait counts: the deadline is checked before the next attempt."""
+    monkeypatch.setattr(_clock, "zero_wait", lambda delay: clock.advance(5.0))
+    seq, fetch = flaky(ConnectionError, attempts=5, deadline=1.0, backoff="none")
+    with pytest.raises(ConnectionError) as info:
+        run(fetch)
+    assert 1 == seq.calls
+    assert "deadline" == note_of(info.value)[3]
+
+
+def test_deadline_checked_after_an_overlong_wait(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wait that overslept past the deadline ends the call before the next attempt."""
+
+    async def oversleep(delay: float) -> None:
+        clock.advance(delay + 10.0)
+
+    monkeypatch.setattr(_clock, "async_sleep", oversleep)
+    seq, fetch = flaky(
+        ConnectionError, attempts=5, deadline=1.0, **exact(backoff=backoff.fixed(0.5))
+    )
+    with pytest.raises(ConnectionError) as info:
+        run(fetch)
+    assert 1 == seq.calls
+    assert "deadline" == note_of(info.value)[3]
+
+
+def test_sum_of_waits_never_exceeds_the_deadline(clock: FakeClock) -> None:
+    """With jitter and many attempts the total wait stays within the deadline."""
+    seq, fetch = flaky(
+        ConnectionError, attempts=50, deadline=3.0, backoff=backoff.exponential(max=1.0)
+    )
+    with pytest.raises(ConnectionError):
+        run(fetch)
+    assert sum(clock.sleeps) <= 3.0
+
+
+# --- attempt_timeout (real time, bounded) -----------------------------------------------------
+
+
+def sleepy(seconds: list[float], result: Any = "ok") -> tuple[list[int], AsyncFunc]:
+    """A coroutine function that sleeps (really) ``seconds[i]`` on call ``i``, then returns."""
+    calls = [0]
+
+    async def fetch() -> Any:
+        index = min(calls[0], len(seconds) - 1)
+        calls[0] += 1
+        await asyncio.sleep(seconds[index])
+        return result
+
+    return calls, fetch
+
+
+def test_attempt_timeout_raises_timeout_error_which_is_retried(clock: FakeClock) -> None:
+    """A slow attempt is cut at ``attempt_timeout`` with ``TimeoutError`` and retried."""
+    calls, fetch = sleepy([1.0])
+    fetch = retry(attempts=2, attempt_timeout=0.05, backoff="none")(fetch)
+    started = time.perf_counter()
+    with pytest.raises(TimeoutError) as info:
+        run(fetch)
+    assert 2 == calls[0]
+    assert time.perf_counter() - started < 0.9
+    assert "attempts" == note_of(info.value)[3]
+
+
+def test_attempt_timeout_then_success(clock: FakeClock) -> None:
+    """An attempt cut by ``attempt_timeout`` is followed by one that completes."""
+    calls, fetch = sleepy([1.0, 0.0])
+    fetch = retry(attempts=3, attempt_timeout=0.05, backoff="none")(fetch)
+    assert "ok" == run(fetch)
+    assert 2 == calls[0]
+
+
+def test_attempt_timeout_is_capped_by_the_time_left() -> None:
+    """An attempt never runs past the deadline, even with a longer ``attempt_timeout``."""
+    calls, fetch = sleepy([1.0])
+    fetch = retry(attempts=10, attempt_timeout=5.0, deadline=0.1, backoff="none")(fetch)
+    started = time.perf_counter()
+    with pytest.raises(TimeoutError) as info:
+        run(fetch)
+    assert time.perf_counter() - started < 0.9
+    assert "deadline" == note_of(info.value)[3]
+
+
+def test_fast_attempts_are_not_affected_by_attempt_timeout(clock: FakeClock) -> None:
+    """An attempt finishing within ``attempt_timeout`` returns its result."""
+    seq = FaultSequence(ConnectionError, "ok")
+    fetch = retry(attempt_timeout=1.0, backoff="none")(coro(seq))
+    assert "ok" == run(fetch)
+    assert 2 == seq.calls
+
+
+# --- retry_if_result -------------------------------------------------------------------------
+
+
+def test_retry_if_result_retries_until_the_result_is_good(clock: FakeClock) -> None:
+    """A result matching ``retry_if_result`` is retried like a transient fault."""
+    seq, fetch = flaky(None, None, "ok", attempts=5, retry_if_result=lambda r: r is None)
+    assert "ok" == run(fetch)
+    assert 3 == seq.calls
+    assert 2 == len(clock.sleeps)
+
+
+def test_retry_if_result_returns_the_last_result_when_attempts_run_out(clock: FakeClock) -> None:
+    """When attempts run out on matching results, the last result is returned, not raised."""
+    seq, fetch = flaky(1, 2, 3, attempts=3, retry_if_result=lambda r: True)
+    assert 3 == run(fetch)
+    assert 3 == seq.calls
+
+
+def test_retry_if_result_returns_the_last_result_at_the_deadline(clock: FakeClock) -> None:
+    """A matching result is returned when the deadline ends the retries."""
+    seq, fetch = flaky(
+        "a",
+        "b",
+        attempts=10,
+        deadline=1.0,
+        retry_if_result=lambda r: True,
+        **exact(backoff=backoff.fixed(0.6)),
+    )
+    assert "b" == run(fetch)
+    assert 2 == seq.calls
+
+
+def test_retry_if_result_returns_the_last_result_when_the_budget_denies(clock: FakeClock) -> None:
+    """A matching result is returned when the budget ends the retries."""
+    seq, fetch = flaky(
+        "a", "b", attempts=10, budget=RetryBudget(max_tokens=2), retry_if_result=lambda r: True
+    )
+    assert "a" == run(fetch)
+    assert 1 == seq.calls
+
+
+def test_retry_if_result_and_faults_mix(clock: FakeClock) -> None:
+    """Faults and matching results share the attempts; a final fault is raised."""
+    seq, fetch = flaky(
+        None,
+        ConnectionError,
+        None,
+        ConnectionError,
+        attempts=4,
+        retry_if_result=lambda r: r is None,
+    )
+    with pytest.raises(ConnectionError):
+        run(fetch)
+    assert 4 == seq.calls
+
+
+# --- Retry-After hints -----------------------------------------------------------------------
+
+
+class HTTPFailure(Exception):
+    """An HTTP client error carrying a response, as requests/httpx raise them."""
+
+    def __init__(self, status: int, headers: dict[str, str]) -> None:
+        super().__init__(status)
+        self.response = type("Response", (), {"status_code": status, "headers": headers})()
+
+
+def test_retry_after_hint_replaces_the_backoff_unjittered(clock: FakeClock) -> None:
+    """A ``retry_after`` hint is waited exactly, whatever the backoff and jitter."""
+    seq, fetch = flaky(
+        Transient("busy", retry_after=2.5), "ok", backoff=backoff.fixed(9.0), jitter="full"
+    )
+    assert "ok" == run(fetch)
+    assert [2.5] == clock.sleeps
+
+
+def test_retry_after_header_seconds(clock: FakeClock) -> None:
+    """A ``Retry-After`` delta-seconds header on the response is waited."""
+    seq, fetch = flaky(HTTPFailure(503, {"Retry-After": "3"}), "ok")
+    assert "ok" == run(fetch)
+    assert [3.0] == clock.sleeps
+
+
+def test_retry_after_header_http_date(clock: FakeClock) -> None:
+    """A ``Retry-After`` HTTP-date is turned into the seconds from now."""
+    when = datetime.fromtimestamp(clock.now() + 7, tz=timezone.utc)
+    seq, fetch = flaky(HTTPFailure(429, {"retry-after": format_datetime(when, usegmt=True)}), "ok")
+    assert "ok" == run(fetch)
+    assert [7.0] == clock.sleeps
+
+
+def test_retry_after_http_date_in_the_past_is_zero(clock: FakeClock) -> None:
+    """A past HTTP-date means retry at once."""
+    when = datetime.fromtimestamp(clock.now() - 60, tz=timezone.utc)
+    seq, fetch = flaky(HTTPFailure(503, {"Retry-After": format_datetime(when, usegmt=True)}), "ok")
+    assert "ok" == run(fetch)
+    assert [0.0] == clock.sleeps
+
+
+def test_retry_after_beyond_retry_after_max_gives_up(clock: FakeClock) -> None:
+    """A hint larger than ``retry_after_max`` ends the call at once with reason ``deadline``."""
+    seq, fetch = flaky(Transient("busy", retry_after=5.5), "ok", retry_after_max=5.0)
+    with pytest.raises(Transient) as info:
+        run(fetch)
+    assert 1 == seq.calls
+    assert [] == clock.sleeps
+    assert "deadline" == note_of(info.value)[3]
+
+
+def test_retry_after_equal_to_retry_after_max_is_waited(clock: FakeClock) -> None:
+    """A hint exactly equal to ``retry_after_max`` is waited."""
+    seq, fetch = flaky(Transient("busy", retry_after=5.0), "ok", retry_after_max=5.0)
+    assert "ok" == run(fetch)
+    assert [5.0] == clock.sleeps
+
+
+def test_default_retry_after_max_is_sixty_seconds(clock: FakeClock) -> None:
+    """The default cap is 60 s: 60 is waited, 61 gives up."""
+    seq, fetch = flaky(Transient("busy", retry_after=60), "ok")
+    assert "ok" == run(fetch)
+    seq, fetch = flaky(Transient("busy", retry_after=61), "ok")
+    with pytest.raises(Transient):
+        run(fetch)
+    assert [60.0] == clock.sleeps
+
+
+def test_retry_after_beyond_the_time_left_gives_up(clock: FakeClock) -> None:
+    """A hint longer than the time left before the deadline ends the call at once."""
+    seq, fetch = flaky(Transient("busy", retry_after=4.0), "ok", deadline=3.0)
+    with pytest.raises(Transient) as info:
+        run(fetch)
+    assert [] == clock.sleeps
+    assert "deadline" == note_of(info.value)[3]
+
+
+def test_retry_after_equal_to_the_time_left_is_waited(clock: FakeClock) -> None:
+    """A hint exactly equal to the time left is waited, and the next attempt runs."""
+    seq, fetch = flaky(Transient("busy", retry_after=4.0), "ok", deadline=4.0)
+    assert "ok" == run(fetch)
+    assert [4.0] == clock.sleeps
+
+
+# --- which faults are retried ---------------------------------------------------------------
+
+
+def test_permanent_fault_is_raised_at_once(clock: FakeClock) -> None:
+    """A fault the classifier calls permanent is not retried."""
+    seq, fetch = flaky(ValueError("bad"), "ok", attempts=5)
+    with pytest.raises(ValueError, match="bad") as info:
+        run(fetch)
+    assert 1 == seq.calls
+    assert (1, "0.00", fetch.__qualname__, "permanent") == note_of(info.value)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(KeyError, id="type"),
+        pytest.param((KeyError, IndexError), id="tuple"),
+        pytest.param(lambda exc: isinstance(exc, KeyError), id="predicate"),
+        pytest.param(
+            lambda exc: retryx.Fault(isinstance(exc, KeyError), "explicit"), id="classifier"
+        ),
+    ]
+)
+def retry_on_keyerror(request: pytest.FixtureRequest) -> Any:
+    """``retry_on`` in each accepted shape, all meaning "retry KeyError only"."""
+    return request.param
+
+
+def test_retry_on_selects_the_retried_faults(clock: FakeClock, retry_on_keyerror: Any) -> None:
+    """Faults matched by ``retry_on`` are retried; others (even ConnectionError) are not."""
+    seq, fetch = flaky(KeyError, "ok", retry_on=retry_on_keyerror)
+    assert "ok" == run(fetch)
+    seq, fetch = flaky(ConnectionError, "ok", retry_on=retry_on_keyerror)
+    with pytest.raises(ConnectionError):
+        run(fetch)
+    assert 1 == seq.calls
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        ConnectionRefusedError(errno.ECONNREFUSED, "refused"),
+        socket.gaierror(socket.EAI_AGAIN, "try again"),
+        Transient("unsent", unsent=True),
+    ],
+    ids=["refused", "EAI_AGAIN", "Transient-unsent"],
+)
+def test_not_idempotent_retries_unsent_faults(clock: FakeClock, fault: Exception) -> None:
+    """With ``idempotent=False`` faults proving the request was never sent are retried."""
+    seq, fetch = flaky(fault, "ok", idempotent=False)
+    assert "ok" == run(fetch)
+    assert 2 == seq.calls
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [ConnectionResetError(), TimeoutError(), Transient("maybe sent"), HTTPFailure(503, {})],
+    ids=["reset", "timeout", "Transient", "503"],
+)
+def test_not_idempotent_does_not_retry_faults_that_may_have_been_sent(
+    clock: FakeClock, fault: Exception
+) -> None:
+    """With ``idempotent=False`` a transient fault that may have reached the peer is raised."""
+    seq, fetch = flaky(fault, "ok", idempotent=False)
+    with pytest.raises(type(fault)) as info:
+        run(fetch)
+    assert info.value is fault
+    assert 1 == seq.calls
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError],
+)
+@pytest.mark.parametrize(
+    "retry_on", [None, BaseException, lambda exc: True], ids=["default", "BaseException", "always"]
+)
+def test_base_exceptions_are_never_retried(
+    clock: FakeClock, fault: type[BaseException], retry_on: Any
+) -> None:
+    """Non-``Exception`` ``BaseException``s propagate at once, untouched, whatever ``retry_on`` says."""
+    seq, fetch = flaky(fault, "ok", retry_on=retry_on)
+
+    async def main() -> BaseException:
+        # Caught inside the coroutine: asyncio.run itself treats some of these specially.
+        try:
+            await fetch()
+        except BaseException as exc:  # noqa: BLE001 - the point of the test
+            return exc
+        raise AssertionError("no exception")
+
+    exc = asyncio.run(main())
+    assert fault is type(exc)
+    assert 1 == seq.calls
+    assert [] == clock.sleeps
+    assert [] == getattr(exc, "__notes__", [])
+
+
+def test_cancelling_a_task_during_a_wait_stops_the_retries() -> None:
+    """Cancelling the task while it waits between attempts cancels it; no further attempt runs."""
+    seq, fetch = flaky(ConnectionError, "ok", **exact(backoff=backoff.fixed(30.0)))
+
+    async def main() -> None:
+        task = asyncio.create_task(fetch())
+        while seq.calls == 0:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)  # the task is now in its 30 s wait
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    assert 1 == seq.calls
+    assert time.perf_counter() - started < 0.9
+
+
+# --- giving up --------------------------------------------------------------------------------
+
+
+def test_last_exception_is_reraised_unchanged(clock: FakeClock) -> None:
+    """The very exception object of the last attempt is raised, not a wrapper."""
+    errors = [ConnectionError("1"), ConnectionError("2"), ConnectionError("3")]
+    seq, fetch = flaky(*errors, **exact(backoff=backoff.fixed(0.4)))
+    with pytest.raises(ConnectionError) as info:
+        run(fetch)
+    assert errors[-1] is info.value
+    assert [] == getattr(errors[0], "__notes__", [])
+    expected = (
+        f"retryx: gave up after 3 attempts in 0.80s "
+        f"(policy {fetch.__qualname__!r}, reason: attempts)"
+    )
+    assert [expected] == info.value.__notes__
+
+
+def test_note_uses_the_policy_name(clock: FakeClock) -> None:
+    """The note names the policy by ``Policy.name`` when it is set."""
+    seq, fetch = flaky(ConnectionError, name="payments", attempts=2, backoff="none")
+    with pytest.raises(ConnectionError) as info:
+        run(fetch)
+    assert (2, "0.00", "payments", "attempts") == note_of(info.value)
+
+
+def test_note_singular_for_one_attempt(clock: FakeClock) -> None:
+    """One attempt reads "1 attempt", not "1 attempts"."""
+    seq, fetch = flaky(ConnectionError, name="p", attempts=1)
+    with pytest.raises(ConnectionError) as info:
+        run(fetch)
+    expected = "retryx: gave up after 1 attempt in 0.00s (policy 'p', reason: attempts)"
+    assert [expected] == info.value.__notes__
+
+
+def test_give_up_reason_budget(clock: FakeClock) -> None:
+    """When the retry budget denies a retry the call gives up with reason ``budget``."""
+    budget = RetryBudget(max_tokens=4)
+    seq, fetch = flaky(ConnectionError, attempts=10, budget=budget, backoff="none")
+    with pytest.raises(ConnectionError) as info:
+        run(fetch)
+    assert 2 == seq.calls
+    assert (2, "0.00", fetch.__qualname__, "budget") == note_of(info.value)
+
+
+def test_give_up_order_permanent_before_attempts(clock: FakeClock) -> None:
+    """A permanent fault on the last attempt gives up with reason ``permanent``."""
+    seq, fetch = flaky(ValueError, attempts=1)
+    with pytest.raises(ValueError) as info:
+        run(fetch)
+    assert "permanent" == note_of(info.value)[3]
+
+
+def test_give_up_order_attempts_before_deadline(clock: FakeClock) -> None:
+    """With no attempts left the reason is ``attempts`` even if the next wait would cross the deadline."""
+    seq, fetch = flaky(
+        ConnectionError, attempts=2, deadline=1.0, **exact(backoff=backoff.fixed(0.9))
+    )
+    with pytest.raises(ConnectionError) as info:
+        run(fetch)
+    assert "attempts" == note_of(info.value)[3]
+
+
+def test_give_up_order_deadline_before_budget(clock: FakeClock) -> None:
+    """When both the deadline and the budget would stop it, the reason is ``deadline``."""
+    budget = RetryBudget(max_tokens=2)
+    seq, fetch = flaky(
+        ConnectionError,
+        attempts=5,
+        deadline=1.0,
+        budget=budget,
+        **exact(backoff=backoff.fixed(2.0)),
+    )
+    with pytest.raises(ConnectionError) as info:
+        run(fetch)
+    assert "deadline" == note_of(info.value)[3]
+
+
+def test_gave_up_event_for_every_reason(clock: FakeClock) -> None:
+    """A ``GaveUp`` event is emitted for each reason, a first-attempt permanent fault included."""
+    received = gave_up_events()
+    for outcome, fields in [
+        (ConnectionError, {"attempts": 1}),
+        (ConnectionError, {"deadline": 1.0, "backoff": backoff.fixed(2.0), "jitter": "none"}),
+        (ConnectionError, {"budget": RetryBudget(max_tokens=1)}),
+        (ValueError, {}),
+    ]:
+        seq, fetch = flaky(outcome, **fields)
+        with pytest.raises(Exception):  # noqa: B017, PT011 - any of the above
+            run(fetch)
+    assert ["attempts", "deadline", "budget", "permanent"] == [e.reason for e in received]
+
+
+# --- current() ----------------------------------------------------------------------------------
+
+
+def test_current_is_none_outside_a_call() -> None:
+    """``current()`` is ``None`` outside any retryx call, in a coroutine too."""
+
+    async def main() -> Any:
+        return current()
+
+    assert None is asyncio.run(main())
+
+
+def test_current_inside_a_call(clock: FakeClock) -> None:
+    """Inside a call ``current()`` shows a stable hex ``call_id``, the 1-based attempt and the name."""
+    seen: list[retryx._context.CallContext] = []
+
+    @retry(attempts=3, backoff="none")
+    async def fetch() -> str:
+        ctx = current()
+        assert ctx is not None
+        seen.append(ctx)
+        if len(seen) < 3:
+            raise ConnectionError
+        return "ok"
+
+    assert "ok" == run(fetch)
+    assert [1, 2, 3] == [c.attempt for c in seen]
+    assert 1 == len({c.call_id for c in seen})
+    assert re.fullmatch(r"[0-9a-f]{16,}", seen[0].call_id)
+    assert [fetch.__qualname__] * 3 == [c.name for c in seen]
+    assert [None] * 3 == [c.remaining for c in seen]
+    assert [None] * 3 == [c.endpoint for c in seen]
+    assert None is current()
+
+
+def test_call_id_differs_between_calls(clock: FakeClock) -> None:
+    """Each logical call gets its own ``call_id``, concurrent calls included."""
+    ids: list[str] = []
+
+    @retry
+    async def fetch() -> None:
+        ctx = current()
+        assert ctx is not None
+        ids.append(ctx.call_id)
+        await asyncio.sleep(0)
+        ctx_after = current()
+        assert ctx_after is not None
+        assert ctx.call_id == ctx_after.call_id
+
+    async def main() -> None:
+        await asyncio.gather(fetch(), fetch(), fetch())
+
+    asyncio.run(main())
+    assert 3 == len(set(ids))
+
+
+def test_current_remaining_counts_down_to_the_deadline(clock: FakeClock) -> None:
+    """``remaining`` is the time left before the deadline at each attempt."""
+    remaining: list[float | None] = []
+
+    @retry(attempts=3, deadline=10.0, **exact(backoff=backoff.fixed(1.5)))
+    async def fetch() -> None:
+        ctx = current()
+        assert ctx is not None
+        remaining.append(ctx.remaining)
+        raise ConnectionError
+
+    with pytest.raises(ConnectionError):
+        run(fetch)
+    assert [10.0, 8.5, 7.0] == remaining
+
+
+def test_current_uses_the_policy_name(clock: FakeClock) -> None:
+    """``current().name`` is the policy's name when it has one."""
+    names: list[str] = []
+
+    @retry(name="payments")
+    async def fetch() -> None:
+        ctx = current()
+        assert ctx is not None
+        names.append(ctx.name)
+
+    run(fetch)
+    assert ["payments"] == names
+
+
+# --- no event-loop warning for async calls -----------------------------------------------------
+
+
+def test_async_retry_waiting_in_the_loop_does_not_warn(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The async form awaits its waits, so it never warns about blocking the loop."""
+    seq, fetch = flaky(ConnectionError, "ok", **exact(backoff=backoff.fixed(1.0)))
+    with caplog.at_level(logging.DEBUG, logger="retryx"):
+        assert "ok" == run(fetch)
+    assert [1.0] == clock.sleeps
+    assert [] == [r for r in caplog.records if "event loop" in r.getMessage()]
+
+
+# --- stats --------------------------------------------------------------------------------------
+
+
+def test_stats_count_calls_attempts_and_causes(clock: FakeClock) -> None:
+    """``stats`` counts calls, successes, failures, attempts, retries, give-ups and causes."""
+    seq = FaultSequence(
+        "ok",  # call 1: first attempt
+        ConnectionError, TimeoutError, "ok",  # call 2: two retries
+        ConnectionError, ConnectionError, ConnectionError,  # call 3: gives up (attempts)
+        ValueError,  # call 4: permanent
+    )  # fmt: skip
+
+    @retry(attempts=3, backoff="none")
+    async def fetch() -> Any:
+        return seq()
+
+    run(fetch)
+    run(fetch)
+    for _ in range(2):
+        with pytest.raises(Exception):  # noqa: B017, PT011 - ConnectionError, then ValueError
+            run(fetch)
+    s = stats(fetch)
+    assert 4 == s.calls
+    assert 2 == s.successes
+    assert 2 == s.failures
+    assert 8 == s.attempts
+    assert 4 == s.retries
+    assert 2 == s.gave_up
+    assert {"connection": 4, "timeout": 1, "permanent": 1} == s.by_cause
+
+
+def test_stats_reset(clock: FakeClock) -> None:
+    """``stats(func, reset=True)`` returns the counters and zeroes them."""
+    seq, fetch = flaky("ok")
+    run(fetch)
+    assert 1 == stats(fetch, reset=True).calls
+    assert 0 == stats(fetch).calls
+
+
+def test_stats_elapsed_from_the_clock(clock: FakeClock) -> None:
+    """``total_elapsed`` and ``max_elapsed`` follow retryx's clock."""
+    seq, fetch = flaky(ConnectionError, "ok", **exact(backoff=backoff.fixed(2.0)))
+    run(fetch)
+    s = stats(fetch)
+    assert 2.0 == s.total_elapsed
+    assert 2.0 == s.max_elapsed
+
+
+def test_stats_with_attempt_timeout(clock: FakeClock) -> None:
+    """The layered path (``attempt_timeout``) books calls like the fast path."""
+    seq = FaultSequence(ConnectionError, "ok")
+    fetch = retry(attempt_timeout=1.0, backoff="none")(coro(seq))
+    run(fetch)
+    s = stats(fetch)
+    assert (1, 1, 0, 2, 1, {"connection": 1}) == (
+        s.calls,
+        s.successes,
+        s.failures,
+        s.attempts,
+        s.retries,
+        s.by_cause,
+    )
