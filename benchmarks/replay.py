@@ -208,6 +208,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Run the copy imported by name: targets defined in __main__ cannot be deferred.
-    import replay
+    import importlib
 
-    sys.exit(replay.main())
+    sys.exit(importlib.import_module("replay").main())

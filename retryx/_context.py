@@ -30,8 +30,9 @@ class CallContext:
 
 CallContext.__module__ = "retryx"
 
-# Holds the innermost retryx call of this thread or task (a ``_Call`` from the
-# pipeline, or a ``ReplayScope``). Asyncio tasks copy it, so they inherit it.
+# Holds the innermost retryx call of this thread or task: the call's *head* list
+# made by the pipeline (see ``_pipeline``), or a ``ReplayScope``. Asyncio tasks
+# and ``asyncio.to_thread`` copy the context, so they inherit it.
 SCOPE: ContextVar[Any] = ContextVar("retryx_scope", default=None)
 
 
@@ -44,19 +45,15 @@ class ReplayScope:
     """Set around a replayed call so the pipeline keeps the stored ``call_id``."""
 
     __slots__ = ("replay_id",)
-    retrying = None  # a replay is not a retrying call: the replayed one is not nested
 
     def __init__(self, call_id: str) -> None:
         self.replay_id = call_id
-
-    def context(self) -> CallContext | None:
-        return None
 
 
 def current() -> CallContext | None:
     """The ``CallContext`` of the retryx call in progress, or ``None`` outside one."""
     scope = SCOPE.get()
-    if scope is None:
+    if type(scope) is not list:  # None, or a ReplayScope waiting for its call
         return None
-    context: CallContext | None = scope.context()
+    context: CallContext = scope[0].context(scope)  # a call's head: [runner, ...]
     return context

@@ -77,108 +77,69 @@ class _Fallback:
 
 
 # --- per-call state and the decisions ---------------------------------------------------
+#
+# Every call through a pipeline puts a small list, its *head*, in ``SCOPE`` (a
+# ContextVar): ``current()`` and the nesting guard read it. A list because it is
+# the cheapest mutable thing to make on every call; the indices are named below.
+# The retry state (``_Call``) is made only once attempt 1 did not simply succeed,
+# and hangs off the head so ``current()`` sees the attempt number.
+
+RUNNER, PARENT, START, CALL_ID, ENDPOINT, STATE = range(6)
+
+
+def call_id_of(head: list[Any]) -> str:
+    """The call's id, made on first use (a replayed call keeps its stored id)."""
+    call_id: str | None = head[CALL_ID]
+    if call_id is None:
+        parent = head[PARENT]
+        call_id = parent.replay_id if isinstance(parent, ReplayScope) else new_call_id()
+        head[CALL_ID] = call_id
+    return call_id
+
+
+def retrying_of(scope: Any) -> list[Any] | None:
+    """The head of the innermost retrying call in ``scope`` (a head, or None)."""
+    while type(scope) is list:
+        if scope[RUNNER].has_retry:
+            return scope
+        scope = scope[PARENT]
+    return None
 
 
 class _Call:
-    """One logical call through a pipeline: attempts, timing, ids. Short-lived.
-
-    The hot path (first attempt succeeds) sets only ``runner``, ``parent`` and
-    ``start``; ``begin`` sets the rest once a retry layer has something to decide.
-    Readers outside the decisions (``context``, ``get_call_id``) tolerate unset slots.
-    """
+    """The retry state of one call, made once attempt 1 did not simply succeed."""
 
     __slots__ = (
         "attempt",
-        "call_id",
         "deadline_at",
         "deferred",
-        "endpoint",
-        "gave_up_flag",
+        "gave_up",
+        "head",
         "last_exc",
-        "parent",
         "policy",
         "previous",
-        "retries",
         "runner",
         "start",
     )
-    replay_id = None
-    attempt: int
-    call_id: str
-    deadline_at: float | None
-    deferred: bool
-    endpoint: Hashable | None
-    gave_up_flag: bool
-    last_exc: Exception | None
-    parent: Any
-    policy: Policy
-    previous: float
-    retries: int
-    runner: Runner
-    start: float
 
-    @property
-    def retrying(self) -> _Call | None:
-        """The innermost retrying call this one runs in (itself when it retries)."""
-        if self.runner.has_retry:
-            return self
-        parent = self.parent
-        return None if parent is None else parent.retrying
-
-    def context(self) -> CallContext:
-        """What ``current()`` shows."""
-        remaining = None
-        deadline_at = getattr(self, "deadline_at", None)
-        if deadline_at is None and self.runner.has_retry:
-            deadline = self.runner.policy().deadline
-            deadline_at = None if deadline is None else self.start + deadline
-        if deadline_at is not None:
-            remaining = max(0.0, deadline_at - _clock.monotonic())
-        return CallContext(
-            self.get_call_id(),
-            getattr(self, "attempt", 1),
-            remaining,
-            getattr(self, "endpoint", None),
-            self.runner.name,
-        )
-
-    def get_call_id(self) -> str:
-        """This call's id, made on first use (or the replayed call's id)."""
-        try:
-            return self.call_id
-        except AttributeError:
-            parent = self.parent
-            replayed = parent.replay_id if parent is not None else None
-            self.call_id = replayed if replayed is not None else new_call_id()
-            return self.call_id
-
-    def enter_nested(self, policy: Policy, outer: _Call) -> None:
-        """The nesting guard: this retrying call started inside ``outer``."""
-        runner = self.runner
-        if policy.nested == "raise":
-            raise NestedRetryError(outer.runner.name, runner.name)
-        if policy.nested == "defer":
-            self.deferred = True
-            runner.warn_nested(outer.runner.name)
-
-    def begin(self, policy: Policy) -> None:
-        """Set up the retry state, once the first attempt did not simply succeed."""
+    def __init__(self, head: list[Any], policy: Policy) -> None:
+        self.head = head
+        self.runner: Runner = head[RUNNER]
+        self.start: float = head[START]
         self.policy = policy
-        self.attempt = getattr(self, "attempt", 1)
-        self.retries = 0
+        self.attempt = 1
         self.previous = -1.0
-        self.last_exc = None
+        self.last_exc: Exception | None = None
         self.deadline_at = None if policy.deadline is None else self.start + policy.deadline
-        self.deferred = getattr(self, "deferred", False)
-        self.gave_up_flag = False
+        # Nested in another retrying call (and not allowed to multiply): one
+        # attempt, no waits, the outer layer retries.
+        self.deferred = policy.nested == "defer" and retrying_of(head[PARENT]) is not None
+        self.gave_up = False
+        head[STATE] = self
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline, or ``None``."""
-        deadline_at = getattr(self, "deadline_at", None)
-        if deadline_at is None and self.runner.has_retry:
-            deadline = self.runner.policy().deadline
-            deadline_at = None if deadline is None else self.start + deadline
-        return None if deadline_at is None else deadline_at - _clock.monotonic()
+        return None if self.deadline_at is None else self.deadline_at - _clock.monotonic()
 
     def on_error(self, exc: Exception) -> float | None:
         """Decide after a failed attempt: the delay before the next one, or ``None``."""
@@ -233,23 +194,17 @@ class _Call:
         runner = self.runner
         if logger.isEnabledFor(logging.WARNING):
             what = type(exc).__name__ if exc is not None else "a result to retry"
-            logger.warning(
+            runner.log(
+                logging.WARNING,
                 "retrying %s in %.2fs after %s (cause=%s, attempt %d/%d)",
-                runner.name,
-                delay,
-                what,
-                cause,
-                self.attempt,
-                policy.attempts,
-                extra={
-                    "retryx": {
-                        "name": runner.name,
-                        "attempt": self.attempt,
-                        "delay": delay,
-                        "cause": cause,
-                        "elapsed": _clock.monotonic() - self.start,
-                        **_endpoint_field(self),
-                    }
+                (runner.name, delay, what, cause, self.attempt, policy.attempts),
+                {
+                    "name": runner.name,
+                    "attempt": self.attempt,
+                    "delay": delay,
+                    "cause": cause,
+                    "elapsed": _clock.monotonic() - self.start,
+                    **_endpoint_field(self.head),
                 },
             )
         if events._subscribers:
@@ -262,7 +217,6 @@ class _Call:
             self._give_up(self.last_exc, "deadline")
             return False
         self.attempt += 1
-        self.retries += 1
         return True
 
     def _give_up(self, exc: Exception | None, reason: str) -> float | None:
@@ -280,38 +234,30 @@ class _Call:
             level = logging.WARNING  # a result is returned: the caller is not failing
         if logger.isEnabledFor(level):
             what = f"{type(exc).__name__}: {exc}" if exc is not None else "returning last result"
-            logger.log(
+            runner.log(
                 level,
                 "giving up on %s after %d attempt%s in %.2fs (reason: %s): %s",
-                runner.name,
-                n,
-                "s" if n != 1 else "",
-                elapsed,
-                reason,
-                what,
-                extra={
-                    "retryx": {
-                        "name": runner.name,
-                        "attempt": n,
-                        "elapsed": elapsed,
-                        "reason": reason,
-                        **_endpoint_field(self),
-                    }
+                (runner.name, n, "s" if n != 1 else "", elapsed, reason, what),
+                {
+                    "name": runner.name,
+                    "attempt": n,
+                    "elapsed": elapsed,
+                    "reason": reason,
+                    **_endpoint_field(self.head),
                 },
             )
         if events._subscribers:
             events.emit(events.GaveUp(runner.name, n, elapsed, exc, reason))  # type: ignore[arg-type]
-        self.gave_up_flag = True
+        self.gave_up = True
         return _GIVE_UP
 
 
-def _endpoint_field(call: _Call) -> dict[str, Any]:
-    endpoint = getattr(call, "endpoint", None)
+def _endpoint_field(head: list[Any]) -> dict[str, Any]:
+    endpoint = head[ENDPOINT]
     return {} if endpoint is None else {"endpoint": endpoint}
 
 
 _NO_JITTER = _jitter.none
-_new_call = object.__new__
 _scope_get = SCOPE.get
 _scope_set = SCOPE.set
 _scope_reset = SCOPE.reset
@@ -477,44 +423,84 @@ class Runner:
                 )
         _clock.sleep(delay)
 
+    def log(self, level: int, msg: str, args: tuple[Any, ...], fields: dict[str, Any]) -> None:
+        """Log on ``retryx`` with ``record.retryx`` fields, without ``findCaller``'s stack walk.
+
+        The record points at the decorated function's source, which says more than
+        a line inside retryx would.
+        """
+        code = getattr(self.target, "__code__", None)
+        record = logger.makeRecord(
+            logger.name,
+            level,
+            code.co_filename if code is not None else "(unknown)",
+            code.co_firstlineno if code is not None else 0,
+            msg,
+            args,
+            None,
+            func=self.name,
+            extra={"retryx": fields},
+        )
+        logger.handle(record)
+
     # --- finishing a call ----------------------------------------------------------
 
-    def succeeded(self, call: _Call, policy: Policy | None) -> None:
+    def context(self, head: list[Any]) -> CallContext:
+        """What ``current()`` shows for the call whose head is ``head``."""
+        call: _Call | None = head[STATE]
+        if call is not None:
+            remaining = call.remaining()
+            attempt = call.attempt
+        else:
+            attempt = 1
+            remaining = None
+            if self.has_retry:
+                deadline = self.policy().deadline
+                if deadline is not None:
+                    remaining = head[START] + deadline - _clock.monotonic()
+        if remaining is not None:
+            remaining = max(0.0, remaining)
+        return CallContext(call_id_of(head), attempt, remaining, head[ENDPOINT], self.name)
+
+    def start(self, head: list[Any], parent: Any) -> Policy | None:
+        """The policy for this call; runs the nesting guard when nested in a retry."""
+        policy = self._policy if self._named_policy is None else self.policy()
+        if policy is not None and policy.nested != "allow":
+            outer = retrying_of(parent)
+            if outer is not None:
+                outer_name = outer[RUNNER].name
+                if policy.nested == "raise":
+                    raise NestedRetryError(outer_name, self.name)
+                self.warn_nested(outer_name)
+        return policy
+
+    def succeeded(self, call: _Call | None, policy: Policy | None, head: list[Any]) -> None:
         """Book a call that returned after the slow path (retried or recovered)."""
-        elapsed = _clock.monotonic() - call.start
-        attempts = getattr(call, "attempt", 1)
-        gave_up = getattr(call, "gave_up_flag", False)
+        elapsed = _clock.monotonic() - head[START]
+        attempts = 1 if call is None else call.attempt
+        gave_up = call is not None and call.gave_up
         self.recorder.finish(elapsed, ok=True, retries=attempts - 1, gave_up=gave_up)
         if attempts > 1 and logger.isEnabledFor(logging.INFO):
-            logger.info(
+            self.log(
+                logging.INFO,
                 "%s succeeded after %d attempts in %.2fs",
-                self.name,
-                attempts,
-                elapsed,
-                extra={"retryx": {"name": self.name, "attempt": attempts, "elapsed": elapsed}},
+                (self.name, attempts, elapsed),
+                {"name": self.name, "attempt": attempts, "elapsed": elapsed},
             )
         if policy is not None and policy.budget is not None:
             policy.budget.record_success()
         if events._subscribers:
             events.emit(events.Succeeded(self.name, attempts, elapsed))
 
-    def failed(self, call: _Call, exc: BaseException) -> None:
+    def failed(self, head: list[Any], exc: BaseException) -> None:
         """Book a call that ended in an exception."""
-        elapsed = _clock.monotonic() - call.start
-        attempts = getattr(call, "attempt", 1)
-        gave_up = getattr(call, "gave_up_flag", False)
+        elapsed = _clock.monotonic() - head[START]
+        call: _Call | None = head[STATE]
+        attempts = 1 if call is None else call.attempt
+        gave_up = call is not None and call.gave_up
         self.recorder.finish(elapsed, ok=False, retries=attempts - 1, gave_up=gave_up)
         for hook in events._failure_hooks:
             hook(self.name, attempts, elapsed, exc)
-
-    def start(self, call: _Call, parent: Any) -> Policy | None:
-        """The policy for this call; runs the nesting guard when nested in a retry."""
-        policy = self._policy if self._named_policy is None else self.policy()
-        if policy is not None and parent is not None:
-            outer = parent.retrying
-            if outer is not None and policy.nested != "allow":
-                call.enter_nested(policy, outer)
-        return policy
 
     # --- the sync driver -----------------------------------------------------------
     #
@@ -523,41 +509,38 @@ class Runner:
 
     def run_sync(self, wrapped: Any, instance: Any, /, *args: Any, **kwargs: Any) -> Any:
         parent = _scope_get()
-        call = _new_call(_Call)
-        call.runner = self
-        call.parent = parent
-        call.start = start = _clock.monotonic()
-        token = _scope_set(call)
+        head = [self, parent, _clock.monotonic(), None, None, None]
+        token = _scope_set(head)
         try:
             policy = self._policy
             if parent is not None or self._named_policy is not None:
-                policy = self.start(call, parent)
+                policy = self.start(head, parent)
             try:
                 if self.plain:
                     result = wrapped(*args, **kwargs)
                 elif self.guard is not None:
                     result = self.guard._call(wrapped, args, kwargs, self.recorder)
                 else:
-                    result = self._attempt_sync(call, wrapped, args, kwargs)
+                    result = self._attempt_sync(head, wrapped, args, kwargs)
             except Exception as exc:
                 return self._recover_sync(
-                    call, policy, exc, _MISSING, wrapped, instance, args, kwargs
+                    head, policy, exc, _MISSING, wrapped, instance, args, kwargs
                 )
             if self.checks_result and policy is not None:
                 check = policy.retry_if_result
                 if check is not None and check(result):
                     return self._recover_sync(
-                        call, policy, None, result, wrapped, instance, args, kwargs
+                        head, policy, None, result, wrapped, instance, args, kwargs
                     )
                 if policy.budget is not None:
                     policy.budget.record_success()
             # The happy path books the call with one atomic append (see Recorder).
             pending = self.pending
-            pending.append(_clock.monotonic() - start)
+            pending.append(_clock.monotonic() - head[START])
             if len(pending) > _FOLD_AT:
                 self.recorder.fold()
             if events._subscribers:
-                events.emit(events.Succeeded(self.name, 1, _clock.monotonic() - start))
+                events.emit(events.Succeeded(self.name, 1, _clock.monotonic() - head[START]))
             return result
         finally:
             _scope_reset(token)
@@ -568,7 +551,7 @@ class Runner:
 
     def _recover_sync(
         self,
-        call: _Call,
+        head: list[Any],
         policy: Policy | None,
         exc: Exception | None,
         result: Any,
@@ -578,24 +561,24 @@ class Runner:
         kwargs: Any,
     ) -> Any:
         """After attempt 1 failed: retry per the policy, then book the call or fall back."""
+        call = None
         try:
             if policy is None:
                 assert exc is not None
                 raise exc
-            call.begin(policy)
-            result = self._retry_sync(call, policy, exc, result, wrapped, args, kwargs)
+            call = _Call(head, policy)
+            result = self._retry_sync(call, exc, result, wrapped, args, kwargs)
         except Exception as final:
-            self.failed(call, final)
+            self.failed(head, final)
             if self.fallback is None:
                 raise
-            return self._fallback_sync(call, final, instance, args, kwargs)
-        self.succeeded(call, policy)
+            return self._fallback_sync(head, final, instance, args, kwargs)
+        self.succeeded(call, policy, head)
         return result
 
     def _retry_sync(
         self,
         call: _Call,
-        policy: Policy,
         exc: Exception | None,
         result: Any,
         wrapped: Any,
@@ -608,7 +591,7 @@ class Runner:
             if exc is not None:
                 raise exc
             return result
-        check = policy.retry_if_result
+        check = call.policy.retry_if_result
         while True:
             if delay > 0:
                 self.sleep_sync(delay)
@@ -622,7 +605,7 @@ class Runner:
                 if self.plain:
                     result = wrapped(*args, **kwargs)
                 else:
-                    result = self._attempt_sync(call, wrapped, args, kwargs)
+                    result = self._attempt_sync(call.head, wrapped, args, kwargs)
             except Exception as error:
                 delay = call.on_error(error)
                 if delay is _GIVE_UP:
@@ -634,24 +617,24 @@ class Runner:
             if delay is _GIVE_UP:
                 return result
 
-    def _attempt_sync(self, call: _Call, wrapped: Any, args: Any, kwargs: Any) -> Any:
+    def _attempt_sync(self, head: list[Any], wrapped: Any, args: Any, kwargs: Any) -> Any:
         """One attempt: a failover sweep, or one guarded call."""
         fo = self.failover
         if fo is None:
             return self._guarded_sync(None, wrapped, args, kwargs)
         if fo.param in kwargs:  # pinned by the caller: no failover, failure raised as is
             endpoint = kwargs[fo.param]
-            call.endpoint = endpoint
+            head[ENDPOINT] = endpoint
             return self._guarded_sync(self.endpoint_breaker(endpoint), wrapped, args, kwargs)
         errors: dict[Hashable, Exception] = {}
         for endpoint in self.endpoints():
-            call.endpoint = endpoint
+            head[ENDPOINT] = endpoint
             try:
                 return self._guarded_sync(
                     self.endpoint_breaker(endpoint), wrapped, args, {**kwargs, fo.param: endpoint}
                 )
             except Exception as exc:
-                if not self.sweep_goes_on(call, exc):
+                if not self.sweep_goes_on(exc):
                     raise
                 errors[endpoint] = exc
                 self.endpoint_failed(endpoint, exc)
@@ -672,12 +655,12 @@ class Runner:
         return endpoint_breaker._call(breaker._call, (wrapped, args, kwargs, rec), {}, rec)
 
     def _fallback_sync(
-        self, call: _Call, exc: Exception, instance: Any, args: Any, kwargs: Any
+        self, head: list[Any], exc: Exception, instance: Any, args: Any, kwargs: Any
     ) -> Any:
         fb = self.fallback
         assert fb is not None
         if fb.defer_to is not None:
-            return self.defer(call, exc, instance, args, kwargs)
+            return self.defer(head, exc, instance, args, kwargs)
         if fb.handler is None:
             return fb.value
         handler_args = args if instance is None else (instance, *args)
@@ -687,52 +670,48 @@ class Runner:
 
     async def run_async(self, wrapped: Any, instance: Any, /, *args: Any, **kwargs: Any) -> Any:
         parent = _scope_get()
-        call = _new_call(_Call)
-        call.runner = self
-        call.parent = parent
-        call.start = start = _clock.monotonic()
-        token = _scope_set(call)
+        head = [self, parent, _clock.monotonic(), None, None, None]
+        token = _scope_set(head)
         try:
             policy = self._policy
             if parent is not None or self._named_policy is not None:
-                policy = self.start(call, parent)
+                policy = self.start(head, parent)
             try:
                 if self.plain:
                     result = await wrapped(*args, **kwargs)
                 elif self.guard is not None:
                     result = await self.guard._call_async(wrapped, args, kwargs, self.recorder)
                 else:
-                    result = await self._attempt_async(call, policy, wrapped, args, kwargs)
+                    result = await self._attempt_async(head, policy, wrapped, args, kwargs)
             except Exception as exc:
                 return await self._recover_async(
-                    call, policy, exc, _MISSING, wrapped, instance, args, kwargs
+                    head, policy, exc, _MISSING, wrapped, instance, args, kwargs
                 )
             if self.checks_result and policy is not None:
                 check = policy.retry_if_result
                 if check is not None and check(result):
                     return await self._recover_async(
-                        call, policy, None, result, wrapped, instance, args, kwargs
+                        head, policy, None, result, wrapped, instance, args, kwargs
                     )
                 if policy.budget is not None:
                     policy.budget.record_success()
-            # The happy path books the call with one atomic append (see Recorder).
             pending = self.pending
-            pending.append(_clock.monotonic() - start)
+            pending.append(_clock.monotonic() - head[START])
             if len(pending) > _FOLD_AT:
                 self.recorder.fold()
             if events._subscribers:
-                events.emit(events.Succeeded(self.name, 1, _clock.monotonic() - start))
+                events.emit(events.Succeeded(self.name, 1, _clock.monotonic() - head[START]))
             return result
         finally:
             _scope_reset(token)
 
     def bound_async(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        """wrapt's wrapper signature (bound methods, classmethods, callables)."""
+        """wrapt's wrapper signature; returns the coroutine."""
         return self.run_async(wrapped, instance, *args, **kwargs)
 
     async def _recover_async(
         self,
-        call: _Call,
+        head: list[Any],
         policy: Policy | None,
         exc: Exception | None,
         result: Any,
@@ -741,24 +720,24 @@ class Runner:
         args: Any,
         kwargs: Any,
     ) -> Any:
+        call = None
         try:
             if policy is None:
                 assert exc is not None
                 raise exc
-            call.begin(policy)
-            result = await self._retry_async(call, policy, exc, result, wrapped, args, kwargs)
+            call = _Call(head, policy)
+            result = await self._retry_async(call, exc, result, wrapped, args, kwargs)
         except Exception as final:
-            self.failed(call, final)
+            self.failed(head, final)
             if self.fallback is None:
                 raise
-            return await self._fallback_async(call, final, instance, args, kwargs)
-        self.succeeded(call, policy)
+            return await self._fallback_async(head, final, instance, args, kwargs)
+        self.succeeded(call, policy, head)
         return result
 
     async def _retry_async(
         self,
         call: _Call,
-        policy: Policy,
         exc: Exception | None,
         result: Any,
         wrapped: Any,
@@ -770,7 +749,7 @@ class Runner:
             if exc is not None:
                 raise exc
             return result
-        check = policy.retry_if_result
+        check = call.policy.retry_if_result
         while True:
             if delay > 0:
                 await _clock.async_sleep(delay)
@@ -784,7 +763,9 @@ class Runner:
                 if self.plain:
                     result = await wrapped(*args, **kwargs)
                 else:
-                    result = await self._attempt_async(call, policy, wrapped, args, kwargs)
+                    result = await self._attempt_async(
+                        call.head, call.policy, wrapped, args, kwargs
+                    )
             except Exception as error:
                 delay = call.on_error(error)
                 if delay is _GIVE_UP:
@@ -797,46 +778,35 @@ class Runner:
                 return result
 
     async def _attempt_async(
-        self, call: _Call, policy: Policy | None, wrapped: Any, args: Any, kwargs: Any
+        self, head: list[Any], policy: Policy | None, wrapped: Any, args: Any, kwargs: Any
     ) -> Any:
-        """One attempt; with ``attempt_timeout`` each call is cut at it (capped by the time left).
-
-        The timeout wraps the callable itself, inside the breakers and the failover
-        sweep: a hanging endpoint then fails with ``TimeoutError`` like any transient
-        fault, so its breaker counts it and the sweep moves on to the next endpoint.
+        """One attempt; ``attempt_timeout`` bounds each call of it (each endpoint's, under
+        failover, so a hanging endpoint is cut, counted on its breaker and skipped).
         """
         timeout = None if policy is None else policy.attempt_timeout
-        if timeout is None:
-            return await self._sweep_async(call, wrapped, args, kwargs)
-        import asyncio
+        if timeout is not None:
+            assert policy is not None
+            deadline_at = None if policy.deadline is None else head[START] + policy.deadline
+            wrapped = functools.partial(_timed, wrapped, timeout, deadline_at)
+        return await self._sweep_async(head, wrapped, args, kwargs)
 
-        limit: float = timeout
-
-        async def timed(*args: Any, **kwargs: Any) -> Any:
-            remaining = call.remaining()
-            cut = limit if remaining is None else max(0.0, min(limit, remaining))
-            async with asyncio.timeout(cut):
-                return await wrapped(*args, **kwargs)
-
-        return await self._sweep_async(call, timed, args, kwargs)
-
-    async def _sweep_async(self, call: _Call, wrapped: Any, args: Any, kwargs: Any) -> Any:
+    async def _sweep_async(self, head: list[Any], wrapped: Any, args: Any, kwargs: Any) -> Any:
         fo = self.failover
         if fo is None:
             return await self._guarded_async(None, wrapped, args, kwargs)
         if fo.param in kwargs:
             endpoint = kwargs[fo.param]
-            call.endpoint = endpoint
+            head[ENDPOINT] = endpoint
             return await self._guarded_async(self.endpoint_breaker(endpoint), wrapped, args, kwargs)
         errors: dict[Hashable, Exception] = {}
         for endpoint in self.endpoints():
-            call.endpoint = endpoint
+            head[ENDPOINT] = endpoint
             try:
                 return await self._guarded_async(
                     self.endpoint_breaker(endpoint), wrapped, args, {**kwargs, fo.param: endpoint}
                 )
             except Exception as exc:
-                if not self.sweep_goes_on(call, exc):
+                if not self.sweep_goes_on(exc):
                     raise
                 errors[endpoint] = exc
                 self.endpoint_failed(endpoint, exc)
@@ -858,12 +828,12 @@ class Runner:
         )
 
     async def _fallback_async(
-        self, call: _Call, exc: Exception, instance: Any, args: Any, kwargs: Any
+        self, head: list[Any], exc: Exception, instance: Any, args: Any, kwargs: Any
     ) -> Any:
         fb = self.fallback
         assert fb is not None
         if fb.defer_to is not None:
-            return self.defer(call, exc, instance, args, kwargs)
+            return self.defer(head, exc, instance, args, kwargs)
         if fb.handler is None:
             return fb.value
         handler_args = args if instance is None else (instance, *args)
@@ -874,7 +844,7 @@ class Runner:
 
     # --- shared by both drivers (no I/O) ------------------------------------------------
 
-    def sweep_goes_on(self, call: _Call, exc: Exception) -> bool:
+    def sweep_goes_on(self, exc: Exception) -> bool:
         """Whether a failover sweep moves to the next endpoint after ``exc``."""
         if isinstance(exc, CircuitOpenError):
             return True  # an endpoint skipped by its open breaker: nothing was sent
@@ -885,16 +855,30 @@ class Runner:
         # Not idempotent: move on only when the request provably never left.
         return policy is None or policy.idempotent or is_unsent(exc)
 
-    def defer(self, call: _Call, exc: Exception, instance: Any, args: Any, kwargs: Any) -> Any:
+    def defer(self, head: list[Any], exc: Exception, instance: Any, args: Any, kwargs: Any) -> Any:
+        """Store the failed call in the fallback's replay queue; the call returns ``None``."""
         fb = self.fallback
         assert fb is not None
         classifier = self.policy().classifier if self.has_retry else classify
         if not classifier(exc).transient:
             raise exc  # a permanent fault is the caller's, never stored
-        fb.defer_to.defer(self, call.get_call_id(), exc, instance, args, kwargs)
+        call_id = call_id_of(head)
+        fb.defer_to.defer(self, call_id, exc, instance, args, kwargs)
         if events._subscribers:
-            events.emit(events.Deferred(self.name, call.get_call_id(), exc, fb.defer_to))
+            events.emit(events.Deferred(self.name, call_id, exc, fb.defer_to))
         return None
+
+
+async def _timed(
+    fn: Callable[..., Any], timeout: float, deadline_at: float | None, *args: Any, **kwargs: Any
+) -> Any:
+    """``await fn(...)`` within ``timeout`` seconds, capped by the time left (TimeoutError)."""
+    import asyncio
+
+    if deadline_at is not None:
+        timeout = max(0.0, min(timeout, deadline_at - _clock.monotonic()))
+    async with asyncio.timeout(timeout):
+        return await fn(*args, **kwargs)
 
 
 # --- named breakers ------------------------------------------------------------------------

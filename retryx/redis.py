@@ -230,6 +230,7 @@ class RedisStore:
         )
         self._budgets: weakref.WeakKeyDictionary[RetryBudget, _View] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._down = False
@@ -259,15 +260,27 @@ class RedisStore:
         with self._lock:
             breakers = list(self._breakers.items())
             budgets = list(self._budgets.items())
+        with self._sync_lock:  # one sync at a time: it is the only holder of many view locks
+            changes = self._sync(breakers, budgets)
+        if changes is None:
+            return
+        self._recovered()
+        for breaker, change in changes:
+            breaker._announce(change)
+
+    def _sync(
+        self,
+        breakers: list[tuple[CircuitBreaker, _View]],
+        budgets: list[tuple[RetryBudget, _View]],
+    ) -> list[tuple[CircuitBreaker, tuple[str, str] | None]] | None:
+        """The sync round trip; the state changes to announce, or None when it failed."""
         held: list[_View] = []
         changes: list[tuple[CircuitBreaker, tuple[str, str] | None]] = []
         try:
             pipe = self._client.pipeline(transaction=False)
             b_items: list[tuple[CircuitBreaker, _View, int]] = []
             for breaker, view in breakers:
-                # A view busy with a round trip is refreshed by that round trip.
-                if not view.lock.acquire(blocking=False):
-                    continue
+                view.lock.acquire()  # waits for a round trip in flight, to apply in order
                 held.append(view)
                 reset, taken = self._batched(breaker, view)
                 args = ["sync", *self._settings(breaker), reset, taken, *self._seed(breaker)]
@@ -275,8 +288,7 @@ class RedisStore:
                 b_items.append((breaker, view, taken))
             g_items: list[tuple[RetryBudget, int]] = []
             for budget, view in budgets:
-                if not view.lock.acquire(blocking=False):
-                    continue
+                view.lock.acquire()
                 held.append(view)
                 taken = budget._take_pending()
                 self._budget_script(
@@ -284,7 +296,7 @@ class RedisStore:
                 )
                 g_items.append((budget, taken))
             if not b_items and not g_items:
-                return
+                return changes
             try:
                 rows = pipe.execute()
             except _ERRORS as exc:
@@ -293,7 +305,7 @@ class RedisStore:
                 for budget, taken in g_items:
                     budget._give_back(taken)
                 self._failed(exc)
-                return
+                return None
             for (breaker, view, _), row in zip(b_items, rows, strict=False):
                 changes.append((breaker, self._apply(breaker, view, row)))
             for (budget, _), text in zip(g_items, rows[len(b_items) :], strict=True):
@@ -301,9 +313,7 @@ class RedisStore:
         finally:
             for view in held:
                 view.lock.release()
-        self._recovered()
-        for breaker, change in changes:
-            breaker._announce(change)
+        return changes
 
     def close(self) -> None:
         """Stop the sync thread, flush batched successes, close a client it created.
@@ -581,6 +591,7 @@ class RedisStore:
     def _after_fork(self) -> None:
         """In a forked child: fresh locks and a new sync thread (threads do not survive fork)."""
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
         for view in self._views():
             view.lock = threading.Lock()
         self._thread = None

@@ -89,6 +89,14 @@ def refuses(x: int) -> None:
 
 
 @retryx.fallback(defer_to=QUEUE)
+def stops(down: str) -> None:
+    """Fails while ``down`` exists; replayed, it raises SystemExit (an interruption)."""
+    if os.path.exists(down):
+        raise ConnectionRefusedError(111, "service down")
+    raise SystemExit(3)
+
+
+@retryx.fallback(defer_to=QUEUE)
 def hold(log: str, down: str, started: str, holding: str) -> None:
     """Fails while ``down`` exists; replayed, it marks ``started`` and waits while
     ``holding`` exists (at most 20 s), so a test can kill it mid-call.

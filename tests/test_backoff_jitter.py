@@ -166,7 +166,7 @@ def test_cap_is_the_largest_delay(strategy: backoff.Backoff, cap: float) -> None
     assert cap == cap_of(strategy)
 
 
-# --- properties of backoffs ------------------------------------------------------------------
+# --- properties of backoffs ----------------------------------------------------------------
 
 seconds = st.floats(min_value=0, max_value=1e4, allow_nan=False, allow_infinity=False)
 retry_number = st.integers(min_value=1, max_value=10_000)
@@ -297,7 +297,7 @@ def test_apply_stays_within_bounds(j: jitter.Jitter, d: float, n: int) -> None:
     assert lo * (1 - 1e-12) <= j.apply(d, d, d, d) <= hi * (1 + 1e-12)
 
 
-# --- jitter inside a retrying call (seeded) ---------------------------------------------------
+# --- jitter inside a retrying call (seeded) ------------------------------------------------
 
 
 def sleeps_of(clock: FakeClock, attempts: int, **fields: Any) -> list[float]:

@@ -116,7 +116,7 @@ def expected_receiver(kind: str, cls: type, obj: Any) -> Any:
     return None
 
 
-# --- methods ------------------------------------------------------------------------------
+# --- methods -------------------------------------------------------------------------------
 
 
 def test_method_called_through_an_instance(clock: FakeClock, is_async: bool, kind: str) -> None:
@@ -138,11 +138,9 @@ def test_method_called_through_the_class(clock: FakeClock, is_async: bool, kind:
     assert 2 == len(log)
 
 
-def test_classmethod_through_a_subclass_gets_the_subclass(
-    clock: FakeClock, is_async: bool
-) -> None:
+def test_classmethod_through_a_subclass_gets_the_subclass(clock: FakeClock, is_async: bool) -> None:
     """A classmethod called through a subclass (or its instance) receives the subclass."""
-    cls, log = make_class(is_async)
+    cls, _log = make_class(is_async)
     sub = type("Sub", (cls,), {})
     for name in ("cm_above", "cm_below"):
         assert (name, sub, 1) == resolve(getattr(sub, name)(1))
@@ -151,7 +149,7 @@ def test_classmethod_through_a_subclass_gets_the_subclass(
 
 def test_each_instance_is_its_own_receiver(clock: FakeClock, is_async: bool) -> None:
     """Two instances calling the same decorated method each receive themselves."""
-    cls, log = make_class(is_async)
+    cls, _log = make_class(is_async)
     a, b = cls(), cls()
     assert ("method", a, 1) == resolve(a.method(1))
     assert ("method", b, 2) == resolve(b.method(2))
@@ -229,7 +227,7 @@ def module_level(x: int) -> int:
 
 @pytest.mark.parametrize("func", [plain, coro], ids=["sync", "async"])
 def test_function_metadata_is_kept(func: Callable[..., Any]) -> None:
-    """Signature, ``__name__``, ``__qualname__``, ``__doc__`` and ``__wrapped__`` are the function's."""
+    """Signature, name, qualname, doc, module and ``__wrapped__`` are the function's."""
     decorated = retry(func)
     assert inspect.signature(func) == inspect.signature(decorated)
     assert func.__name__ == decorated.__name__
@@ -240,7 +238,7 @@ def test_function_metadata_is_kept(func: Callable[..., Any]) -> None:
 
 
 def test_coroutine_function_stays_a_coroutine_function() -> None:
-    """``inspect.iscoroutinefunction`` is true for a decorated coroutine function, false for a sync one."""
+    """``inspect.iscoroutinefunction`` holds for a decorated coroutine function only."""
     assert inspect.iscoroutinefunction(retry(coro))
     assert inspect.iscoroutinefunction(retry()(coro))
     assert not inspect.iscoroutinefunction(retry(plain))
@@ -258,7 +256,7 @@ def test_describe_of_an_undecorated_callable_is_empty() -> None:
     assert ["retry"] == describe(module_level)
 
 
-# --- callables passed in directly -------------------------------------------------------------
+# --- callables passed in directly ----------------------------------------------------------
 
 
 class Connection:
@@ -378,11 +376,9 @@ async def agen() -> AsyncIterator[int]:
 @pytest.mark.parametrize("form", ["bare", "called"])
 def test_generators_are_rejected(target: Any, word: str, form: str) -> None:
     """Generators and async generators (however wrapped) raise ``ConfigError`` naming them."""
-    with pytest.raises(ConfigError, match=f"{target.__name__ if hasattr(target, '__name__') else ''}.*{word}"):
-        if form == "bare":
-            retry(target)
-        else:
-            retry(POLICY)(target)
+    decorate = retry if form == "bare" else retry(POLICY)
+    with pytest.raises(ConfigError, match=f"{getattr(target, '__name__', '')}.*{word}"):
+        decorate(target)
 
 
 def test_generator_method_below_classmethod_is_rejected() -> None:

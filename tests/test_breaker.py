@@ -366,6 +366,13 @@ def test_identity_equality() -> None:
     assert CircuitBreaker("db") != CircuitBreaker("db")
 
 
+def test_same_name_does_not_share_state(clock: FakeClock) -> None:
+    """Two breakers with the same name but no shared store keep separate state."""
+    first, second = CircuitBreaker("db", failure_threshold=1), CircuitBreaker("db")
+    fail_times(first, 1)
+    assert ("open", "closed") == (first.state, second.state)
+
+
 def test_copy_keeps_settings_not_state(clock: FakeClock) -> None:
     """copy(name) makes a fresh closed breaker with the same settings."""
     breaker = CircuitBreaker("db", failure_threshold=1, recovery_timeout=7, half_open_max_calls=2)

@@ -50,13 +50,13 @@ def kinds(log: list[Any]) -> list[str]:
     return [type(e).__name__ for e in log]
 
 
-# --- event records --------------------------------------------------------------------------------
+# --- event records -------------------------------------------------------------------------
 
 
 def test_events_of_a_call_that_succeeds_after_retries(
     clock: FakeClock, make: Any, received: list[Any]
 ) -> None:
-    """Each retry emits ``RetryScheduled`` (the failed attempt, the wait, the fault), then ``Succeeded``."""
+    """Each retry emits ``RetryScheduled`` (failed attempt, wait, fault), then ``Succeeded``."""
     first, second = ConnectionRefusedError("one"), TimeoutError("two")
     call = make(first, second, "ok", attempts=5, jitter="none", backoff=backoff.fixed(0.25))
     assert "ok" == call()
@@ -76,7 +76,7 @@ def test_succeeded_for_a_first_attempt_success(
 
 
 def test_gave_up_after_attempts(clock: FakeClock, make: Any, received: list[Any]) -> None:
-    """Running out of attempts emits ``GaveUp`` with the attempts, elapsed time, fault and reason."""
+    """Running out of attempts emits ``GaveUp`` with attempts, elapsed time, fault and reason."""
     error = ConnectionResetError("gone")
     call = make(error, attempts=3, jitter="none", backoff=backoff.fixed(1.0))
     with pytest.raises(ConnectionResetError):
@@ -126,7 +126,7 @@ def test_event_records_are_frozen_dataclasses() -> None:
         assert cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
 
 
-# --- subscribers -----------------------------------------------------------------------------------
+# --- subscribers ---------------------------------------------------------------------------
 
 
 def test_unsubscribe_stops_delivery(clock: FakeClock) -> None:
@@ -178,7 +178,7 @@ def test_clear_drops_every_subscriber(clock: FakeClock) -> None:
     assert [] == log
 
 
-# --- logging ---------------------------------------------------------------------------------------
+# --- logging -------------------------------------------------------------------------------
 
 
 def retryx_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -265,7 +265,9 @@ def test_nothing_logged_above_info_for_a_success(
     assert [] == [r for r in retryx_records(caplog) if r.levelno >= logging.WARNING]
 
 
-def test_log_name_defaults_to_the_qualname(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+def test_log_name_defaults_to_the_qualname(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
     """Without ``Policy.name`` logs and events use the callable's qualified name."""
     log: list[Any] = []
     events.subscribe(log.append)
@@ -280,7 +282,9 @@ def test_log_name_defaults_to_the_qualname(clock: FakeClock, caplog: pytest.LogC
     assert all(load.__qualname__ in r.getMessage() for r in retryx_records(caplog))
 
 
-def test_silenced_logger_still_emits_events(clock: FakeClock, make: Any, received: list[Any]) -> None:
+def test_silenced_logger_still_emits_events(
+    clock: FakeClock, make: Any, received: list[Any]
+) -> None:
     """Events do not depend on the logger's level."""
     logging.getLogger("retryx").setLevel(logging.CRITICAL + 1)
     with pytest.raises(ConnectionError):

@@ -16,7 +16,7 @@ def _predicate(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
-# --- validation ------------------------------------------------------------------------------
+# --- validation ----------------------------------------------------------------------------
 
 BAD_VALUES: list[tuple[str, Any, str]] = [
     ("attempts", 0, "0"),
@@ -69,7 +69,7 @@ BAD_VALUES: list[tuple[str, Any, str]] = [
 def test_bad_value_raises_config_error_naming_field_and_value(
     field: str, value: Any, shown: str
 ) -> None:
-    """Every invalid field value raises ``ConfigError`` whose message names the field and the value."""
+    """Every invalid value raises ``ConfigError`` whose message names the field and the value."""
     with pytest.raises(ConfigError) as info:
         Policy(**{field: value})
     message = str(info.value)
@@ -110,7 +110,7 @@ def test_backoff_and_jitter_constructor_errors_are_config_errors() -> None:
         jitter.proportional(0)
 
 
-# --- normalisation ---------------------------------------------------------------------------
+# --- normalisation -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -191,7 +191,7 @@ def test_retry_on_shapes_normalise_to_the_same_value() -> None:
     assert 1 == len(policies)
 
 
-# --- equality, hashing, immutability -------------------------------------------------------------
+# --- equality, hashing, immutability -------------------------------------------------------
 
 
 def test_policies_compare_and_hash_by_value() -> None:
@@ -231,7 +231,7 @@ def test_policy_module_and_repr() -> None:
     assert "jitter=jitter.full" in repr(Policy())
 
 
-# --- replace -----------------------------------------------------------------------------------
+# --- replace -------------------------------------------------------------------------------
 
 
 def test_replace_returns_a_validated_copy() -> None:
@@ -256,11 +256,11 @@ def test_replace_unknown_field() -> None:
         Policy().replace(atempts=3)
 
 
-# --- presets ------------------------------------------------------------------------------------
+# --- presets -------------------------------------------------------------------------------
 
 
 def test_interactive_preset_values() -> None:
-    """``Policy.interactive()``: 3 attempts, exponential 0.1 s doubling to 1 s, full jitter, 5 s deadline."""
+    """``interactive()``: 3 attempts, exponential 0.1 s doubling to 1 s, full jitter, 5 s limit."""
     assert (
         Policy(
             attempts=3,
@@ -273,7 +273,7 @@ def test_interactive_preset_values() -> None:
 
 
 def test_background_preset_values() -> None:
-    """``Policy.background()``: 10 attempts, exponential 1 s doubling to 60 s, full jitter, 600 s deadline."""
+    """``background()``: 10 attempts, exponential 1 s doubling to 60 s, full jitter, 600 s limit."""
     assert (
         Policy(
             attempts=10,
@@ -289,7 +289,8 @@ def test_presets_suit_their_use() -> None:
     """Interactive is shorter than background in attempts, delays and deadline."""
     fast, slow = Policy.interactive(), Policy.background()
     assert fast.attempts < slow.attempts
-    assert fast.deadline is not None and slow.deadline is not None
+    assert fast.deadline is not None
+    assert slow.deadline is not None
     assert fast.deadline < slow.deadline
     assert fast.backoff.delay(1) < slow.backoff.delay(1)  # type: ignore[union-attr]
 

@@ -86,7 +86,7 @@ def test_every_name_is_importable(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_module_names_are_retryx_submodules(name: str) -> None:
-    """``backoff``, ``jitter``, ``events``, ``testing``, ``sockets`` and ``replay`` are submodules."""
+    """Each module name of the contract is a ``retryx`` submodule."""
     module = getattr(retryx, name)
     assert isinstance(module, types.ModuleType)
     assert f"retryx.{name}" == module.__name__

@@ -286,8 +286,7 @@ def test_coroutine_functions_replay_in_a_fresh_event_loop(
     queue = make_queue()
     log = tmp_path / "log"
     for _ in range(2):
-        # (fallback's hand-written type widens the coroutine to "| None": unwrap it here)
-        assert asyncio.run(cast(Any, w.record_async)(str(log), str(down))) is None
+        assert asyncio.run(w.record_async(str(log), str(down))) is None
     first, second = (e.call_id for e in queue.pending())
     down.unlink()
 
@@ -338,6 +337,23 @@ def test_unimportable_stored_target_counts_as_a_failed_replay(make_queue: MakeQu
     [entry] = queue.pending()
     assert ("c0ffee", 1) == (entry.call_id, entry.attempts)
     assert entry.last_error.startswith("AttributeError")
+
+
+def test_interrupted_replay_gives_the_entry_back(make_queue: MakeQueue, down: Path) -> None:
+    """SystemExit (or KeyboardInterrupt) in a replay propagates and leaves the entry as it
+    was, unclaimed.
+    """
+    queue = make_queue()
+    w.stops(str(down))
+    down.unlink()
+
+    with pytest.raises(SystemExit):
+        queue.replay()
+
+    [entry] = queue.pending()
+    assert 0 == entry.attempts
+    down.touch()
+    assert ReplayReport(1, 0, 1, 0) == queue.replay()  # claimable again at once
 
 
 def test_threads_never_replay_one_entry_twice(make_queue: MakeQueue, tmp_path: Path) -> None:
@@ -509,9 +525,9 @@ def test_repr_and_defer_to_combinations(tmp_path: Path) -> None:
     )
     assert "secret" not in repr(ReplayQueue("redis://:secret@127.0.0.1:1/0"))
     with pytest.raises(ConfigError):
-        fallback(lambda e: None, defer_to=queue)
+        cast(Any, fallback)(lambda e: None, defer_to=queue)
     with pytest.raises(ConfigError):
-        fallback(value=1, defer_to=queue)
+        cast(Any, fallback)(value=1, defer_to=queue)
 
 
 def test_entries_are_importable_records() -> None:

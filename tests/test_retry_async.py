@@ -11,11 +11,12 @@ import asyncio
 import errno
 import inspect
 import logging
+import math
 import re
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -23,7 +24,6 @@ import pytest
 
 import retryx
 from retryx import (
-    ConfigError,
     Policy,
     RetryBudget,
     Transient,
@@ -79,7 +79,7 @@ def gave_up_events() -> list[events.GaveUp]:
     return received
 
 
-# --- decorator forms --------------------------------------------------------------------
+# --- decorator forms -----------------------------------------------------------------------
 
 
 def _bare(func: AsyncFunc) -> AsyncFunc:
@@ -162,7 +162,7 @@ def test_attempts_count_the_first_call(clock: FakeClock, attempts: int) -> None:
 def test_waits_follow_the_backoff_exactly_without_jitter(clock: FakeClock) -> None:
     """Without jitter the waits are ``backoff.delay(1..n-1)``."""
     b = backoff.exponential(initial=0.1, multiplier=2.0, max=0.3)
-    seq, fetch = flaky(ConnectionError, attempts=5, backoff=b, jitter="none")
+    _seq, fetch = flaky(ConnectionError, attempts=5, backoff=b, jitter="none")
     with pytest.raises(ConnectionError):
         run(fetch)
     assert [0.1, 0.2, 0.3, 0.3] == clock.sleeps
@@ -171,7 +171,7 @@ def test_waits_follow_the_backoff_exactly_without_jitter(clock: FakeClock) -> No
 def test_full_jitter_stays_within_the_backoff(clock: FakeClock) -> None:
     """With the default full jitter every wait is in ``[0, backoff.delay(n)]``."""
     b = backoff.exponential(initial=1.0, multiplier=2.0, max=8.0)
-    seq, fetch = flaky(ConnectionError, attempts=6, backoff=b)
+    _seq, fetch = flaky(ConnectionError, attempts=6, backoff=b)
     with pytest.raises(ConnectionError):
         run(fetch)
     bounds = [b.delay(n) for n in range(1, 6)]
@@ -182,7 +182,7 @@ def test_full_jitter_stays_within_the_backoff(clock: FakeClock) -> None:
 def test_immediate_backoff_retries_once_at_once(clock: FakeClock) -> None:
     """``backoff.immediate()`` makes one zero wait, then follows ``then``."""
     b = backoff.immediate(then=backoff.fixed(2.0))
-    seq, fetch = flaky(ConnectionError, attempts=4, backoff=b, jitter="none")
+    _seq, fetch = flaky(ConnectionError, attempts=4, backoff=b, jitter="none")
     with pytest.raises(ConnectionError):
         run(fetch)
     assert [0.0, 2.0, 2.0] == clock.sleeps
@@ -196,7 +196,7 @@ def test_zero_wait_never_calls_sleep(clock: FakeClock, monkeypatch: pytest.Monke
         slept.append(delay)
 
     monkeypatch.setattr(_clock, "async_sleep", recording_sleep)
-    seq, fetch = flaky(ConnectionError, attempts=3, backoff="none")
+    _seq, fetch = flaky(ConnectionError, attempts=3, backoff="none")
     with pytest.raises(ConnectionError):
         run(fetch)
     assert [0.0, 0.0] == clock.sleeps
@@ -213,7 +213,7 @@ def test_zero_wait_never_calls_real_sleep(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(_clock, "async_sleep", recording_sleep)
     monkeypatch.setattr(_clock, "sleep", slept.append)
     monkeypatch.setattr(time, "sleep", slept.append)
-    seq, fetch = flaky(ConnectionError, ConnectionError, "ok", backoff="none")
+    _seq, fetch = flaky(ConnectionError, ConnectionError, "ok", backoff="none")
     assert "ok" == run(fetch)
     assert [] == slept
 
@@ -277,7 +277,7 @@ def test_deadline_passed_during_an_attempt_ends_the_call(clock: FakeClock) -> No
 def test_deadline_checked_after_a_zero_wait(
     clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Time that passed during a zero wait counts: the deadline is checked before the next attempt."""
+    """Time passed during a zero wait counts: the deadline is checked before the next attempt."""
     monkeypatch.setattr(_clock, "zero_wait", lambda delay: clock.advance(5.0))
     seq, fetch = flaky(ConnectionError, attempts=5, deadline=1.0, backoff="none")
     with pytest.raises(ConnectionError) as info:
@@ -306,7 +306,7 @@ def test_deadline_checked_after_an_overlong_wait(
 
 def test_sum_of_waits_never_exceeds_the_deadline(clock: FakeClock) -> None:
     """With jitter and many attempts the total wait stays within the deadline."""
-    seq, fetch = flaky(
+    _seq, fetch = flaky(
         ConnectionError, attempts=50, deadline=3.0, backoff=backoff.exponential(max=1.0)
     )
     with pytest.raises(ConnectionError):
@@ -314,7 +314,7 @@ def test_sum_of_waits_never_exceeds_the_deadline(clock: FakeClock) -> None:
     assert sum(clock.sleeps) <= 3.0
 
 
-# --- attempt_timeout (real time, bounded) -----------------------------------------------------
+# --- attempt_timeout (real time, bounded) --------------------------------------------------
 
 
 def sleepy(seconds: list[float], result: Any = "ok") -> tuple[list[int], AsyncFunc]:
@@ -352,7 +352,7 @@ def test_attempt_timeout_then_success(clock: FakeClock) -> None:
 
 def test_attempt_timeout_is_capped_by_the_time_left() -> None:
     """An attempt never runs past the deadline, even with a longer ``attempt_timeout``."""
-    calls, fetch = sleepy([1.0])
+    _calls, fetch = sleepy([1.0])
     fetch = retry(attempts=10, attempt_timeout=5.0, deadline=0.1, backoff="none")(fetch)
     started = time.perf_counter()
     with pytest.raises(TimeoutError) as info:
@@ -369,7 +369,7 @@ def test_fast_attempts_are_not_affected_by_attempt_timeout(clock: FakeClock) -> 
     assert 2 == seq.calls
 
 
-# --- retry_if_result -------------------------------------------------------------------------
+# --- retry_if_result -----------------------------------------------------------------------
 
 
 def test_retry_if_result_retries_until_the_result_is_good(clock: FakeClock) -> None:
@@ -425,7 +425,17 @@ def test_retry_if_result_and_faults_mix(clock: FakeClock) -> None:
     assert 4 == seq.calls
 
 
-# --- Retry-After hints -----------------------------------------------------------------------
+def test_retry_if_result_returns_the_last_result_after_an_overlong_wait(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A matching result is returned when a wait overran the deadline before the next attempt."""
+    monkeypatch.setattr(_clock, "zero_wait", lambda delay: clock.advance(5.0))
+    seq, fetch = flaky("a", "b", deadline=1.0, backoff="none", retry_if_result=lambda r: True)
+    assert "a" == run(fetch)
+    assert 1 == seq.calls
+
+
+# --- Retry-After hints ---------------------------------------------------------------------
 
 
 class HTTPFailure(Exception):
@@ -438,7 +448,7 @@ class HTTPFailure(Exception):
 
 def test_retry_after_hint_replaces_the_backoff_unjittered(clock: FakeClock) -> None:
     """A ``retry_after`` hint is waited exactly, whatever the backoff and jitter."""
-    seq, fetch = flaky(
+    _seq, fetch = flaky(
         Transient("busy", retry_after=2.5), "ok", backoff=backoff.fixed(9.0), jitter="full"
     )
     assert "ok" == run(fetch)
@@ -447,23 +457,23 @@ def test_retry_after_hint_replaces_the_backoff_unjittered(clock: FakeClock) -> N
 
 def test_retry_after_header_seconds(clock: FakeClock) -> None:
     """A ``Retry-After`` delta-seconds header on the response is waited."""
-    seq, fetch = flaky(HTTPFailure(503, {"Retry-After": "3"}), "ok")
+    _seq, fetch = flaky(HTTPFailure(503, {"Retry-After": "3"}), "ok")
     assert "ok" == run(fetch)
     assert [3.0] == clock.sleeps
 
 
 def test_retry_after_header_http_date(clock: FakeClock) -> None:
     """A ``Retry-After`` HTTP-date is turned into the seconds from now."""
-    when = datetime.fromtimestamp(clock.now() + 7, tz=timezone.utc)
-    seq, fetch = flaky(HTTPFailure(429, {"retry-after": format_datetime(when, usegmt=True)}), "ok")
+    when = datetime.fromtimestamp(clock.now() + 7, tz=UTC)
+    _seq, fetch = flaky(HTTPFailure(429, {"retry-after": format_datetime(when, usegmt=True)}), "ok")
     assert "ok" == run(fetch)
     assert [7.0] == clock.sleeps
 
 
 def test_retry_after_http_date_in_the_past_is_zero(clock: FakeClock) -> None:
     """A past HTTP-date means retry at once."""
-    when = datetime.fromtimestamp(clock.now() - 60, tz=timezone.utc)
-    seq, fetch = flaky(HTTPFailure(503, {"Retry-After": format_datetime(when, usegmt=True)}), "ok")
+    when = datetime.fromtimestamp(clock.now() - 60, tz=UTC)
+    _seq, fetch = flaky(HTTPFailure(503, {"Retry-After": format_datetime(when, usegmt=True)}), "ok")
     assert "ok" == run(fetch)
     assert [0.0] == clock.sleeps
 
@@ -480,16 +490,16 @@ def test_retry_after_beyond_retry_after_max_gives_up(clock: FakeClock) -> None:
 
 def test_retry_after_equal_to_retry_after_max_is_waited(clock: FakeClock) -> None:
     """A hint exactly equal to ``retry_after_max`` is waited."""
-    seq, fetch = flaky(Transient("busy", retry_after=5.0), "ok", retry_after_max=5.0)
+    _seq, fetch = flaky(Transient("busy", retry_after=5.0), "ok", retry_after_max=5.0)
     assert "ok" == run(fetch)
     assert [5.0] == clock.sleeps
 
 
 def test_default_retry_after_max_is_sixty_seconds(clock: FakeClock) -> None:
     """The default cap is 60 s: 60 is waited, 61 gives up."""
-    seq, fetch = flaky(Transient("busy", retry_after=60), "ok")
+    _, fetch = flaky(Transient("busy", retry_after=60), "ok")
     assert "ok" == run(fetch)
-    seq, fetch = flaky(Transient("busy", retry_after=61), "ok")
+    _seq, fetch = flaky(Transient("busy", retry_after=61), "ok")
     with pytest.raises(Transient):
         run(fetch)
     assert [60.0] == clock.sleeps
@@ -497,7 +507,7 @@ def test_default_retry_after_max_is_sixty_seconds(clock: FakeClock) -> None:
 
 def test_retry_after_beyond_the_time_left_gives_up(clock: FakeClock) -> None:
     """A hint longer than the time left before the deadline ends the call at once."""
-    seq, fetch = flaky(Transient("busy", retry_after=4.0), "ok", deadline=3.0)
+    _seq, fetch = flaky(Transient("busy", retry_after=4.0), "ok", deadline=3.0)
     with pytest.raises(Transient) as info:
         run(fetch)
     assert [] == clock.sleeps
@@ -506,12 +516,36 @@ def test_retry_after_beyond_the_time_left_gives_up(clock: FakeClock) -> None:
 
 def test_retry_after_equal_to_the_time_left_is_waited(clock: FakeClock) -> None:
     """A hint exactly equal to the time left is waited, and the next attempt runs."""
-    seq, fetch = flaky(Transient("busy", retry_after=4.0), "ok", deadline=4.0)
+    _seq, fetch = flaky(Transient("busy", retry_after=4.0), "ok", deadline=4.0)
     assert "ok" == run(fetch)
     assert [4.0] == clock.sleeps
 
 
-# --- which faults are retried ---------------------------------------------------------------
+def test_circuit_open_hint_is_waited(clock: FakeClock) -> None:
+    """A ``CircuitOpenError`` from below is retried after its ``retry_after``."""
+    _seq, fetch = flaky(CircuitOpenError("db", 2.0), "ok", backoff=backoff.fixed(9.0))
+    assert "ok" == run(fetch)
+    assert [2.0] == clock.sleeps
+
+
+def test_breaker_opened_by_hand_gives_up_at_once(clock: FakeClock) -> None:
+    """A breaker opened by hand (``retry_after`` infinite) ends the call with reason ``deadline``."""
+    _seq, fetch = flaky(CircuitOpenError("db", math.inf), "ok")
+    with pytest.raises(CircuitOpenError) as info:
+        run(fetch)
+    assert [] == clock.sleeps
+    assert "deadline" == note_of(info.value)[3]
+
+
+def test_no_attempts_left_beats_a_too_large_hint(clock: FakeClock) -> None:
+    """On the last attempt the reason is ``attempts``, whatever the hint."""
+    _seq, fetch = flaky(Transient("busy", retry_after=1000.0), attempts=1)
+    with pytest.raises(Transient) as info:
+        run(fetch)
+    assert "attempts" == note_of(info.value)[3]
+
+
+# --- which faults are retried --------------------------------------------------------------
 
 
 def test_permanent_fault_is_raised_at_once(clock: FakeClock) -> None:
@@ -590,14 +624,14 @@ def test_not_idempotent_does_not_retry_faults_that_may_have_been_sent(
 def test_base_exceptions_are_never_retried(
     clock: FakeClock, fault: type[BaseException], retry_on: Any
 ) -> None:
-    """Non-``Exception`` ``BaseException``s propagate at once, untouched, whatever ``retry_on`` says."""
+    """Non-``Exception`` BaseExceptions propagate at once, untouched, whatever ``retry_on`` says."""
     seq, fetch = flaky(fault, "ok", retry_on=retry_on)
 
     async def main() -> BaseException:
         # Caught inside the coroutine: asyncio.run itself treats some of these specially.
         try:
             await fetch()
-        except BaseException as exc:  # noqa: BLE001 - the point of the test
+        except BaseException as exc:
             return exc
         raise AssertionError("no exception")
 
@@ -627,13 +661,13 @@ def test_cancelling_a_task_during_a_wait_stops_the_retries() -> None:
     assert time.perf_counter() - started < 0.9
 
 
-# --- giving up --------------------------------------------------------------------------------
+# --- giving up -----------------------------------------------------------------------------
 
 
 def test_last_exception_is_reraised_unchanged(clock: FakeClock) -> None:
     """The very exception object of the last attempt is raised, not a wrapper."""
     errors = [ConnectionError("1"), ConnectionError("2"), ConnectionError("3")]
-    seq, fetch = flaky(*errors, **exact(backoff=backoff.fixed(0.4)))
+    _seq, fetch = flaky(*errors, **exact(backoff=backoff.fixed(0.4)))
     with pytest.raises(ConnectionError) as info:
         run(fetch)
     assert errors[-1] is info.value
@@ -647,7 +681,7 @@ def test_last_exception_is_reraised_unchanged(clock: FakeClock) -> None:
 
 def test_note_uses_the_policy_name(clock: FakeClock) -> None:
     """The note names the policy by ``Policy.name`` when it is set."""
-    seq, fetch = flaky(ConnectionError, name="payments", attempts=2, backoff="none")
+    _seq, fetch = flaky(ConnectionError, name="payments", attempts=2, backoff="none")
     with pytest.raises(ConnectionError) as info:
         run(fetch)
     assert (2, "0.00", "payments", "attempts") == note_of(info.value)
@@ -655,7 +689,7 @@ def test_note_uses_the_policy_name(clock: FakeClock) -> None:
 
 def test_note_singular_for_one_attempt(clock: FakeClock) -> None:
     """One attempt reads "1 attempt", not "1 attempts"."""
-    seq, fetch = flaky(ConnectionError, name="p", attempts=1)
+    _seq, fetch = flaky(ConnectionError, name="p", attempts=1)
     with pytest.raises(ConnectionError) as info:
         run(fetch)
     expected = "retryx: gave up after 1 attempt in 0.00s (policy 'p', reason: attempts)"
@@ -672,17 +706,50 @@ def test_give_up_reason_budget(clock: FakeClock) -> None:
     assert (2, "0.00", fetch.__qualname__, "budget") == note_of(info.value)
 
 
+def test_budget_takes_a_token_per_transient_failure(clock: FakeClock) -> None:
+    """Every transient failed attempt takes a token, the last one included."""
+    budget = RetryBudget(max_tokens=100, token_ratio=0.5)
+    _seq, fetch = flaky(ConnectionError, attempts=3, budget=budget, backoff="none")
+    with pytest.raises(ConnectionError):
+        run(fetch)
+    assert 97.0 == budget.tokens
+
+
+def test_budget_untouched_by_permanent_faults(clock: FakeClock) -> None:
+    """A permanent fault takes no token."""
+    budget = RetryBudget(max_tokens=100)
+    _seq, fetch = flaky(ValueError, budget=budget)
+    with pytest.raises(ValueError):
+        run(fetch)
+    assert 100.0 == budget.tokens
+
+
+def test_budget_refilled_by_successful_calls(clock: FakeClock) -> None:
+    """A successful call gives back ``token_ratio``; a matching result takes a token."""
+    budget = RetryBudget(max_tokens=10, token_ratio=0.5)
+    _seq, fetch = flaky(
+        ConnectionError,
+        None,
+        "ok",
+        budget=budget,
+        backoff="none",
+        retry_if_result=lambda r: r is None,
+    )
+    assert "ok" == run(fetch)
+    assert 8.5 == budget.tokens
+
+
 def test_give_up_order_permanent_before_attempts(clock: FakeClock) -> None:
     """A permanent fault on the last attempt gives up with reason ``permanent``."""
-    seq, fetch = flaky(ValueError, attempts=1)
+    _seq, fetch = flaky(ValueError, attempts=1)
     with pytest.raises(ValueError) as info:
         run(fetch)
     assert "permanent" == note_of(info.value)[3]
 
 
 def test_give_up_order_attempts_before_deadline(clock: FakeClock) -> None:
-    """With no attempts left the reason is ``attempts`` even if the next wait would cross the deadline."""
-    seq, fetch = flaky(
+    """With no attempts left the reason is ``attempts``, even if a wait would cross the deadline."""
+    _seq, fetch = flaky(
         ConnectionError, attempts=2, deadline=1.0, **exact(backoff=backoff.fixed(0.9))
     )
     with pytest.raises(ConnectionError) as info:
@@ -693,7 +760,7 @@ def test_give_up_order_attempts_before_deadline(clock: FakeClock) -> None:
 def test_give_up_order_deadline_before_budget(clock: FakeClock) -> None:
     """When both the deadline and the budget would stop it, the reason is ``deadline``."""
     budget = RetryBudget(max_tokens=2)
-    seq, fetch = flaky(
+    _seq, fetch = flaky(
         ConnectionError,
         attempts=5,
         deadline=1.0,
@@ -714,13 +781,13 @@ def test_gave_up_event_for_every_reason(clock: FakeClock) -> None:
         (ConnectionError, {"budget": RetryBudget(max_tokens=1)}),
         (ValueError, {}),
     ]:
-        seq, fetch = flaky(outcome, **fields)
-        with pytest.raises(Exception):  # noqa: B017, PT011 - any of the above
+        _seq, fetch = flaky(outcome, **fields)
+        with pytest.raises(Exception):  # noqa: B017 - any of the above
             run(fetch)
     assert ["attempts", "deadline", "budget", "permanent"] == [e.reason for e in received]
 
 
-# --- current() ----------------------------------------------------------------------------------
+# --- current() -----------------------------------------------------------------------------
 
 
 def test_current_is_none_outside_a_call() -> None:
@@ -733,7 +800,7 @@ def test_current_is_none_outside_a_call() -> None:
 
 
 def test_current_inside_a_call(clock: FakeClock) -> None:
-    """Inside a call ``current()`` shows a stable hex ``call_id``, the 1-based attempt and the name."""
+    """``current()`` shows a stable hex ``call_id``, the 1-based attempt and the name."""
     seen: list[retryx._context.CallContext] = []
 
     @retry(attempts=3, backoff="none")
@@ -806,21 +873,21 @@ def test_current_uses_the_policy_name(clock: FakeClock) -> None:
     assert ["payments"] == names
 
 
-# --- no event-loop warning for async calls -----------------------------------------------------
+# --- no event-loop warning for async calls -------------------------------------------------
 
 
 def test_async_retry_waiting_in_the_loop_does_not_warn(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The async form awaits its waits, so it never warns about blocking the loop."""
-    seq, fetch = flaky(ConnectionError, "ok", **exact(backoff=backoff.fixed(1.0)))
+    _seq, fetch = flaky(ConnectionError, "ok", **exact(backoff=backoff.fixed(1.0)))
     with caplog.at_level(logging.DEBUG, logger="retryx"):
         assert "ok" == run(fetch)
     assert [1.0] == clock.sleeps
     assert [] == [r for r in caplog.records if "event loop" in r.getMessage()]
 
 
-# --- stats --------------------------------------------------------------------------------------
+# --- stats ---------------------------------------------------------------------------------
 
 
 def test_stats_count_calls_attempts_and_causes(clock: FakeClock) -> None:
@@ -839,7 +906,7 @@ def test_stats_count_calls_attempts_and_causes(clock: FakeClock) -> None:
     run(fetch)
     run(fetch)
     for _ in range(2):
-        with pytest.raises(Exception):  # noqa: B017, PT011 - ConnectionError, then ValueError
+        with pytest.raises(Exception):  # noqa: B017 - ConnectionError, then ValueError
             run(fetch)
     s = stats(fetch)
     assert 4 == s.calls
@@ -853,7 +920,7 @@ def test_stats_count_calls_attempts_and_causes(clock: FakeClock) -> None:
 
 def test_stats_reset(clock: FakeClock) -> None:
     """``stats(func, reset=True)`` returns the counters and zeroes them."""
-    seq, fetch = flaky("ok")
+    _seq, fetch = flaky("ok")
     run(fetch)
     assert 1 == stats(fetch, reset=True).calls
     assert 0 == stats(fetch).calls
@@ -861,7 +928,7 @@ def test_stats_reset(clock: FakeClock) -> None:
 
 def test_stats_elapsed_from_the_clock(clock: FakeClock) -> None:
     """``total_elapsed`` and ``max_elapsed`` follow retryx's clock."""
-    seq, fetch = flaky(ConnectionError, "ok", **exact(backoff=backoff.fixed(2.0)))
+    _seq, fetch = flaky(ConnectionError, "ok", **exact(backoff=backoff.fixed(2.0)))
     run(fetch)
     s = stats(fetch)
     assert 2.0 == s.total_elapsed

@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import math
 import re
 import socket
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
 import retryx
 from retryx import (
+    CircuitOpenError,
     ConfigError,
     Policy,
     RetryBudget,
@@ -25,7 +27,6 @@ from retryx import (
     backoff,
     current,
     events,
-    jitter,
     retry,
     stats,
 )
@@ -68,7 +69,7 @@ def gave_up_events() -> list[events.GaveUp]:
     return received
 
 
-# --- decorator forms --------------------------------------------------------------------
+# --- decorator forms -----------------------------------------------------------------------
 
 
 def _bare(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -155,7 +156,7 @@ def test_attempts_count_the_first_call(clock: FakeClock, attempts: int) -> None:
 def test_waits_follow_the_backoff_exactly_without_jitter(clock: FakeClock) -> None:
     """Without jitter the waits are ``backoff.delay(1..n-1)``."""
     b = backoff.exponential(initial=0.1, multiplier=2.0, max=0.3)
-    seq, fetch = flaky(ConnectionError, attempts=5, backoff=b, jitter="none")
+    _seq, fetch = flaky(ConnectionError, attempts=5, backoff=b, jitter="none")
     with pytest.raises(ConnectionError):
         fetch()
     assert [0.1, 0.2, 0.3, 0.3] == clock.sleeps
@@ -164,7 +165,7 @@ def test_waits_follow_the_backoff_exactly_without_jitter(clock: FakeClock) -> No
 def test_full_jitter_stays_within_the_backoff(clock: FakeClock) -> None:
     """With the default full jitter every wait is in ``[0, backoff.delay(n)]``."""
     b = backoff.exponential(initial=1.0, multiplier=2.0, max=8.0)
-    seq, fetch = flaky(ConnectionError, attempts=6, backoff=b)
+    _seq, fetch = flaky(ConnectionError, attempts=6, backoff=b)
     with pytest.raises(ConnectionError):
         fetch()
     bounds = [b.delay(n) for n in range(1, 6)]
@@ -175,7 +176,7 @@ def test_full_jitter_stays_within_the_backoff(clock: FakeClock) -> None:
 def test_immediate_backoff_retries_once_at_once(clock: FakeClock) -> None:
     """``backoff.immediate()`` makes one zero wait, then follows ``then``."""
     b = backoff.immediate(then=backoff.fixed(2.0))
-    seq, fetch = flaky(ConnectionError, attempts=4, backoff=b, jitter="none")
+    _seq, fetch = flaky(ConnectionError, attempts=4, backoff=b, jitter="none")
     with pytest.raises(ConnectionError):
         fetch()
     assert [0.0, 2.0, 2.0] == clock.sleeps
@@ -185,7 +186,7 @@ def test_zero_wait_never_calls_sleep(clock: FakeClock, monkeypatch: pytest.Monke
     """A zero delay is recorded by the fake clock but never reaches ``sleep``."""
     slept: list[float] = []
     monkeypatch.setattr(_clock, "sleep", slept.append)
-    seq, fetch = flaky(ConnectionError, attempts=3, backoff="none")
+    _seq, fetch = flaky(ConnectionError, attempts=3, backoff="none")
     with pytest.raises(ConnectionError):
         fetch()
     assert [0.0, 0.0] == clock.sleeps
@@ -197,7 +198,7 @@ def test_zero_wait_never_calls_real_sleep(monkeypatch: pytest.MonkeyPatch) -> No
     slept: list[float] = []
     monkeypatch.setattr(time, "sleep", slept.append)
     monkeypatch.setattr(_clock, "sleep", slept.append)
-    seq, fetch = flaky(ConnectionError, ConnectionError, "ok", backoff="none")
+    _seq, fetch = flaky(ConnectionError, ConnectionError, "ok", backoff="none")
     assert "ok" == fetch()
     assert [] == slept
 
@@ -207,7 +208,9 @@ def test_zero_wait_never_calls_real_sleep(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_deadline_never_sleeps_past_it(clock: FakeClock) -> None:
     """Waits stop before the one that would cross the deadline."""
-    seq, fetch = flaky(ConnectionError, attempts=100, deadline=1.0, **exact(backoff=backoff.fixed(0.3)))
+    seq, fetch = flaky(
+        ConnectionError, attempts=100, deadline=1.0, **exact(backoff=backoff.fixed(0.3))
+    )
     with pytest.raises(ConnectionError) as info:
         fetch()
     assert [0.3, 0.3, 0.3] == clock.sleeps
@@ -217,7 +220,9 @@ def test_deadline_never_sleeps_past_it(clock: FakeClock) -> None:
 
 def test_deadline_gives_up_at_once_when_the_next_wait_would_cross_it(clock: FakeClock) -> None:
     """A wait longer than the time left is not started: the call ends at once."""
-    seq, fetch = flaky(ConnectionError, attempts=5, deadline=1.0, **exact(backoff=backoff.fixed(2.0)))
+    seq, fetch = flaky(
+        ConnectionError, attempts=5, deadline=1.0, **exact(backoff=backoff.fixed(2.0))
+    )
     with pytest.raises(ConnectionError) as info:
         fetch()
     assert [] == clock.sleeps
@@ -227,7 +232,9 @@ def test_deadline_gives_up_at_once_when_the_next_wait_would_cross_it(clock: Fake
 
 def test_wait_ending_exactly_at_the_deadline_is_waited(clock: FakeClock) -> None:
     """A wait that uses exactly the time left is made, and one more attempt runs."""
-    seq, fetch = flaky(ConnectionError, attempts=5, deadline=1.0, **exact(backoff=backoff.fixed(0.5)))
+    seq, fetch = flaky(
+        ConnectionError, attempts=5, deadline=1.0, **exact(backoff=backoff.fixed(0.5))
+    )
     with pytest.raises(ConnectionError) as info:
         fetch()
     assert [0.5, 0.5] == clock.sleeps
@@ -252,8 +259,10 @@ def test_deadline_passed_during_an_attempt_ends_the_call(clock: FakeClock) -> No
     assert "deadline" == note_of(info.value)[3]
 
 
-def test_deadline_checked_after_a_zero_wait(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Time that passed during a zero wait still counts: the deadline is checked before the next attempt."""
+def test_deadline_checked_after_a_zero_wait(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Time passed during a zero wait counts: the deadline is checked before the next attempt."""
     monkeypatch.setattr(_clock, "zero_wait", lambda delay: clock.advance(5.0))
     seq, fetch = flaky(ConnectionError, attempts=5, deadline=1.0, backoff="none")
     with pytest.raises(ConnectionError) as info:
@@ -262,10 +271,14 @@ def test_deadline_checked_after_a_zero_wait(clock: FakeClock, monkeypatch: pytes
     assert "deadline" == note_of(info.value)[3]
 
 
-def test_deadline_checked_after_an_overlong_wait(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deadline_checked_after_an_overlong_wait(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A wait that overslept past the deadline ends the call before the next attempt."""
     monkeypatch.setattr(_clock, "sleep", lambda delay: clock.advance(delay + 10.0))
-    seq, fetch = flaky(ConnectionError, attempts=5, deadline=1.0, **exact(backoff=backoff.fixed(0.5)))
+    seq, fetch = flaky(
+        ConnectionError, attempts=5, deadline=1.0, **exact(backoff=backoff.fixed(0.5))
+    )
     with pytest.raises(ConnectionError) as info:
         fetch()
     assert 1 == seq.calls
@@ -274,13 +287,15 @@ def test_deadline_checked_after_an_overlong_wait(clock: FakeClock, monkeypatch: 
 
 def test_sum_of_waits_never_exceeds_the_deadline(clock: FakeClock) -> None:
     """With jitter and many attempts the total wait stays within the deadline."""
-    seq, fetch = flaky(ConnectionError, attempts=50, deadline=3.0, backoff=backoff.exponential(max=1.0))
+    _seq, fetch = flaky(
+        ConnectionError, attempts=50, deadline=3.0, backoff=backoff.exponential(max=1.0)
+    )
     with pytest.raises(ConnectionError):
         fetch()
     assert sum(clock.sleeps) <= 3.0
 
 
-# --- attempt_timeout -------------------------------------------------------------------------
+# --- attempt_timeout -----------------------------------------------------------------------
 
 
 def test_attempt_timeout_on_a_sync_function_is_config_error() -> None:
@@ -292,7 +307,7 @@ def test_attempt_timeout_on_a_sync_function_is_config_error() -> None:
         retry(attempt_timeout=1.0)(fetch)
 
 
-# --- retry_if_result -------------------------------------------------------------------------
+# --- retry_if_result -----------------------------------------------------------------------
 
 
 def test_retry_if_result_retries_until_the_result_is_good(clock: FakeClock) -> None:
@@ -313,7 +328,12 @@ def test_retry_if_result_returns_the_last_result_when_attempts_run_out(clock: Fa
 def test_retry_if_result_returns_the_last_result_at_the_deadline(clock: FakeClock) -> None:
     """A matching result is returned when the deadline ends the retries."""
     seq, fetch = flaky(
-        "a", "b", attempts=10, deadline=1.0, retry_if_result=lambda r: True, **exact(backoff=backoff.fixed(0.6))
+        "a",
+        "b",
+        attempts=10,
+        deadline=1.0,
+        retry_if_result=lambda r: True,
+        **exact(backoff=backoff.fixed(0.6)),
     )
     assert "b" == fetch()
     assert 2 == seq.calls
@@ -321,20 +341,39 @@ def test_retry_if_result_returns_the_last_result_at_the_deadline(clock: FakeCloc
 
 def test_retry_if_result_returns_the_last_result_when_the_budget_denies(clock: FakeClock) -> None:
     """A matching result is returned when the budget ends the retries."""
-    seq, fetch = flaky("a", "b", attempts=10, budget=RetryBudget(max_tokens=2), retry_if_result=lambda r: True)
+    seq, fetch = flaky(
+        "a", "b", attempts=10, budget=RetryBudget(max_tokens=2), retry_if_result=lambda r: True
+    )
     assert "a" == fetch()
     assert 1 == seq.calls
 
 
 def test_retry_if_result_and_faults_mix(clock: FakeClock) -> None:
     """Faults and matching results share the attempts; a final fault is raised."""
-    seq, fetch = flaky(None, ConnectionError, None, ConnectionError, attempts=4, retry_if_result=lambda r: r is None)
+    seq, fetch = flaky(
+        None,
+        ConnectionError,
+        None,
+        ConnectionError,
+        attempts=4,
+        retry_if_result=lambda r: r is None,
+    )
     with pytest.raises(ConnectionError):
         fetch()
     assert 4 == seq.calls
 
 
-# --- Retry-After hints -----------------------------------------------------------------------
+def test_retry_if_result_returns_the_last_result_after_an_overlong_wait(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A matching result is returned when a wait overran the deadline before the next attempt."""
+    monkeypatch.setattr(_clock, "zero_wait", lambda delay: clock.advance(5.0))
+    seq, fetch = flaky("a", "b", deadline=1.0, backoff="none", retry_if_result=lambda r: True)
+    assert "a" == fetch()
+    assert 1 == seq.calls
+
+
+# --- Retry-After hints ---------------------------------------------------------------------
 
 
 class HTTPFailure(Exception):
@@ -347,30 +386,32 @@ class HTTPFailure(Exception):
 
 def test_retry_after_hint_replaces_the_backoff_unjittered(clock: FakeClock) -> None:
     """A ``retry_after`` hint is waited exactly, whatever the backoff and jitter."""
-    seq, fetch = flaky(Transient("busy", retry_after=2.5), "ok", backoff=backoff.fixed(9.0), jitter="full")
+    _seq, fetch = flaky(
+        Transient("busy", retry_after=2.5), "ok", backoff=backoff.fixed(9.0), jitter="full"
+    )
     assert "ok" == fetch()
     assert [2.5] == clock.sleeps
 
 
 def test_retry_after_header_seconds(clock: FakeClock) -> None:
     """A ``Retry-After`` delta-seconds header on the response is waited."""
-    seq, fetch = flaky(HTTPFailure(503, {"Retry-After": "3"}), "ok")
+    _seq, fetch = flaky(HTTPFailure(503, {"Retry-After": "3"}), "ok")
     assert "ok" == fetch()
     assert [3.0] == clock.sleeps
 
 
 def test_retry_after_header_http_date(clock: FakeClock) -> None:
     """A ``Retry-After`` HTTP-date is turned into the seconds from now."""
-    when = datetime.fromtimestamp(clock.now() + 7, tz=timezone.utc)
-    seq, fetch = flaky(HTTPFailure(429, {"retry-after": format_datetime(when, usegmt=True)}), "ok")
+    when = datetime.fromtimestamp(clock.now() + 7, tz=UTC)
+    _seq, fetch = flaky(HTTPFailure(429, {"retry-after": format_datetime(when, usegmt=True)}), "ok")
     assert "ok" == fetch()
     assert [7.0] == clock.sleeps
 
 
 def test_retry_after_http_date_in_the_past_is_zero(clock: FakeClock) -> None:
     """A past HTTP-date means retry at once."""
-    when = datetime.fromtimestamp(clock.now() - 60, tz=timezone.utc)
-    seq, fetch = flaky(HTTPFailure(503, {"Retry-After": format_datetime(when, usegmt=True)}), "ok")
+    when = datetime.fromtimestamp(clock.now() - 60, tz=UTC)
+    _seq, fetch = flaky(HTTPFailure(503, {"Retry-After": format_datetime(when, usegmt=True)}), "ok")
     assert "ok" == fetch()
     assert [0.0] == clock.sleeps
 
@@ -387,16 +428,16 @@ def test_retry_after_beyond_retry_after_max_gives_up(clock: FakeClock) -> None:
 
 def test_retry_after_equal_to_retry_after_max_is_waited(clock: FakeClock) -> None:
     """A hint exactly equal to ``retry_after_max`` is waited."""
-    seq, fetch = flaky(Transient("busy", retry_after=5.0), "ok", retry_after_max=5.0)
+    _seq, fetch = flaky(Transient("busy", retry_after=5.0), "ok", retry_after_max=5.0)
     assert "ok" == fetch()
     assert [5.0] == clock.sleeps
 
 
 def test_default_retry_after_max_is_sixty_seconds(clock: FakeClock) -> None:
     """The default cap is 60 s: 60 is waited, 61 gives up."""
-    seq, fetch = flaky(Transient("busy", retry_after=60), "ok")
+    _, fetch = flaky(Transient("busy", retry_after=60), "ok")
     assert "ok" == fetch()
-    seq, fetch = flaky(Transient("busy", retry_after=61), "ok")
+    _seq, fetch = flaky(Transient("busy", retry_after=61), "ok")
     with pytest.raises(Transient):
         fetch()
     assert [60.0] == clock.sleeps
@@ -404,7 +445,7 @@ def test_default_retry_after_max_is_sixty_seconds(clock: FakeClock) -> None:
 
 def test_retry_after_beyond_the_time_left_gives_up(clock: FakeClock) -> None:
     """A hint longer than the time left before the deadline ends the call at once."""
-    seq, fetch = flaky(Transient("busy", retry_after=4.0), "ok", deadline=3.0)
+    _seq, fetch = flaky(Transient("busy", retry_after=4.0), "ok", deadline=3.0)
     with pytest.raises(Transient) as info:
         fetch()
     assert [] == clock.sleeps
@@ -413,12 +454,36 @@ def test_retry_after_beyond_the_time_left_gives_up(clock: FakeClock) -> None:
 
 def test_retry_after_equal_to_the_time_left_is_waited(clock: FakeClock) -> None:
     """A hint exactly equal to the time left is waited, and the next attempt runs."""
-    seq, fetch = flaky(Transient("busy", retry_after=4.0), "ok", deadline=4.0)
+    _seq, fetch = flaky(Transient("busy", retry_after=4.0), "ok", deadline=4.0)
     assert "ok" == fetch()
     assert [4.0] == clock.sleeps
 
 
-# --- which faults are retried ---------------------------------------------------------------
+def test_circuit_open_hint_is_waited(clock: FakeClock) -> None:
+    """A ``CircuitOpenError`` from below is retried after its ``retry_after``."""
+    _seq, fetch = flaky(CircuitOpenError("db", 2.0), "ok", backoff=backoff.fixed(9.0))
+    assert "ok" == fetch()
+    assert [2.0] == clock.sleeps
+
+
+def test_breaker_opened_by_hand_gives_up_at_once(clock: FakeClock) -> None:
+    """A breaker opened by hand (``retry_after`` infinite) ends the call with reason ``deadline``."""
+    _seq, fetch = flaky(CircuitOpenError("db", math.inf), "ok")
+    with pytest.raises(CircuitOpenError) as info:
+        fetch()
+    assert [] == clock.sleeps
+    assert "deadline" == note_of(info.value)[3]
+
+
+def test_no_attempts_left_beats_a_too_large_hint(clock: FakeClock) -> None:
+    """On the last attempt the reason is ``attempts``, whatever the hint."""
+    _seq, fetch = flaky(Transient("busy", retry_after=1000.0), attempts=1)
+    with pytest.raises(Transient) as info:
+        fetch()
+    assert "attempts" == note_of(info.value)[3]
+
+
+# --- which faults are retried --------------------------------------------------------------
 
 
 def test_permanent_fault_is_raised_at_once(clock: FakeClock) -> None:
@@ -491,11 +556,13 @@ def test_not_idempotent_does_not_retry_faults_that_may_have_been_sent(
     "fault",
     [KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError],
 )
-@pytest.mark.parametrize("retry_on", [None, BaseException, lambda exc: True], ids=["default", "BaseException", "always"])
+@pytest.mark.parametrize(
+    "retry_on", [None, BaseException, lambda exc: True], ids=["default", "BaseException", "always"]
+)
 def test_base_exceptions_are_never_retried(
     clock: FakeClock, fault: type[BaseException], retry_on: Any
 ) -> None:
-    """Non-``Exception`` ``BaseException``s propagate at once, untouched, whatever ``retry_on`` says."""
+    """Non-``Exception`` BaseExceptions propagate at once, untouched, whatever ``retry_on`` says."""
     seq, fetch = flaky(fault, "ok", retry_on=retry_on)
     with pytest.raises(fault) as info:
         fetch()
@@ -504,23 +571,26 @@ def test_base_exceptions_are_never_retried(
     assert [] == getattr(info.value, "__notes__", [])
 
 
-# --- giving up --------------------------------------------------------------------------------
+# --- giving up -----------------------------------------------------------------------------
 
 
 def test_last_exception_is_reraised_unchanged(clock: FakeClock) -> None:
     """The very exception object of the last attempt is raised, not a wrapper."""
     errors = [ConnectionError("1"), ConnectionError("2"), ConnectionError("3")]
-    seq, fetch = flaky(*errors, **exact(backoff=backoff.fixed(0.4)))
+    _seq, fetch = flaky(*errors, **exact(backoff=backoff.fixed(0.4)))
     with pytest.raises(ConnectionError) as info:
         fetch()
     assert errors[-1] is info.value
     assert [] == getattr(errors[0], "__notes__", [])
-    assert [f"retryx: gave up after 3 attempts in 0.80s (policy {fetch.__qualname__!r}, reason: attempts)"] == info.value.__notes__
+    assert [
+        "retryx: gave up after 3 attempts in 0.80s "
+        f"(policy {fetch.__qualname__!r}, reason: attempts)"
+    ] == info.value.__notes__
 
 
 def test_note_uses_the_policy_name(clock: FakeClock) -> None:
     """The note names the policy by ``Policy.name`` when it is set."""
-    seq, fetch = flaky(ConnectionError, name="payments", attempts=2, backoff="none")
+    _seq, fetch = flaky(ConnectionError, name="payments", attempts=2, backoff="none")
     with pytest.raises(ConnectionError) as info:
         fetch()
     assert (2, "0.00", "payments", "attempts") == note_of(info.value)
@@ -528,10 +598,12 @@ def test_note_uses_the_policy_name(clock: FakeClock) -> None:
 
 def test_note_singular_for_one_attempt(clock: FakeClock) -> None:
     """One attempt reads "1 attempt", not "1 attempts"."""
-    seq, fetch = flaky(ConnectionError, name="p", attempts=1)
+    _seq, fetch = flaky(ConnectionError, name="p", attempts=1)
     with pytest.raises(ConnectionError) as info:
         fetch()
-    assert ["retryx: gave up after 1 attempt in 0.00s (policy 'p', reason: attempts)"] == info.value.__notes__
+    assert [
+        "retryx: gave up after 1 attempt in 0.00s (policy 'p', reason: attempts)"
+    ] == info.value.__notes__
 
 
 def test_give_up_reason_budget(clock: FakeClock) -> None:
@@ -544,17 +616,52 @@ def test_give_up_reason_budget(clock: FakeClock) -> None:
     assert (2, "0.00", fetch.__qualname__, "budget") == note_of(info.value)
 
 
+def test_budget_takes_a_token_per_transient_failure(clock: FakeClock) -> None:
+    """Every transient failed attempt takes a token, the last one included."""
+    budget = RetryBudget(max_tokens=100, token_ratio=0.5)
+    _seq, fetch = flaky(ConnectionError, attempts=3, budget=budget, backoff="none")
+    with pytest.raises(ConnectionError):
+        fetch()
+    assert 97.0 == budget.tokens
+
+
+def test_budget_untouched_by_permanent_faults(clock: FakeClock) -> None:
+    """A permanent fault takes no token."""
+    budget = RetryBudget(max_tokens=100)
+    _seq, fetch = flaky(ValueError, budget=budget)
+    with pytest.raises(ValueError):
+        fetch()
+    assert 100.0 == budget.tokens
+
+
+def test_budget_refilled_by_successful_calls(clock: FakeClock) -> None:
+    """A successful call gives back ``token_ratio``; a matching result takes a token."""
+    budget = RetryBudget(max_tokens=10, token_ratio=0.5)
+    _seq, fetch = flaky(
+        ConnectionError,
+        None,
+        "ok",
+        budget=budget,
+        backoff="none",
+        retry_if_result=lambda r: r is None,
+    )
+    assert "ok" == fetch()
+    assert 8.5 == budget.tokens
+
+
 def test_give_up_order_permanent_before_attempts(clock: FakeClock) -> None:
     """A permanent fault on the last attempt gives up with reason ``permanent``."""
-    seq, fetch = flaky(ValueError, attempts=1)
+    _seq, fetch = flaky(ValueError, attempts=1)
     with pytest.raises(ValueError) as info:
         fetch()
     assert "permanent" == note_of(info.value)[3]
 
 
 def test_give_up_order_attempts_before_deadline(clock: FakeClock) -> None:
-    """With no attempts left the reason is ``attempts`` even if the next wait would cross the deadline."""
-    seq, fetch = flaky(ConnectionError, attempts=2, deadline=1.0, **exact(backoff=backoff.fixed(0.9)))
+    """With no attempts left the reason is ``attempts``, even if a wait would cross the deadline."""
+    _seq, fetch = flaky(
+        ConnectionError, attempts=2, deadline=1.0, **exact(backoff=backoff.fixed(0.9))
+    )
     with pytest.raises(ConnectionError) as info:
         fetch()
     assert "attempts" == note_of(info.value)[3]
@@ -563,7 +670,13 @@ def test_give_up_order_attempts_before_deadline(clock: FakeClock) -> None:
 def test_give_up_order_deadline_before_budget(clock: FakeClock) -> None:
     """When both the deadline and the budget would stop it, the reason is ``deadline``."""
     budget = RetryBudget(max_tokens=2)
-    seq, fetch = flaky(ConnectionError, attempts=5, deadline=1.0, budget=budget, **exact(backoff=backoff.fixed(2.0)))
+    _seq, fetch = flaky(
+        ConnectionError,
+        attempts=5,
+        deadline=1.0,
+        budget=budget,
+        **exact(backoff=backoff.fixed(2.0)),
+    )
     with pytest.raises(ConnectionError) as info:
         fetch()
     assert "deadline" == note_of(info.value)[3]
@@ -578,13 +691,13 @@ def test_gave_up_event_for_every_reason(clock: FakeClock) -> None:
         (ConnectionError, {"budget": RetryBudget(max_tokens=1)}),
         (ValueError, {}),
     ]:
-        seq, fetch = flaky(outcome, **fields)
-        with pytest.raises(Exception):  # noqa: B017, PT011 - any of the above
+        _seq, fetch = flaky(outcome, **fields)
+        with pytest.raises(Exception):  # noqa: B017 - any of the above
             fetch()
     assert ["attempts", "deadline", "budget", "permanent"] == [e.reason for e in received]
 
 
-# --- current() ----------------------------------------------------------------------------------
+# --- current() -----------------------------------------------------------------------------
 
 
 def test_current_is_none_outside_a_call() -> None:
@@ -593,7 +706,7 @@ def test_current_is_none_outside_a_call() -> None:
 
 
 def test_current_inside_a_call(clock: FakeClock) -> None:
-    """Inside a call ``current()`` shows a stable hex ``call_id``, the 1-based attempt and the name."""
+    """``current()`` shows a stable hex ``call_id``, the 1-based attempt and the name."""
     seen: list[retryx._context.CallContext] = []
 
     @retry(attempts=3, backoff="none")
@@ -660,15 +773,15 @@ def test_current_uses_the_policy_name(clock: FakeClock) -> None:
     assert ["payments"] == names
 
 
-# --- a sync retry inside an event loop -------------------------------------------------------
+# --- a sync retry inside an event loop -----------------------------------------------------
 
 
 def test_sync_retry_sleeping_inside_an_event_loop_warns_once(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A sync retrying call about to sleep in a running event loop logs one warning per callable."""
-    seq, fetch = flaky(ConnectionError, attempts=3, **exact(backoff=backoff.fixed(1.0)))
-    seq2, other = flaky(ConnectionError, attempts=2, **exact(backoff=backoff.fixed(1.0)))
+    _seq, fetch = flaky(ConnectionError, attempts=3, **exact(backoff=backoff.fixed(1.0)))
+    _seq2, other = flaky(ConnectionError, attempts=2, **exact(backoff=backoff.fixed(1.0)))
 
     async def main() -> None:
         for f in (fetch, fetch, other):
@@ -687,7 +800,7 @@ def test_sync_retry_outside_an_event_loop_does_not_warn(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Sleeping outside an event loop is fine: no loop warning."""
-    seq, fetch = flaky(ConnectionError, "ok", **exact(backoff=backoff.fixed(1.0)))
+    _seq, fetch = flaky(ConnectionError, "ok", **exact(backoff=backoff.fixed(1.0)))
     with caplog.at_level(logging.DEBUG, logger="retryx"):
         fetch()
     assert [] == [r for r in caplog.records if "event loop" in r.getMessage()]
@@ -697,7 +810,7 @@ def test_sync_retry_without_a_wait_in_an_event_loop_does_not_warn(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A zero wait does not block the loop, so it does not warn."""
-    seq, fetch = flaky(ConnectionError, "ok", backoff="none")
+    _seq, fetch = flaky(ConnectionError, "ok", backoff="none")
 
     async def main() -> None:
         fetch()
@@ -707,7 +820,7 @@ def test_sync_retry_without_a_wait_in_an_event_loop_does_not_warn(
     assert [] == [r for r in caplog.records if "event loop" in r.getMessage()]
 
 
-# --- stats --------------------------------------------------------------------------------------
+# --- stats ---------------------------------------------------------------------------------
 
 
 def test_stats_count_calls_attempts_and_causes(clock: FakeClock) -> None:
@@ -726,7 +839,7 @@ def test_stats_count_calls_attempts_and_causes(clock: FakeClock) -> None:
     fetch()
     fetch()
     for _ in range(2):
-        with pytest.raises(Exception):  # noqa: B017, PT011 - ConnectionError, then ValueError
+        with pytest.raises(Exception):  # noqa: B017 - ConnectionError, then ValueError
             fetch()
     s = stats(fetch)
     assert 4 == s.calls
@@ -740,7 +853,7 @@ def test_stats_count_calls_attempts_and_causes(clock: FakeClock) -> None:
 
 def test_stats_reset(clock: FakeClock) -> None:
     """``stats(func, reset=True)`` returns the counters and zeroes them."""
-    seq, fetch = flaky("ok")
+    _seq, fetch = flaky("ok")
     fetch()
     assert 1 == stats(fetch, reset=True).calls
     assert 0 == stats(fetch).calls
@@ -754,7 +867,7 @@ def test_stats_of_an_undecorated_function_is_config_error() -> None:
 
 def test_stats_elapsed_from_the_clock(clock: FakeClock) -> None:
     """``total_elapsed`` and ``max_elapsed`` follow retryx's clock."""
-    seq, fetch = flaky(ConnectionError, "ok", **exact(backoff=backoff.fixed(2.0)))
+    _seq, fetch = flaky(ConnectionError, "ok", **exact(backoff=backoff.fixed(2.0)))
     fetch()
     s = stats(fetch)
     assert 2.0 == s.total_elapsed

@@ -1,4 +1,4 @@
-"""``retryx.testing``: ``fake_time`` / ``FakeClock``, ``seed``, ``FaultSequence``, the pytest fixture."""
+"""``retryx.testing``: ``fake_time``/``FakeClock``, ``seed``, ``FaultSequence``, the fixture."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 from retryx import ConfigError, _clock, backoff, jitter, retry, testing
 from retryx.testing import FakeClock, FaultSequence, fake_time
 
-# --- fake_time ---------------------------------------------------------------------------------
+# --- fake_time -----------------------------------------------------------------------------
 
 
 def test_fake_time_records_sync_waits_without_sleeping() -> None:
-    """Inside ``fake_time`` a sync retry's waits are recorded and the clock moves; nothing sleeps."""
+    """Under ``fake_time`` a sync retry's waits are recorded and move the clock; nothing sleeps."""
     fetch = retry(attempts=4, backoff=backoff.fixed(100.0), jitter="none")(
         FaultSequence(ConnectionError)
     )
@@ -28,7 +28,7 @@ def test_fake_time_records_sync_waits_without_sleeping() -> None:
 
 
 def test_fake_time_records_async_waits_without_sleeping() -> None:
-    """Inside ``fake_time`` an async retry's waits are recorded and the clock moves; nothing sleeps."""
+    """Under ``fake_time`` async waits are recorded and move the clock; nothing sleeps."""
     seq = FaultSequence(ConnectionError, ConnectionError, "ok")
 
     @retry(backoff=backoff.fixed(100.0), jitter="none")
@@ -95,9 +95,14 @@ def test_fake_time_start() -> None:
 def test_fake_time_restores_the_real_clock() -> None:
     """Leaving ``fake_time`` (even by an exception) restores every clock function."""
     saved = (_clock.monotonic, _clock.now, _clock.sleep, _clock.async_sleep, _clock.zero_wait)
-    with pytest.raises(RuntimeError), fake_time():
-        assert saved[0] is not _clock.monotonic
-        raise RuntimeError
+
+    def fail_inside() -> None:
+        with fake_time():
+            assert saved[0] is not _clock.monotonic
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        fail_inside()
     assert saved == (
         _clock.monotonic,
         _clock.now,
@@ -136,7 +141,7 @@ def test_retryx_clock_fixture(retryx_clock: FakeClock) -> None:
     assert [7.0] == retryx_clock.sleeps
 
 
-# --- seed -----------------------------------------------------------------------------------------
+# --- seed ----------------------------------------------------------------------------------
 
 
 def draws(n: int = 5) -> list[float]:
@@ -168,9 +173,14 @@ def test_seed_restores_even_on_error() -> None:
     """The state is restored when the block raises."""
     testing.seed(1)
     state = _clock.rng.getstate()
-    with pytest.raises(KeyError), testing.seed(3):
-        draws()
-        raise KeyError
+
+    def fail_inside() -> None:
+        with testing.seed(3):
+            draws()
+            raise KeyError
+
+    with pytest.raises(KeyError):
+        fail_inside()
     assert state == _clock.rng.getstate()
 
 
@@ -182,11 +192,11 @@ def test_plain_seed_keeps_its_seed() -> None:
     assert expected == draws()
 
 
-# --- FaultSequence -------------------------------------------------------------------------------
+# --- FaultSequence -------------------------------------------------------------------------
 
 
 def test_fault_sequence_produces_outcomes_in_turn() -> None:
-    """Exception instances are raised, exception classes instantiated and raised, values returned."""
+    """Exception instances are raised, exception classes instantiated and raised, else returned."""
     error = ConnectionResetError("reset")
     seq = FaultSequence(error, TimeoutError, "ok", None)
     with pytest.raises(ConnectionResetError) as first:

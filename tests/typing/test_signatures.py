@@ -19,6 +19,7 @@ def result_of(c: Coroutine[Any, Any, T]) -> T:
     c.close()
     return cast(T, None)
 
+
 # --- functions ---------------------------------------------------------------------------
 
 
