@@ -7,9 +7,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Literal, TypeVar, overload
-
-from typing_extensions import ParamSpec
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from . import _clock, events
 from ._classify import Classifier, classify, to_classifier
@@ -17,7 +15,10 @@ from ._errors import CircuitOpenError, ConfigError
 
 __all__ = ["CircuitBreaker", "State"]
 
-P = ParamSpec("P")
+if TYPE_CHECKING:  # typing_extensions is for type checkers only: no import cost
+    from typing_extensions import ParamSpec
+
+    P = ParamSpec("P")
 R = TypeVar("R")
 
 State = Literal["closed", "open", "half_open"]
@@ -33,7 +34,7 @@ _NAMES[_FORCED] = "open"
 # path allocates nothing), else the generation of the half-open phase it probes.
 Token = int | None
 
-# What a store's ``breaker_acquire`` returns when it cannot decide (Redis unreachable
+# What a store's ``_breaker_acquire`` returns when it cannot decide (Redis unreachable
 # under on_error="local", or the store closed): the in-process state decides instead.
 STORE_LOCAL = -1
 
@@ -172,7 +173,7 @@ class CircuitBreaker:
 
     def open(self) -> None:
         """Open the breaker by hand; it stays open until ``close()`` or ``reset()``."""
-        if self.store is not None and self.store.breaker_set(self, "open"):
+        if self.store is not None and self.store._breaker_set(self, "open"):
             return
         with self._lock:
             change = self._move(_FORCED)
@@ -180,7 +181,7 @@ class CircuitBreaker:
 
     def close(self) -> None:
         """Close the breaker by hand and clear its counts."""
-        if self.store is not None and self.store.breaker_set(self, "closed"):
+        if self.store is not None and self.store._breaker_set(self, "closed"):
             return
         with self._lock:
             change = self._move(_CLOSED)
@@ -251,7 +252,7 @@ class CircuitBreaker:
             return None  # hot path: no lock, no allocation
         if self.store is not None:
             # Shared state: the store decides (a trial slot is claimed in Redis).
-            shared: Token = self.store.breaker_acquire(self)
+            shared: Token = self.store._breaker_acquire(self)
             if shared != STORE_LOCAL:
                 return shared
         change = None
@@ -286,7 +287,7 @@ class CircuitBreaker:
                 # racing with a concurrent failure can only under-count that run.
                 self._failures = 0
             return
-        if self.store is not None and self.store.breaker_success(self, token):
+        if self.store is not None and self.store._breaker_success(self, token):
             return
         change = None
         with self._lock:
@@ -302,7 +303,7 @@ class CircuitBreaker:
         if not self.counts(exc).transient:
             self._on_success(token)  # the dependency answered: a permanent fault is a success
             return
-        if self.store is not None and self.store.breaker_failure(self, token):
+        if self.store is not None and self.store._breaker_failure(self, token):
             return  # reported at once; the store updated the local view from Redis
         change = None
         with self._lock:
@@ -330,7 +331,7 @@ class CircuitBreaker:
         """Give a trial slot back without a verdict (the call was cancelled)."""
         if token is None:
             return
-        if self.store is not None and self.store.breaker_release(self, token):
+        if self.store is not None and self.store._breaker_release(self, token):
             return
         with self._lock:
             if token == self._generation and self._state == _HALF_OPEN:

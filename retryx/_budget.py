@@ -89,7 +89,7 @@ class RetryBudget:
         """A failed attempt classified transient: take 1 token (never below 0)."""
         # A store that handled it has already set _tokens from the shared count; it
         # declines while Redis is unreachable, and the local view carries on.
-        if self.store is not None and self.store.budget_failure(self):
+        if self.store is not None and self.store._budget_failure(self):
             return
         with self._lock:
             self._tokens = max(0.0, self._tokens - 1.0)
@@ -111,7 +111,7 @@ class RetryBudget:
 
     def reset(self) -> None:
         """Refill to ``max_tokens`` (with a store: for every process sharing it)."""
-        if self.store is not None and self.store.budget_reset(self):
+        if self.store is not None and self.store._budget_reset(self):
             return
         with self._lock:
             self._tokens = self.max_tokens

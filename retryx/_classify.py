@@ -11,9 +11,9 @@ import builtins
 import errno
 import importlib
 import socket
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol, TypeAlias
 
 from . import _clock
@@ -71,6 +71,15 @@ _TRANSIENT_ERRNOS = frozenset(
 _TRANSIENT_STATUSES = {408: "timeout", 425: "server", 429: "throttled", 500: "server"}
 _TRANSIENT_STATUSES |= {502: "server", 503: "throttled", 504: "server"}
 
+_CONNECTION_TYPES = frozenset(
+    {
+        ConnectionError,
+        ConnectionRefusedError,
+        ConnectionResetError,
+        ConnectionAbortedError,
+        BrokenPipeError,
+    }
+)
 _PERMANENT = Fault(False, "permanent")
 _CONNECTION = Fault(True, "connection")
 _TIMEOUT = Fault(True, "timeout")
@@ -96,9 +105,7 @@ def _is_http_error(exc: BaseException) -> bool:
 
 
 def _urllib_http_error() -> type[BaseException] | None:
-    import sys
-
-    module = sys.modules.get("urllib.error")
+    module = sys.modules.get("urllib.error")  # never imported by retryx itself
     error: type[BaseException] | None = None if module is None else module.HTTPError
     return error
 
@@ -135,6 +142,8 @@ def parse_retry_after(value: Any) -> float | None:
         return max(0.0, float(text))
     except ValueError:
         pass
+    from email.utils import parsedate_to_datetime  # only HTTP-dates need it
+
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
@@ -158,7 +167,33 @@ def retry_after_hint(exc: BaseException) -> float | None:
 def classify(exc: BaseException) -> Fault:
     """The default classifier: transient for connection, timeout, throttling and 5xx faults.
 
-    See the contract's section 2 for the full list; everything not listed is permanent.
+    Transient (retried):
+
+    - ``ConnectionError`` and subclasses (cause ``connection``), ``TimeoutError``
+      (``timeout``), an ``OSError`` with a transient errno (ECONNREFUSED,
+      ECONNRESET, ECONNABORTED, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, ENETDOWN,
+      EPIPE, EAGAIN), ``socket.gaierror`` with EAI_AGAIN;
+    - an exception carrying an HTTP status (``exc.status_code``, ``exc.status``,
+      ``exc.response.status_code``, or ``code`` on ``urllib.error.HTTPError``)
+      in 408, 425, 429, 500, 502, 503, 504 (429 and 503: cause ``throttled``);
+    - ``Transient``, and any exception with ``is_transient = True``
+      (cause ``explicit``);
+    - ``CircuitOpenError`` (cause ``circuit_open``, ``retry_after`` = seconds
+      until the breaker admits a trial call) and an ``AllEndpointsFailed``
+      with at least one transient error.
+
+    Everything else is permanent, including other HTTP statuses,
+    ``socket.gaierror`` EAI_NONAME, ``ssl.SSLCertVerificationError``,
+    ``Permanent``, ``NestedRetryError``, and ``KeyboardInterrupt``, ``SystemExit``
+    and other exceptions that do not derive from ``Exception``. ``retry_after``
+    comes from ``exc.retry_after`` or a ``Retry-After`` header (delta-seconds or
+    HTTP-date) on the response.
+
+    Args:
+        exc: the exception an attempt raised.
+
+    Returns:
+        The ``Fault``: ``transient``, ``cause`` and ``retry_after``.
     """
     if not isinstance(exc, Exception):
         return _PERMANENT
@@ -174,6 +209,11 @@ def classify(exc: BaseException) -> Fault:
         return _PERMANENT
     if isinstance(exc, Transient):
         return Fault(True, "explicit", retry_after_hint(exc))
+    # The common socket faults first: no attribute probing needed.
+    if type(exc) in _CONNECTION_TYPES:
+        return _CONNECTION
+    if type(exc) is TimeoutError:
+        return _TIMEOUT
     if getattr(exc, "is_transient", False) is True:
         return Fault(True, "explicit", retry_after_hint(exc))
     status = _status(exc)
@@ -238,6 +278,8 @@ class TypesClassifier:
             if fault.transient:
                 return fault
             return Fault(True, "explicit", retry_after_hint(exc))
+        if isinstance(exc, AllEndpointsFailed):
+            return _judge_members(self, exc)
         return _PERMANENT
 
     def __repr__(self) -> str:
@@ -259,6 +301,8 @@ class PredicateClassifier:
         if verdict is True:
             return Fault(True, "explicit", retry_after_hint(exc))
         if verdict is False or verdict is None:
+            if isinstance(exc, AllEndpointsFailed):
+                return _judge_members(self, exc)
             return _PERMANENT
         raise TypeError(
             f"retry_on classifier {self.func!r} must return a Fault or a bool, "
@@ -267,6 +311,15 @@ class PredicateClassifier:
 
     def __repr__(self) -> str:
         return getattr(self.func, "__qualname__", repr(self.func))
+
+
+def _judge_members(classifier: Classifier, group: AllEndpointsFailed) -> Fault:
+    """A failover sweep's failure is transient when any endpoint's fault is."""
+    for error in group.errors.values():
+        fault = classifier(error)
+        if fault.transient:
+            return Fault(True, fault.cause, group.retry_after)
+    return _PERMANENT
 
 
 def import_exception(path: str, *, field: str) -> type[BaseException]:

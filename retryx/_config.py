@@ -10,20 +10,17 @@ a half-applied configuration and never take a lock.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import difflib
 import importlib
-import json
 import math
 import os
-import re
 import threading
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 from . import backoff as _backoff
 from . import jitter as _jitter
@@ -283,6 +280,8 @@ class _Source:
 
 
 def _locate(path: str | os.PathLike[str] | None) -> _Source:
+    from pathlib import Path
+
     if path is not None:
         p = Path(path)
         return _Source(p, os.fspath(path), p.name == "pyproject.toml")
@@ -313,6 +312,8 @@ def _read(source: _Source, problems: list[str]) -> dict[str, Any] | None:
     except UnicodeDecodeError as exc:
         problems.append(f"{label}: not UTF-8 text: {exc}")
         return None
+    import tomllib  # loaded when a file is read, not at ``import retryx``
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -675,7 +676,7 @@ def _show(value: Any) -> str:
         kind = "an array"
     elif isinstance(value, dict):
         kind = "a table"
-    elif isinstance(value, datetime.date | datetime.time):
+    elif type(value).__module__ == "datetime":  # date, time or datetime
         kind = "a date/time"
     else:  # pragma: no cover - tomllib produces nothing else
         kind = type(value).__name__
@@ -683,6 +684,8 @@ def _show(value: Any) -> str:
 
 
 def _unknown(what: str, key: str, known: tuple[str, ...], context: str = "") -> str:
+    import difflib
+
     hint = difflib.get_close_matches(key, known, n=1)
     did_you_mean = f"did you mean {hint[0]!r}? " if hint else ""
     listing = ", ".join(sorted(known)) or "none"
@@ -691,6 +694,9 @@ def _unknown(what: str, key: str, known: tuple[str, ...], context: str = "") -> 
 
 def _table_key(name: str) -> str:
     """``name`` as TOML writes it in a table header: bare when it can be, else quoted."""
+    import json
+    import re
+
     return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
 
 

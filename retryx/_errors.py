@@ -88,6 +88,8 @@ class AllEndpointsFailed(ExceptionGroup[Exception], RetryxError):
         return min(hints) if hints else None
 
     def derive(self, excs: Any) -> Any:
+        """A plain ``ExceptionGroup`` of ``excs`` (used by ``split()``/``subgroup()``,
+        where the endpoint keys of ``errors`` no longer apply)."""
         return ExceptionGroup(self.message, excs)
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -20,10 +20,9 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 import wrapt
-from typing_extensions import ParamSpec
 
 from . import _clock, events
 from . import jitter as _jitter
@@ -44,7 +43,10 @@ __all__ = [
     "stats",
 ]
 
-P = ParamSpec("P")
+if TYPE_CHECKING:  # typing_extensions is for type checkers only: no import cost
+    from typing_extensions import ParamSpec
+
+    P = ParamSpec("P")
 R = TypeVar("R")
 V = TypeVar("V")
 V_co = TypeVar("V_co", covariant=True)
@@ -53,6 +55,7 @@ logger = events.logger
 _MISSING: Any = object()
 _ORDER = ("fallback", "retry", "failover", "circuit_breaker")
 _GIVE_UP = None  # what the decision methods return to say "stop and re-raise"
+_MAX_ENDPOINT_BREAKERS = 1024
 # (outer name, inner name) pairs already warned about: once per process, per pair.
 _warned_nested: set[tuple[str, str]] = set()
 _warned_nested_lock = threading.Lock()
@@ -380,7 +383,11 @@ class Runner:
                 )
             else:
                 made = template.copy(f"{template.name}@{endpoint}")
-            breaker = self._endpoint_breakers.setdefault(endpoint, made)
+            breakers = self._endpoint_breakers
+            if len(breakers) >= _MAX_ENDPOINT_BREAKERS:
+                # A hosts callable may keep naming new endpoints: forget the oldest.
+                breakers.pop(next(iter(breakers)), None)
+            breaker = breakers.setdefault(endpoint, made)
         return breaker
 
     def endpoint_failed(self, endpoint: Hashable, exc: Exception) -> None:
@@ -514,7 +521,12 @@ class Runner:
         try:
             policy = self._policy
             if parent is not None or self._named_policy is not None:
-                policy = self.start(head, parent)
+                try:
+                    policy = self.start(head, parent)
+                except NestedRetryError as refused:  # nested="raise": booked, falls back
+                    return self._recover_sync(
+                        head, None, refused, _MISSING, wrapped, instance, args, kwargs
+                    )
             try:
                 if self.plain:
                     result = wrapped(*args, **kwargs)
@@ -675,7 +687,12 @@ class Runner:
         try:
             policy = self._policy
             if parent is not None or self._named_policy is not None:
-                policy = self.start(head, parent)
+                try:
+                    policy = self.start(head, parent)
+                except NestedRetryError as refused:  # nested="raise": booked, falls back
+                    return await self._recover_async(
+                        head, None, refused, _MISSING, wrapped, instance, args, kwargs
+                    )
             try:
                 if self.plain:
                     result = await wrapped(*args, **kwargs)

@@ -46,8 +46,41 @@ def _number(name: str, value: Any, *, allow_none: bool = False) -> float | None:
 class Policy:
     """How a call is retried. Frozen, hashable, validated on construction.
 
-    Every field is described in the contract's section 2; ``replace(**changes)``
-    returns a validated copy.
+    Keyword arguments only. String, ``None`` and ``timedelta`` inputs are
+    normalised once: ``Policy(jitter="full").jitter is jitter.full``, and
+    policies compare by value. ``replace(**changes)`` returns a validated copy;
+    ``Policy.interactive()`` and ``Policy.background()`` are presets.
+
+    Attributes:
+        attempts: total attempts, the first included (``>= 1``).
+        backoff: the delay before retry *n*, before jitter: a ``retryx.backoff``
+            object or one of ``"exponential"``, ``"incremental"``, ``"fixed"``,
+            ``"immediate"``, ``"none"``. Default: exponential from 0.1 s, doubling,
+            capped at 30 s.
+        jitter: the randomisation of each delay: a ``retryx.jitter`` object or
+            ``"none"``, ``"full"`` (default), ``"equal"``, ``"decorrelated"``.
+        deadline: seconds for the whole call, attempts and waits included, or
+            ``None``. retryx never sleeps past it: when the next wait would cross
+            it, the call gives up at once (reason ``deadline``).
+        attempt_timeout: seconds per attempt, capped by the time left before the
+            deadline; coroutine functions only (a ``TimeoutError``, transient).
+        retry_on: which faults are retried: the default classifier
+            ``retryx.classify``, an exception type or a tuple of them (exactly
+            those are transient), ``"module:Qualname"`` strings, or a predicate
+            ``exc -> bool | Fault``.
+        retry_if_result: ``result -> bool``; a match is retried too, and the last
+            result is returned when the call ends.
+        retry_after_max: the largest Retry-After hint honoured, in seconds; a
+            larger hint ends the call (reason ``deadline``).
+        budget: a shared ``RetryBudget``; when it denies a retry the call gives
+            up (reason ``budget``).
+        idempotent: ``False`` retries (and fails over) only faults that prove the
+            request never reached the peer.
+        nested: what this policy does when it runs inside another retrying call:
+            ``"defer"`` (one attempt, the outer layer retries), ``"raise"``
+            (``NestedRetryError``) or ``"allow"`` (attempts multiply).
+        name: the label in logs, events and stats (default: the callable's
+            qualified name).
 
     Raises:
         ConfigError: naming the field and the bad value.

@@ -29,7 +29,13 @@ __all__ = [
 class Backoff(Protocol):
     """A backoff strategy: ``delay(n)`` seconds before retry ``n`` (n = 1, 2, ...)."""
 
-    def delay(self, n: int) -> float: ...
+    def delay(self, n: int) -> float:
+        """Seconds to wait before retry ``n`` (``n >= 1``), before jitter.
+
+        Raises:
+            ValueError: when ``n < 1``.
+        """
+        ...
 
 
 def _check_n(n: int) -> None:

@@ -104,6 +104,7 @@ Event: TypeAlias = (
     | NestedRetry
     | Deferred
 )
+"""Any event record a subscriber can receive; tell them apart with ``isinstance``."""
 
 for _cls in (RetryScheduled, GaveUp, Succeeded, CircuitStateChanged, EndpointFailed, NestedRetry):
     _cls.__module__ = "retryx.events"

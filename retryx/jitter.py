@@ -28,11 +28,13 @@ class Jitter(Protocol):
     ``base`` and its largest delay ``cap``.
     """
 
-    def apply(self, delay: float, previous: float, base: float, cap: float) -> float: ...
+    def apply(self, delay: float, previous: float, base: float, cap: float) -> float:
+        """The jittered delay in seconds, drawn from retryx's random source."""
+        ...
 
-    def bounds(
-        self, delay: float, previous: float, base: float, cap: float
-    ) -> tuple[float, float]: ...
+    def bounds(self, delay: float, previous: float, base: float, cap: float) -> tuple[float, float]:
+        """The smallest and largest delay ``apply`` can return for these arguments."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@
 ``opentelemetry-api``; ``uninstrument()`` stops. Nothing is imported or paid
 until ``instrument()`` is called.
 
-Instruments (names and attributes are those of the contract's section 13):
+Instruments:
 
 - counters ``retryx.calls``, ``retryx.attempts``, ``retryx.retries``,
   ``retryx.give_ups``, ``retryx.breaker.transitions``;

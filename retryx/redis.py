@@ -373,7 +373,7 @@ class RedisStore:
 
     # --- the breaker protocol ---------------------------------------------------------
 
-    def breaker_acquire(self, breaker: CircuitBreaker) -> int | None:
+    def _breaker_acquire(self, breaker: CircuitBreaker) -> int | None:
         """Admit a call on a breaker whose local view is not closed.
 
         An open view is rejected locally until its recovery time (as last seen in
@@ -397,29 +397,29 @@ class RedisStore:
             raise CircuitOpenError(breaker.name, math.inf if wait_ms < 0 else wait_ms / 1000)
         return int(row[3]) if code == 2 else None
 
-    def breaker_failure(self, breaker: CircuitBreaker, token: int | None) -> bool:
+    def _breaker_failure(self, breaker: CircuitBreaker, token: int | None) -> bool:
         """Report a counted failure at once, with the successes batched before it."""
         return self._breaker_op(breaker, "fail", -1 if token is None else token) is not None
 
-    def breaker_success(self, breaker: CircuitBreaker, token: int) -> bool:
+    def _breaker_success(self, breaker: CircuitBreaker, token: int) -> bool:
         """Report a trial call's success (closed-state successes are batched)."""
         return self._breaker_op(breaker, "ok", token) is not None
 
-    def breaker_release(self, breaker: CircuitBreaker, token: int) -> bool:
+    def _breaker_release(self, breaker: CircuitBreaker, token: int) -> bool:
         """Give a trial slot back without a verdict."""
         return self._breaker_op(breaker, "rel", token) is not None
 
-    def breaker_set(self, breaker: CircuitBreaker, state: Literal["open", "closed"]) -> bool:
+    def _breaker_set(self, breaker: CircuitBreaker, state: Literal["open", "closed"]) -> bool:
         """Open (until closed by hand) or close the breaker for every process."""
         return self._breaker_op(breaker, "set", "f" if state == "open" else "c") is not None
 
     # --- the budget protocol ----------------------------------------------------------
 
-    def budget_failure(self, budget: RetryBudget) -> bool:
+    def _budget_failure(self, budget: RetryBudget) -> bool:
         """Take a token in Redis at once; the budget adopts the shared count."""
         return self._budget_op(budget, "fail")
 
-    def budget_reset(self, budget: RetryBudget) -> bool:
+    def _budget_reset(self, budget: RetryBudget) -> bool:
         """Refill the shared budget for every process."""
         return self._budget_op(budget, "reset")
 

@@ -17,6 +17,7 @@ the line before a fence changes how it runs:
 from __future__ import annotations
 
 import ast
+import gc
 import importlib
 import importlib.util
 import inspect
@@ -102,8 +103,14 @@ def page_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[typ
         yield module
     finally:
         sys.modules.pop(name, None)
+        if "retryx.otel" in sys.modules:  # a page may have called instrument()
+            sys.modules["retryx.otel"].uninstrument()
 
 
+# urllib's HTTPError owns the response's socket until it is garbage-collected; the
+# examples use urllib (no third-party HTTP client), and retried errors are dropped.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_examples_run(page: Path, page_module: types.ModuleType, tmp_path: Path) -> None:
     """Every Python block of the page runs, in order, without sleeping."""
@@ -122,6 +129,8 @@ def test_examples_run(page: Path, page_module: types.ModuleType, tmp_path: Path)
                 _run_pytest(block, tmp_path)
                 continue
             exec(block.compiled(), page_module.__dict__)
+    page_module.__dict__.clear()
+    gc.collect()  # collect the examples' sockets here, under this test's warning filters
     if skipped:
         pytest.skip(f"{page.name}: some blocks skipped ({'; '.join(skipped)})")
 

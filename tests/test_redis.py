@@ -10,6 +10,7 @@ import multiprocessing.connection
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -362,6 +363,40 @@ def test_prefix_namespaces_the_keys(server: RedisServer, name: str, raw: Any) ->
         assert ("open", "closed") == (first.state, second.state)
         assert raw.exists(f"app1:breaker:{name}")
         assert not raw.exists(f"app2:breaker:{name}")
+
+
+def test_concurrent_failures_from_two_stores_are_all_counted(
+    store: RedisStore, other: RedisStore, name: str, raw: Any
+) -> None:
+    """8 threads over two stores take exactly one shared token each per failure (atomic Lua)."""
+    budgets = [RetryBudget(100, 1.0, name=name, store=s) for s in (store, other)]
+    start = threading.Barrier(8)
+
+    def drain(budget: RetryBudget) -> None:
+        start.wait(timeout=10)
+        for _ in range(10):
+            budget.record_failure()
+
+    threads = [threading.Thread(target=drain, args=(budgets[i % 2],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert not any(thread.is_alive() for thread in threads)
+    assert "20" == raw.hget(f"retryx:budget:{name}", "t")
+
+
+def test_close_flushes_batched_successes(server: RedisServer, name: str, raw: Any) -> None:
+    """Successes still batched when the store closes are written to Redis."""
+    shared = RedisStore(server.url, sync_interval=30.0)  # no background sync in the test
+    budget = RetryBudget(10, 0.5, name=name, store=shared)
+    budget.record_failure()
+    budget.record_failure()
+    budget.record_success()
+    assert "8" == raw.hget(f"retryx:budget:{name}", "t")
+    shared.close()
+    assert "8.5" == raw.hget(f"retryx:budget:{name}", "t")
+    assert "closed" in repr(shared)
 
 
 # --- clients ----------------------------------------------------------------------------

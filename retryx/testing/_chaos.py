@@ -44,11 +44,13 @@ def inject_faults(
     each time. ``latency`` seconds are waited through the retryx clock before
     every call, injected fault or not, so ``testing.fake_time()`` records them.
     Works on functions, ``async def`` functions (which stay coroutine
-    functions) and methods::
+    functions) and methods:
 
-        @retry(attempts=5)
-        @inject_faults(0.3, ConnectionResetError, seed=7)
-        def fetch(key): ...
+    ```python
+    @retry(attempts=5)
+    @inject_faults(0.3, ConnectionResetError, seed=7)
+    def fetch(key): ...
+    ```
 
     Args:
         rate: probability of a fault per call, ``0 <= rate <= 1``.

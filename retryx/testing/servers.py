@@ -1,24 +1,26 @@
 """Loopback fault servers: real TCP endpoints on 127.0.0.1 that fail on purpose.
 
 Each function validates its arguments at once and returns a context manager.
-Entering it binds a free port on 127.0.0.1 and yields an :class:`Address`,
+Entering it binds a free port on 127.0.0.1 and yields an ``Address``,
 which is the tuple ``("127.0.0.1", port)`` with a few live read-outs of the
-server behind it::
+server behind it:
 
-    with servers.resetting() as addr:
-        with pytest.raises(ConnectionResetError):
-            read_greeting(addr)        # the code under test, retrying 3 times
-        assert addr.connections == 3
+```python
+with servers.resetting() as addr:
+    with pytest.raises(ConnectionResetError):
+        read_greeting(addr)        # the code under test, retrying 3 times
+    assert addr.connections == 3
 
-    with servers.http([(503, {"Retry-After": "1"}, b""), (200, {}, b"ok")]) as srv:
-        assert fetch(srv.url + "/items") == b"ok"
-        assert [r.path for r in srv.requests] == ["/items", "/items"]
+with servers.http([(503, {"Retry-After": "1"}, b""), (200, {}, b"ok")]) as srv:
+    assert fetch(srv.url + "/items") == b"ok"
+    assert [r.path for r in srv.requests] == ["/items", "/items"]
+```
 
-Every server (except :func:`refusing`, which needs none) runs one daemon thread
+Every server (except ``refusing()``, which needs none) runs one daemon thread
 around a selector, so any number of connections is served without a thread
 per connection; leaving the context stops that thread and closes every socket.
 Servers run in real time: they never read the retryx clock, so
-``testing.fake_time()`` does not make :func:`slow` any faster.
+``testing.fake_time()`` does not make ``slow()`` any faster.
 """
 
 from __future__ import annotations
@@ -107,9 +109,9 @@ class Address(tuple[str, int]):
 
 
 class HTTPRequest(NamedTuple):
-    """One request received by :func:`http`, in arrival order.
+    """One request received by ``http()``, in arrival order.
 
-    ``headers`` is an :class:`http.client.HTTPMessage` (case-insensitive
+    ``headers`` is an ``http.client.HTTPMessage`` (case-insensitive
     ``headers["retry-after"]`` and ``headers.get(...)``); ``body`` is decoded
     from ``Content-Length`` or chunked transfer encoding.
     """
@@ -129,7 +131,7 @@ class HTTPRequest(NamedTuple):
 
 
 class HTTPAddress(Address):
-    """The :class:`Address` of an :func:`http` server, with its URL and requests."""
+    """The ``Address`` of an ``http()`` server, with its URL and requests."""
 
     @property
     def url(self) -> str:
@@ -201,11 +203,13 @@ def http(script: Iterable[tuple[int, Any, Any]]) -> AbstractContextManager[HTTPA
     its last entry repeats. Requests take entries in arrival order, across all
     connections. ``Content-Length`` is added unless given (so a script may
     lie about it), and connections are kept alive unless the request or the
-    entry says ``Connection: close``. The yielded :class:`HTTPAddress` has
-    ``.url`` and ``.requests``::
+    entry says ``Connection: close``. The yielded ``HTTPAddress`` has
+    ``.url`` and ``.requests``:
 
-        with servers.http([(503, {"Retry-After": "1"}, b""), (200, {}, b"ok")]) as srv:
-            assert fetch(srv.url + "/") == b"ok"  # the retrying client under test
+    ```python
+    with servers.http([(503, {"Retry-After": "1"}, b""), (200, {}, b"ok")]) as srv:
+        assert fetch(srv.url + "/") == b"ok"  # the retrying client under test
+    ```
 
     Raises:
         ConfigError: when the script is empty or an entry is malformed.

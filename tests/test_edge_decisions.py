@@ -1,0 +1,111 @@
+"""Decisions the contract left open, pinned (see docs/decisions.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+import retryx
+from retryx import AllEndpointsFailed, NestedRetryError
+from retryx._pipeline import _MAX_ENDPOINT_BREAKERS, _find
+from retryx.testing import FakeClock
+
+
+def test_retry_on_types_judge_a_failover_sweep_by_its_endpoints(clock: FakeClock) -> None:
+    """With retry_on=ConnectionError, a sweep where every endpoint refused is retried."""
+    calls: list[str] = []
+
+    @retryx.retry(attempts=3, retry_on=ConnectionError, backoff="none")
+    @retryx.failover(["a", "b"], breaker=retryx.CircuitBreaker("t", failure_threshold=10))
+    def query(*, host: str) -> str:
+        calls.append(host)
+        if len(calls) < 5:
+            raise ConnectionRefusedError(host)
+        return host
+
+    assert "a" == query()
+    assert ["a", "b", "a", "b", "a"] == calls
+
+
+def test_retry_on_types_make_unlisted_faults_stop_the_sweep(clock: FakeClock) -> None:
+    """A fault retry_on does not list is permanent: the sweep stops and nothing is retried."""
+    calls: list[str] = []
+
+    @retryx.retry(attempts=3, retry_on=KeyError, backoff="none")
+    @retryx.failover(["a", "b"])
+    def query(*, host: str) -> str:
+        calls.append(host)
+        raise ConnectionRefusedError(host)
+
+    with pytest.raises(ConnectionRefusedError) as info:
+        query()
+    assert ["a"] == calls
+    assert any("reason: permanent" in note for note in info.value.__notes__)
+
+
+def test_a_predicate_sees_the_sweep_then_its_endpoints(clock: FakeClock) -> None:
+    """A predicate that says False for the group is asked about each endpoint's fault."""
+    seen: list[type[BaseException]] = []
+
+    def transient(exc: BaseException) -> bool:
+        seen.append(type(exc))
+        return isinstance(exc, TimeoutError)
+
+    @retryx.retry(attempts=2, retry_on=transient, backoff="none")
+    @retryx.failover(["a"])
+    def query(*, host: str) -> str:
+        raise TimeoutError(host)
+
+    with pytest.raises(AllEndpointsFailed):
+        query()
+    # The sweep asks about the endpoint's fault, then retry about the group and,
+    # since the predicate says False for it, about its members.
+    assert [TimeoutError, AllEndpointsFailed, TimeoutError] == seen[:3]
+
+
+def test_nested_raise_is_booked_and_reaches_the_inner_fallback(clock: FakeClock) -> None:
+    """nested="raise" counts a failed call in the inner stats and its @fallback answers."""
+
+    @retryx.fallback(lambda exc: type(exc).__name__)
+    @retryx.retry(attempts=3, nested="raise")
+    def inner() -> str:
+        raise AssertionError("never called")
+
+    @retryx.retry(attempts=2)
+    def outer() -> str:
+        return inner()
+
+    assert "NestedRetryError" == outer()
+    s = retryx.stats(inner)
+    assert (1, 1, 0) == (s.calls, s.failures, s.gave_up)
+
+
+def test_nested_raise_without_fallback_raises_before_calling(clock: FakeClock) -> None:
+    """Without a fallback the NestedRetryError reaches the outer layer, which gives up."""
+    called: list[int] = []
+
+    @retryx.retry(attempts=3, nested="raise")
+    def inner() -> None:
+        called.append(1)
+
+    @retryx.retry(attempts=3)
+    def outer() -> None:
+        inner()
+
+    with pytest.raises(NestedRetryError):
+        outer()
+    assert [] == called
+
+
+def test_endpoint_breakers_are_bounded_for_a_hosts_callable(clock: FakeClock) -> None:
+    """A hosts callable naming new endpoints forever keeps a bounded set of breakers."""
+    counter = iter(range(10**6))
+
+    @retryx.failover(lambda: [f"h{next(counter)}"])
+    def call(*, host: str) -> str:
+        return host
+
+    for _ in range(_MAX_ENDPOINT_BREAKERS + 50):
+        call()
+    pipeline = _find(call)
+    assert pipeline is not None
+    assert _MAX_ENDPOINT_BREAKERS == len(pipeline._self_runner._endpoint_breakers)
