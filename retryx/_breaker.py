@@ -343,6 +343,21 @@ class CircuitBreaker:
         A ``CircuitOpenError`` raised by ``fn`` (an inner breaker refusing) is no
         verdict on this breaker's dependency: the slot is given back unjudged.
         """
+        if self._state == _CLOSED:
+            # The hot path: closed, so no token, no lock (``_on_success(None)`` inlined).
+            try:
+                result = fn(*args, **kwargs)
+            except CircuitOpenError:
+                raise
+            except Exception as exc:
+                self._on_failure(None, exc)
+                raise
+            window = self._window
+            if window is not None:
+                window.append(False)
+            elif self._failures:
+                self._failures = 0
+            return result
         try:
             token = self._acquire()
         except CircuitOpenError:
@@ -366,6 +381,21 @@ class CircuitBreaker:
         self, fn: Callable[..., Any], args: Any, kwargs: Any, recorder: Any
     ) -> Any:
         """``_call`` for coroutine functions (mirrors it line for line)."""
+        if self._state == _CLOSED:
+            # The hot path: closed, so no token, no lock (``_on_success(None)`` inlined).
+            try:
+                result = await fn(*args, **kwargs)
+            except CircuitOpenError:
+                raise
+            except Exception as exc:
+                self._on_failure(None, exc)
+                raise
+            window = self._window
+            if window is not None:
+                window.append(False)
+            elif self._failures:
+                self._failures = 0
+            return result
         try:
             token = self._acquire()
         except CircuitOpenError:

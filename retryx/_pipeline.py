@@ -18,6 +18,7 @@ import itertools
 import logging
 import sys
 import threading
+import types
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
@@ -261,6 +262,7 @@ def _endpoint_field(head: list[Any]) -> dict[str, Any]:
 
 
 _NO_JITTER = _jitter.none
+_MethodType = types.MethodType
 _scope_get = SCOPE.get
 _scope_set = SCOPE.set
 _scope_reset = SCOPE.reset
@@ -291,6 +293,10 @@ class Runner:
             self.name = self._policy.name or name
         fo = layers.get("failover")
         self.failover: _Failover | None = fo
+        # A fixed list in priority order needs no work per call.
+        self._hosts: tuple[Hashable, ...] = ()
+        if fo is not None and fo.order == "priority" and isinstance(fo.hosts, tuple):
+            self._hosts = fo.hosts
         self._endpoint_breakers: dict[Hashable, CircuitBreaker] = {}
         self._rr = itertools.count()
         breaker = layers.get("circuit_breaker")
@@ -639,11 +645,15 @@ class Runner:
             head[ENDPOINT] = endpoint
             return self._guarded_sync(self.endpoint_breaker(endpoint), wrapped, args, kwargs)
         errors: dict[Hashable, Exception] = {}
-        for endpoint in self.endpoints():
+        breakers = self._endpoint_breakers
+        for endpoint in self._hosts or self.endpoints():
             head[ENDPOINT] = endpoint
             try:
                 return self._guarded_sync(
-                    self.endpoint_breaker(endpoint), wrapped, args, {**kwargs, fo.param: endpoint}
+                    breakers.get(endpoint) or self.endpoint_breaker(endpoint),
+                    wrapped,
+                    args,
+                    {**kwargs, fo.param: endpoint},
                 )
             except Exception as exc:
                 if not self.sweep_goes_on(exc):
@@ -816,11 +826,15 @@ class Runner:
             head[ENDPOINT] = endpoint
             return await self._guarded_async(self.endpoint_breaker(endpoint), wrapped, args, kwargs)
         errors: dict[Hashable, Exception] = {}
-        for endpoint in self.endpoints():
+        breakers = self._endpoint_breakers
+        for endpoint in self._hosts or self.endpoints():
             head[ENDPOINT] = endpoint
             try:
                 return await self._guarded_async(
-                    self.endpoint_breaker(endpoint), wrapped, args, {**kwargs, fo.param: endpoint}
+                    breakers.get(endpoint) or self.endpoint_breaker(endpoint),
+                    wrapped,
+                    args,
+                    {**kwargs, fo.param: endpoint},
                 )
             except Exception as exc:
                 if not self.sweep_goes_on(exc):
@@ -966,14 +980,24 @@ class _Pipeline(wrapt.FunctionWrapper):  # type: ignore[misc]  # wrapt 1.x ships
 
 
 class _DirectPipeline(_Pipeline):
-    """Base of the pipelines on plain functions (and builtins), never bound.
+    """Base of the pipelines on plain functions (and builtins).
 
     ``_make`` gives each one its own subclass whose ``__call__`` is a
     ``functools.partial`` of the runner's driver: calling the pipeline then costs
     one Python frame (the driver), instead of wrapt's generic ``__call__``, which
     probes the function's ``__self__`` on every call (a failed attribute lookup).
-    Accessed through a class, wrapt's binding still applies (``bound_sync``).
+
+    A plain function in a class body is an instance method: it binds like a
+    function does, to a ``types.MethodType`` over the pipeline (which passes the
+    instance as the first argument), much cheaper than wrapt's bound proxy. The
+    method object forwards attributes (``__name__``, ``__wrapped__``...) to the
+    pipeline, so introspection sees through it as before.
     """
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        if instance is None:
+            return self
+        return _MethodType(self, instance)
 
 
 def _make(wrapped: Any, layers: dict[str, Any]) -> _Pipeline:

@@ -13,6 +13,7 @@ Needs the optional ``redis`` package (``pip install 'retryx[redis]'``).
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 import math
@@ -159,6 +160,13 @@ def _sync_client(client_or_url: Any) -> tuple[redis.Redis, bool]:
         kwargs["socket_connect_timeout"] = kwargs.get("socket_connect_timeout") or _TIMEOUT
         name = pool.connection_class.__name__
         connection_class = getattr(redis.connection, name, redis.connection.Connection)
+        # Drop what the sync class does not take (the asyncio one has a few more).
+        accepted: set[str] = set()
+        for klass in connection_class.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is not None:
+                accepted.update(inspect.signature(init).parameters)
+        kwargs = {key: value for key, value in kwargs.items() if key in accepted}
         sync_pool = redis.ConnectionPool(
             connection_class=connection_class, retry=no_retry, **kwargs
         )

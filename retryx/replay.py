@@ -210,6 +210,10 @@ class ReplayQueue:
         """
         if _REPLAYING.get() == call_id:
             raise exc  # a replay's failure counts against its stored entry
+        if instance is None and args and _called_through_classmethod(runner, args[0]):
+            # ``@classmethod`` over a pipeline binds like a function: the class
+            # arrives as the first argument.
+            instance, args = args[0], args[1:]
         try:
             target = _target_name(runner, instance)
             where = f"cannot defer {target}"
@@ -405,9 +409,23 @@ class _Heartbeat:
 # --- naming and encoding a call ------------------------------------------------------------
 
 
+def _called_through_classmethod(runner: Any, first: Any) -> bool:
+    """Whether ``first`` is the class a classmethod over this pipeline was called on."""
+    from ._pipeline import _find
+
+    if not isinstance(first, type):
+        return False
+    name = getattr(runner.target, "__name__", None)
+    raw = inspect.getattr_static(first, name, None) if isinstance(name, str) else None
+    if not isinstance(raw, classmethod):
+        return False
+    pipeline = _find(raw.__func__)
+    return pipeline is not None and pipeline._self_runner is runner
+
+
 def _target_name(runner: Any, instance: Any) -> str:
     """``module:qualname`` that imports back to this very pipeline, else ``ConfigError``."""
-    from ._pipeline import _find, _Pipeline
+    from ._pipeline import _DirectPipeline, _find, _Pipeline
 
     func = runner.target
     module = getattr(func, "__module__", None)
@@ -454,6 +472,20 @@ def _target_name(runner: Any, instance: Any) -> str:
             f"cannot defer {stored}:{qualname}: that name does not import back to the "
             "function (it is not reachable as a module attribute)"
         ) from None
+    if instance is None and "." in qualname:
+        # A plain function in a class body binds like a function (the instance
+        # arrives as the first argument): it is still a method of an instance.
+        owner: Any = live
+        *path, method = qualname.split(".")
+        for part in path:
+            owner = getattr(owner, part, None)
+        if isinstance(owner, type) and isinstance(
+            inspect.getattr_static(owner, method, None), _DirectPipeline
+        ):
+            raise ConfigError(
+                f"cannot defer {label}: it is a method of an instance, whose state cannot be "
+                "stored; defer a function, staticmethod or classmethod that takes plain data"
+            )
     pipeline = _find(obj)
     if pipeline is None or pipeline._self_runner is not runner:
         raise ConfigError(

@@ -107,10 +107,6 @@ def page_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[typ
             sys.modules["retryx.otel"].uninstrument()
 
 
-# urllib's HTTPError owns the response's socket until it is garbage-collected; the
-# examples use urllib (no third-party HTTP client), and retried errors are dropped.
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_examples_run(page: Path, page_module: types.ModuleType, tmp_path: Path) -> None:
     """Every Python block of the page runs, in order, without sleeping."""

@@ -386,9 +386,12 @@ def test_concurrent_failures_from_two_stores_are_all_counted(
     assert "20" == raw.hget(f"retryx:budget:{name}", "t")
 
 
-def test_close_flushes_batched_successes(server: RedisServer, name: str, raw: Any) -> None:
+def test_close_flushes_batched_successes(
+    server: RedisServer, name: str, raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Successes still batched when the store closes are written to Redis."""
-    shared = RedisStore(server.url, sync_interval=30.0)  # no background sync in the test
+    monkeypatch.setattr(RedisStore, "_start", lambda self: None)  # no background sync
+    shared = RedisStore(server.url)
     budget = RetryBudget(10, 0.5, name=name, store=shared)
     budget.record_failure()
     budget.record_failure()
