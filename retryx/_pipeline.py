@@ -500,9 +500,10 @@ class Runner:
                 (self.name, attempts, elapsed),
                 {"name": self.name, "attempt": attempts, "elapsed": elapsed},
             )
-        if policy is not None and policy.budget is not None:
+        if policy is not None and policy.budget is not None and not gave_up:
+            # A result returned because retry_if_result ran out is no success to refund.
             policy.budget.record_success()
-        if events._subscribers:
+        if events._subscribers and not gave_up:  # GaveUp already told that story
             events.emit(events.Succeeded(self.name, attempts, elapsed))
 
     def failed(self, head: list[Any], exc: BaseException) -> None:

@@ -135,7 +135,17 @@ def _run_pytest(block: Block, tmp_path: Path) -> None:
     test_file = tmp_path / f"test_docs_example_{block.line}.py"
     test_file.write_text(block.source, encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "error",
+            str(test_file),
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,

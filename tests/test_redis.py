@@ -39,7 +39,7 @@ import _redis_workers  # isort: skip
 pytestmark = pytest.mark.redis
 
 SYNC = 0.2  # the stores' sync_interval in these tests
-SLACK = 0.6  # scheduling and IPC on a loaded machine, on top of the promised delay
+SLACK = 1.5  # scheduling and IPC on a loaded 2-core machine, on top of the promised delay
 ROOT = Path(__file__).resolve().parents[1]
 
 
