@@ -25,13 +25,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 import timeit
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +39,7 @@ if str(ROOT) not in sys.path:  # benchmark the working tree, not an installed co
 
 import retryx  # noqa: E402
 from retryx import CircuitBreaker  # noqa: E402
+from retryx.testing._redis_server import redis_server  # noqa: E402
 
 
 @contextmanager
@@ -53,36 +49,10 @@ def redis_url() -> Iterator[str]:
     if url:
         yield url
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server not found: install it or set RETRYX_BENCH_REDIS_URL")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    workdir = tempfile.mkdtemp(prefix="retryx-bench-")
-    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(
-        [binary, *args, "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                time.sleep(0.02)
-        else:
-            sys.exit("redis-server did not start")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with redis_server() as started:
+        if started is None:
+            sys.exit("redis-server not found: install it or set RETRYX_BENCH_REDIS_URL")
+        yield started
 
 
 def ok(x: int) -> int:

@@ -22,7 +22,6 @@ import contextlib
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ for entry in (str(ROOT), str(HERE)):
 
 import retryx  # noqa: E402
 from retryx.replay import ReplayQueue  # noqa: E402
+from retryx.testing._redis_server import redis_server  # noqa: E402
 
 
 class _Switch:
@@ -127,36 +127,13 @@ def _worker() -> None:
 
 @contextlib.contextmanager
 def _redis_server() -> Iterator[str | None]:
-    binary = shutil.which("redis-server")
     try:
-        import redis
+        import redis  # noqa: F401
     except ImportError:
-        binary = None
-    if binary is None:
         yield None
         return
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
-    argv += ["--appendonly", "no", "--daemonize", "no"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(host="127.0.0.1", port=port)
-    try:
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.RedisError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        proc.terminate()
-        proc.wait(5)
+    with redis_server() as url:
+        yield url
 
 
 def _measure(label: str, url: str, n: int) -> list[tuple[str, str, int, float]]:

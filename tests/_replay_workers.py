@@ -13,9 +13,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -24,6 +21,7 @@ from typing import Any
 
 import retryx
 from retryx.replay import ReplayQueue
+from retryx.testing import _redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -209,58 +207,15 @@ def worker_env() -> dict[str, str]:
 # --- a throwaway redis-server -------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def redis_server() -> Iterator[str | None]:
     """A redis-server on a free 127.0.0.1 port, no persistence; yields its URL, or
     ``None`` when redis-server or the redis package is missing.
     """
-    binary = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
-    )
     try:
-        import redis
+        import redis  # noqa: F401
     except ImportError:
-        binary = None
-    if binary is None:
         yield None
         return
-    for _ in range(3):  # the free port may be taken before the server binds it
-        port = _free_port()
-        argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
-        argv += ["--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"]
-        proc = subprocess.Popen(
-            argv,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 5.0
-        up = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                up = bool(client.ping())
-                break
-            except redis.RedisError:
-                time.sleep(0.02)
-        client.close()
-        if up:
-            try:
-                yield f"redis://127.0.0.1:{port}/0"
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            return
-        proc.kill()
-        proc.wait()
-    raise RuntimeError("redis-server did not start on 127.0.0.1")
+    with _redis_server.redis_server() as url:
+        yield url

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,13 @@ def clock() -> Iterator[FakeClock]:
     """A fake clock driving every retryx wait: ``clock.sleeps`` records them."""
     with testing.fake_time() as fake:
         yield fake
+
+
+@pytest.fixture(scope="session")
+def redis_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server for the session, or a skip (a failure with RETRYX_REQUIRE_REDIS=1)."""
+    from tests._redis import serve
+
+    workdir: Path = tmp_path_factory.mktemp("redis")
+    for server in serve(workdir):
+        yield server.url

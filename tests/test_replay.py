@@ -34,18 +34,6 @@ from tests import _replay_workers as w  # noqa: E402
 MakeQueue = Callable[..., ReplayQueue]
 
 
-@pytest.fixture(scope="session")
-def redis_base() -> Iterator[str]:
-    """A redis-server for the session, or a skip (a failure with RETRYX_REQUIRE_REDIS=1)."""
-    with w.redis_server() as url:
-        if url is None:
-            reason = "redis-server or the redis package is not installed"
-            if os.environ.get("RETRYX_REQUIRE_REDIS") == "1":
-                pytest.fail(f"RETRYX_REQUIRE_REDIS=1 but {reason}")
-            pytest.skip(f"{reason} (set RETRYX_REQUIRE_REDIS=1 to fail instead)")
-        yield url
-
-
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh queue URL: a SQLite file in tmp_path, or a uniquely named Redis queue."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import uuid
@@ -19,18 +18,6 @@ if str(ROOT) not in sys.path:  # the workers are imported as tests._replay_worke
 from retryx import ConfigError  # noqa: E402
 from retryx.replay import ReplayQueue, ReplayReport  # noqa: E402
 from tests import _replay_workers as w  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def redis_base() -> Iterator[str]:
-    """A redis-server for this module, or a skip (a failure with RETRYX_REQUIRE_REDIS=1)."""
-    with w.redis_server() as url:
-        if url is None:
-            reason = "redis-server or the redis package is not installed"
-            if os.environ.get("RETRYX_REQUIRE_REDIS") == "1":
-                pytest.fail(f"RETRYX_REQUIRE_REDIS=1 but {reason}")
-            pytest.skip(f"{reason} (set RETRYX_REQUIRE_REDIS=1 to fail instead)")
-        yield url
 
 
 @pytest.fixture
