@@ -227,9 +227,11 @@ class CircuitBreaker:
         _cm_tokens.set(stack[:-1])
         if exc is None:
             self._on_success(token)
-        elif isinstance(exc, Exception):
+        elif isinstance(exc, Exception) and not isinstance(exc, CircuitOpenError):
             self._on_failure(token, exc)
         else:
+            # Cancelled, interrupted, or an inner breaker refusing: no verdict on
+            # this breaker's dependency (as in the decorator's guard).
             self._release(token)
 
     async def __aenter__(self) -> CircuitBreaker:

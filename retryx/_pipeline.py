@@ -180,7 +180,8 @@ class _Call:
         if hint is not None:
             # A peer's hint replaces the backoff and is not jittered.
             delay = hint
-            if delay > policy.retry_after_max:
+            # An infinite hint (a breaker opened by hand) is never waited, whatever the cap.
+            if delay > policy.retry_after_max or delay == _INF:
                 return self._give_up(exc, "deadline")
         else:
             backoff = policy.backoff_strategy
@@ -262,6 +263,7 @@ def _endpoint_field(head: list[Any]) -> dict[str, Any]:
 
 
 _NO_JITTER = _jitter.none
+_INF = float("inf")
 _MethodType = types.MethodType
 _scope_get = SCOPE.get
 _scope_set = SCOPE.set

@@ -106,7 +106,15 @@ Event: TypeAlias = (
 )
 """Any event record a subscriber can receive; tell them apart with ``isinstance``."""
 
-for _cls in (RetryScheduled, GaveUp, Succeeded, CircuitStateChanged, EndpointFailed, NestedRetry):
+for _cls in (
+    RetryScheduled,
+    GaveUp,
+    Succeeded,
+    CircuitStateChanged,
+    EndpointFailed,
+    NestedRetry,
+    Deferred,
+):
     _cls.__module__ = "retryx.events"
 
 # A tuple swapped as a whole on (un)subscribe: emitting iterates a snapshot with

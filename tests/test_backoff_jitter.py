@@ -328,9 +328,7 @@ def test_equal_jitter_in_a_call(clock: FakeClock) -> None:
 
 
 def test_decorrelated_jitter_follows_the_contract(clock: FakeClock) -> None:
-    """Decorrelated: base = ``delay(1)``, the first previous is base, each wait is
-    ``min(cap, uniform(base, previous*3))`` and becomes the next previous.
-    """
+    """Decorrelated waits ``min(cap, uniform(base, previous*3))``, starting at base = delay(1)."""
     b = backoff.exponential(initial=0.5, multiplier=2.0, max=10.0)
     testing.seed(11)
     got = sleeps_of(clock, 10, backoff=b, jitter="decorrelated")

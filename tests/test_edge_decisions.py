@@ -109,3 +109,32 @@ def test_endpoint_breakers_are_bounded_for_a_hosts_callable(clock: FakeClock) ->
     pipeline = _find(call)
     assert pipeline is not None
     assert _MAX_ENDPOINT_BREAKERS == len(pipeline._self_runner._endpoint_breakers)
+
+
+def test_an_inner_breaker_refusing_is_no_verdict_for_an_outer_context_manager(
+    clock: FakeClock,
+) -> None:
+    """``with outer: with inner:`` where inner is open leaves outer's counts untouched."""
+    outer = retryx.CircuitBreaker("outer", failure_threshold=1)
+    inner = retryx.CircuitBreaker("inner", failure_threshold=1)
+    inner.open()
+    for _ in range(3):
+        with pytest.raises(retryx.CircuitOpenError), outer, inner:
+            pass
+    assert "closed" == outer.state
+
+
+def test_every_event_class_says_it_lives_in_retryx_events() -> None:
+    """Event records show ``retryx.events.X`` in reprs and tracebacks."""
+    from retryx import events
+
+    for cls in (
+        events.RetryScheduled,
+        events.GaveUp,
+        events.Succeeded,
+        events.CircuitStateChanged,
+        events.EndpointFailed,
+        events.NestedRetry,
+        events.Deferred,
+    ):
+        assert "retryx.events" == cls.__module__

@@ -24,6 +24,7 @@ import pytest
 
 import retryx
 from retryx import (
+    CircuitOpenError,
     Policy,
     RetryBudget,
     Transient,
@@ -529,8 +530,17 @@ def test_circuit_open_hint_is_waited(clock: FakeClock) -> None:
 
 
 def test_breaker_opened_by_hand_gives_up_at_once(clock: FakeClock) -> None:
-    """A breaker opened by hand (``retry_after`` infinite) ends the call with reason ``deadline``."""
+    """A breaker opened by hand (infinite ``retry_after``) ends the call: reason ``deadline``."""
     _seq, fetch = flaky(CircuitOpenError("db", math.inf), "ok")
+    with pytest.raises(CircuitOpenError) as info:
+        run(fetch)
+    assert [] == clock.sleeps
+    assert "deadline" == note_of(info.value)[3]
+
+
+def test_infinite_hint_is_never_waited_even_without_a_cap(clock: FakeClock) -> None:
+    """With ``retry_after_max=inf`` and no deadline, an infinite hint still ends the call."""
+    _seq, fetch = flaky(CircuitOpenError("db", math.inf), "ok", retry_after_max=math.inf)
     with pytest.raises(CircuitOpenError) as info:
         run(fetch)
     assert [] == clock.sleeps
