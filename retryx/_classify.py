@@ -113,7 +113,9 @@ def _urllib_http_error() -> type[BaseException] | None:
 def _headers(exc: BaseException) -> Any:
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
-    if headers is None and _is_http_error(exc):
+    if headers is None and (_is_http_error(exc) or _status(exc) is not None):
+        # urllib's HTTPError, and clients (aiohttp's ClientResponseError) that put
+        # the status and the headers on the exception itself.
         headers = getattr(exc, "headers", None)
     return headers
 

@@ -138,3 +138,16 @@ def test_every_event_class_says_it_lives_in_retryx_events() -> None:
         events.Deferred,
     ):
         assert "retryx.events" == cls.__module__
+
+
+def test_retry_after_is_read_from_headers_on_an_http_exception_itself() -> None:
+    """An exception carrying ``status`` and ``headers`` (aiohttp style) gives its hint."""
+
+    class ClientResponseError(Exception):
+        def __init__(self) -> None:
+            super().__init__("503")
+            self.status = 503
+            self.headers = {"Retry-After": "7"}
+
+    fault = retryx.classify(ClientResponseError())
+    assert (True, "throttled", 7.0) == (fault.transient, fault.cause, fault.retry_after)
