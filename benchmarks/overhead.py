@@ -1046,6 +1046,10 @@ _IMPORTTIME = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\| ( *)(\S+)\s*$
 def import_time_us(module: str) -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    # Bytecode caches as an installed package has them (pip compiles at install):
+    # with PYTHONDONTWRITEBYTECODE set, every run would compile from source.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-c", f"import {module}"], env=env, cwd=ROOT, check=False)
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
         capture_output=True,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import builtins
 import errno
 import importlib
-import socket
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from ._errors import (
     Permanent,
     Transient,
 )
+from ._frozen import Frozen
 
 __all__ = ["Classifier", "Fault", "classify", "is_unsent", "retry_after_hint", "to_classifier"]
 
@@ -227,12 +227,19 @@ def classify(exc: BaseException) -> Fault:
     return _classify_os(exc)
 
 
-def _classify_os(exc: Exception) -> Fault:
-    import ssl as _ssl_mod  # cheap after the first import; ssl is usually loaded by then
+def _loaded(module: str) -> Any:
+    """``sys.modules[module]`` or ``None``: an exception of a module nobody imported
+    cannot exist, so retryx never imports ``socket`` or ``ssl`` just to look.
+    """
+    return sys.modules.get(module)
 
-    if isinstance(exc, _ssl_mod.SSLCertVerificationError):
+
+def _classify_os(exc: Exception) -> Fault:
+    ssl = _loaded("ssl")
+    if ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):
         return _PERMANENT
-    if isinstance(exc, socket.gaierror):
+    socket = _loaded("socket")
+    if socket is not None and isinstance(exc, socket.gaierror):
         return _CONNECTION if exc.errno == socket.EAI_AGAIN else _PERMANENT
     if isinstance(exc, ConnectionError):
         return _CONNECTION
@@ -251,8 +258,9 @@ def is_unsent(exc: BaseException) -> bool:
     """True when ``exc`` proves the request never reached the peer."""
     if isinstance(exc, ConnectionRefusedError):
         return True
-    if isinstance(exc, socket.gaierror):
-        return exc.errno == socket.EAI_AGAIN
+    socket = _loaded("socket")
+    if socket is not None and isinstance(exc, socket.gaierror):
+        return bool(exc.errno == socket.EAI_AGAIN)
     if isinstance(exc, Transient):
         return exc.unsent
     if isinstance(exc, CircuitOpenError):
@@ -268,11 +276,14 @@ def is_unsent(exc: BaseException) -> bool:
 # --- normalising retry_on / counts -------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class TypesClassifier:
+class TypesClassifier(Frozen):
     """Exactly these exception types (and subclasses) are transient."""
 
+    __slots__ = ("types",)
     types: tuple[type[BaseException], ...]
+
+    def __init__(self, types: tuple[type[BaseException], ...]) -> None:
+        self._set("types", types)
 
     def __call__(self, exc: BaseException) -> Fault:
         if isinstance(exc, Exception) and isinstance(exc, self.types):
@@ -288,11 +299,14 @@ class TypesClassifier:
         return "(" + ", ".join(t.__qualname__ for t in self.types) + ")"
 
 
-@dataclass(frozen=True, slots=True)
-class PredicateClassifier:
+class PredicateClassifier(Frozen):
     """A user callable returning a ``Fault`` or a ``bool`` (``True`` = transient)."""
 
+    __slots__ = ("func",)
     func: Callable[[BaseException], Any]
+
+    def __init__(self, func: Callable[[BaseException], Any]) -> None:
+        self._set("func", func)
 
     def __call__(self, exc: BaseException) -> Fault:
         if not isinstance(exc, Exception):

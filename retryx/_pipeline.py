@@ -20,7 +20,6 @@ import sys
 import threading
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 import wrapt
@@ -31,6 +30,7 @@ from ._breaker import CircuitBreaker
 from ._classify import Fault, classify, is_unsent
 from ._context import SCOPE, CallContext, ReplayScope, new_call_id
 from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError, NestedRetryError
+from ._frozen import Frozen
 from ._policy import Policy
 from ._stats import _FOLD_AT, Recorder, Stats
 from .backoff import cap_of
@@ -65,19 +65,36 @@ _warned_nested_lock = threading.Lock()
 # --- layers: the immutable configuration of each decorator -----------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Failover:
+class _Failover(Frozen):
+    __slots__ = ("breaker", "hosts", "order", "param")
     hosts: tuple[Hashable, ...] | Callable[[], Sequence[Hashable]]
     param: str
     order: str
     breaker: CircuitBreaker | None
 
+    def __init__(
+        self,
+        hosts: tuple[Hashable, ...] | Callable[[], Sequence[Hashable]],
+        param: str,
+        order: str,
+        breaker: CircuitBreaker | None,
+    ) -> None:
+        self._set("hosts", hosts)
+        self._set("param", param)
+        self._set("order", order)
+        self._set("breaker", breaker)
 
-@dataclass(frozen=True, slots=True)
-class _Fallback:
+
+class _Fallback(Frozen):
+    __slots__ = ("defer_to", "handler", "value")
     handler: Callable[..., Any] | None
     value: Any
     defer_to: Any
+
+    def __init__(self, handler: Callable[..., Any] | None, value: Any, defer_to: Any) -> None:
+        self._set("handler", handler)
+        self._set("value", value)
+        self._set("defer_to", defer_to)
 
 
 # --- per-call state and the decisions ---------------------------------------------------

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ._errors import ConfigError
+from ._frozen import Frozen
 
 __all__ = [
     "Backoff",
@@ -51,19 +51,19 @@ def _check_delay(kind: str, name: str, value: float) -> float:
     return float(value)
 
 
-@dataclass(frozen=True, slots=True)
-class _Exponential:
-    initial: float = 0.1
-    multiplier: float = 2.0
-    max: float = 30.0
+class _Exponential(Frozen):
+    __slots__ = ("initial", "max", "multiplier")
+    initial: float
+    multiplier: float
+    max: float
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "initial", _check_delay("exponential", "initial", self.initial))
-        object.__setattr__(self, "max", _check_delay("exponential", "max", self.max))
-        m = _check_delay("exponential", "multiplier", self.multiplier)
+    def __init__(self, initial: float = 0.1, multiplier: float = 2.0, max: float = 30.0) -> None:
+        self._set("initial", _check_delay("exponential", "initial", initial))
+        m = _check_delay("exponential", "multiplier", multiplier)
         if m < 1:
             raise ConfigError(f"backoff.exponential: multiplier must be >= 1, got {m!r}")
-        object.__setattr__(self, "multiplier", m)
+        self._set("multiplier", m)
+        self._set("max", _check_delay("exponential", "max", max))
 
     def delay(self, n: int) -> float:
         _check_n(n)
@@ -83,15 +83,16 @@ class _Exponential:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Incremental:
-    initial: float = 1.0
-    step: float = 1.0
-    max: float = 30.0
+class _Incremental(Frozen):
+    __slots__ = ("initial", "max", "step")
+    initial: float
+    step: float
+    max: float
 
-    def __post_init__(self) -> None:
-        for name in ("initial", "step", "max"):
-            object.__setattr__(self, name, _check_delay("incremental", name, getattr(self, name)))
+    def __init__(self, initial: float = 1.0, step: float = 1.0, max: float = 30.0) -> None:
+        self._set("initial", _check_delay("incremental", "initial", initial))
+        self._set("step", _check_delay("incremental", "step", step))
+        self._set("max", _check_delay("incremental", "max", max))
 
     def delay(self, n: int) -> float:
         _check_n(n)
@@ -105,12 +106,12 @@ class _Incremental:
         return f"backoff.incremental(initial={self.initial}, step={self.step}, max={self.max})"
 
 
-@dataclass(frozen=True, slots=True)
-class _Fixed:
-    delay_s: float = 1.0
+class _Fixed(Frozen):
+    __slots__ = ("delay_s",)
+    delay_s: float
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "delay_s", _check_delay("fixed", "delay", self.delay_s))
+    def __init__(self, delay_s: float = 1.0) -> None:
+        self._set("delay_s", _check_delay("fixed", "delay", delay_s))
 
     def delay(self, n: int) -> float:
         _check_n(n)
@@ -124,13 +125,15 @@ class _Fixed:
         return f"backoff.fixed(delay={self.delay_s})"
 
 
-@dataclass(frozen=True, slots=True)
-class _Immediate:
-    then: Backoff = field(default_factory=lambda: _Exponential())
+class _Immediate(Frozen):
+    __slots__ = ("then",)
+    then: Backoff
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.then, Backoff):
-            raise ConfigError(f"backoff.immediate: then must be a Backoff, got {self.then!r}")
+    def __init__(self, then: Backoff | None = None) -> None:
+        then = _Exponential() if then is None else then
+        if not isinstance(then, Backoff):
+            raise ConfigError(f"backoff.immediate: then must be a Backoff, got {then!r}")
+        self._set("then", then)
 
     def delay(self, n: int) -> float:
         _check_n(n)
@@ -144,8 +147,9 @@ class _Immediate:
         return f"backoff.immediate(then={self.then!r})"
 
 
-@dataclass(frozen=True, slots=True)
-class _NoBackoff:
+class _NoBackoff(Frozen):
+    __slots__ = ()
+
     def delay(self, n: int) -> float:
         _check_n(n)
         return 0.0
@@ -158,18 +162,16 @@ class _NoBackoff:
         return "backoff.none()"
 
 
-@dataclass(frozen=True, slots=True)
-class _Schedule:
+class _Schedule(Frozen):
+    __slots__ = ("delays",)
     delays: tuple[float, ...]
 
-    def __post_init__(self) -> None:
-        if isinstance(self.delays, str | bytes) or not isinstance(self.delays, Sequence):
-            raise ConfigError(f"backoff.schedule: delays must be a sequence, got {self.delays!r}")
-        if not self.delays:
+    def __init__(self, delays: Sequence[float]) -> None:
+        if isinstance(delays, str | bytes) or not isinstance(delays, Sequence):
+            raise ConfigError(f"backoff.schedule: delays must be a sequence, got {delays!r}")
+        if not delays:
             raise ConfigError("backoff.schedule: delays must not be empty, got []")
-        object.__setattr__(
-            self, "delays", tuple(_check_delay("schedule", "delays", d) for d in self.delays)
-        )
+        self._set("delays", tuple(_check_delay("schedule", "delays", d) for d in delays))
 
     def delay(self, n: int) -> float:
         _check_n(n)
@@ -210,7 +212,7 @@ def none() -> Backoff:
 
 def schedule(delays: Sequence[float]) -> Backoff:
     """Explicit delays for retries 1, 2, ...; the last one repeats."""
-    return _Schedule(delays=delays)  # type: ignore[arg-type]
+    return _Schedule(delays)
 
 
 _NONE = _NoBackoff()

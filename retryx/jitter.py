@@ -9,12 +9,11 @@ seedable with ``retryx.testing.seed``.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from . import _clock
 from ._errors import ConfigError
+from ._frozen import Frozen
 
 __all__ = ["Jitter", "decorrelated", "equal", "full", "none", "proportional"]
 
@@ -37,8 +36,9 @@ class Jitter(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class _NoJitter:
+class _NoJitter(Frozen):
+    __slots__ = ()
+
     def apply(self, delay: float, previous: float, base: float, cap: float) -> float:
         return delay
 
@@ -49,8 +49,9 @@ class _NoJitter:
         return "jitter.none"
 
 
-@dataclass(frozen=True, slots=True)
-class _FullJitter:
+class _FullJitter(Frozen):
+    __slots__ = ()
+
     def apply(self, delay: float, previous: float, base: float, cap: float) -> float:
         return _clock.rng.uniform(0.0, delay)
 
@@ -61,8 +62,9 @@ class _FullJitter:
         return "jitter.full"
 
 
-@dataclass(frozen=True, slots=True)
-class _EqualJitter:
+class _EqualJitter(Frozen):
+    __slots__ = ()
+
     def apply(self, delay: float, previous: float, base: float, cap: float) -> float:
         return delay / 2 + _clock.rng.uniform(0.0, delay / 2)
 
@@ -73,8 +75,9 @@ class _EqualJitter:
         return "jitter.equal"
 
 
-@dataclass(frozen=True, slots=True)
-class _DecorrelatedJitter:
+class _DecorrelatedJitter(Frozen):
+    __slots__ = ()
+
     def apply(self, delay: float, previous: float, base: float, cap: float) -> float:
         hi = max(base, previous * 3)
         return min(cap, _clock.rng.uniform(base, hi))
@@ -86,16 +89,15 @@ class _DecorrelatedJitter:
         return "jitter.decorrelated"
 
 
-@dataclass(frozen=True, slots=True)
-class _Proportional:
+class _Proportional(Frozen):
+    __slots__ = ("factor",)
     factor: float
 
-    def __post_init__(self) -> None:
-        f = self.factor
+    def __init__(self, factor: float) -> None:
+        f = factor
         if isinstance(f, bool) or not isinstance(f, int | float) or not (0 < f <= 1):
             raise ConfigError(f"jitter.proportional: factor must be in (0, 1], got {f!r}")
-        if not math.isfinite(f):  # pragma: no cover - excluded by the range check
-            raise ConfigError(f"jitter.proportional: factor must be finite, got {f!r}")
+        self._set("factor", float(f))
 
     def apply(self, delay: float, previous: float, base: float, cap: float) -> float:
         f = self.factor
@@ -120,7 +122,7 @@ decorrelated: Jitter = _DecorrelatedJitter()
 
 def proportional(f: float) -> Jitter:
     """``d * uniform(1-f, 1+f)`` with ``0 < f <= 1``."""
-    return _Proportional(factor=f)
+    return _Proportional(f)
 
 
 BY_NAME: dict[str, Jitter] = {
