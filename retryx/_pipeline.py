@@ -27,13 +27,14 @@ import wrapt
 from . import _clock, events
 from . import jitter as _jitter
 from ._breaker import CircuitBreaker
-from ._classify import Fault, classify, is_unsent
+from ._classify import Classifier, Fault, classify, is_unsent
 from ._context import SCOPE, CallContext, ReplayScope, new_call_id
 from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError, NestedRetryError
 from ._frozen import Frozen
 from ._policy import Policy
 from ._stats import _FOLD_AT, Recorder, Stats
-from .backoff import cap_of
+from .backoff import Backoff, cap_of
+from .jitter import Jitter
 
 __all__ = [
     "circuit_breaker",
@@ -166,7 +167,8 @@ class _Call:
         """Decide after a failed attempt: the delay before the next one, or ``None``."""
         policy = self.policy
         runner = self.runner
-        fault: Fault = policy.classifier(exc)
+        classifier: Classifier = policy.retry_on  # type: ignore[assignment]  # normalised
+        fault: Fault = classifier(exc)
         runner.recorder.fault(fault.cause)
         if fault.transient and policy.budget is not None:
             policy.budget.record_failure()
@@ -201,9 +203,10 @@ class _Call:
             if delay > policy.retry_after_max or delay == _INF:
                 return self._give_up(exc, "deadline")
         else:
-            backoff = policy.backoff_strategy
+            # Policy normalised both at construction (see Policy.backoff_strategy).
+            backoff: Backoff = policy.backoff  # type: ignore[assignment]
             delay = backoff.delay(self.attempt)
-            jitter = policy.jitter_strategy
+            jitter: Jitter = policy.jitter  # type: ignore[assignment]
             if jitter is not _NO_JITTER:
                 base = backoff.delay(1)
                 previous = base if self.previous < 0 else self.previous
@@ -220,14 +223,14 @@ class _Call:
                 logging.WARNING,
                 "retrying %s in %.2fs after %s (cause=%s, attempt %d/%d)",
                 (runner.name, delay, what, cause, self.attempt, policy.attempts),
-                {
-                    "name": runner.name,
-                    "attempt": self.attempt,
-                    "delay": delay,
-                    "cause": cause,
-                    "elapsed": _clock.monotonic() - self.start,
-                    **_endpoint_field(self.head),
-                },
+                _fields(
+                    self.head,
+                    name=runner.name,
+                    attempt=self.attempt,
+                    delay=delay,
+                    cause=cause,
+                    elapsed=_clock.monotonic() - self.start,
+                ),
             )
         if events._subscribers:
             events.emit(events.RetryScheduled(runner.name, self.attempt, delay, exc, cause))  # type: ignore[arg-type]
@@ -260,13 +263,7 @@ class _Call:
                 level,
                 "giving up on %s after %d attempt%s in %.2fs (reason: %s): %s",
                 (runner.name, n, "s" if n != 1 else "", elapsed, reason, what),
-                {
-                    "name": runner.name,
-                    "attempt": n,
-                    "elapsed": elapsed,
-                    "reason": reason,
-                    **_endpoint_field(self.head),
-                },
+                _fields(self.head, name=runner.name, attempt=n, elapsed=elapsed, reason=reason),
             )
         if events._subscribers:
             events.emit(events.GaveUp(runner.name, n, elapsed, exc, reason))  # type: ignore[arg-type]
@@ -274,9 +271,12 @@ class _Call:
         return _GIVE_UP
 
 
-def _endpoint_field(head: list[Any]) -> dict[str, Any]:
+def _fields(head: list[Any], **fields: Any) -> dict[str, Any]:
+    """``record.retryx``: the given fields, and the endpoint when there is one."""
     endpoint = head[ENDPOINT]
-    return {} if endpoint is None else {"endpoint": endpoint}
+    if endpoint is not None:
+        fields["endpoint"] = endpoint
+    return fields
 
 
 _NO_JITTER = _jitter.none
@@ -326,6 +326,7 @@ class Runner:
         self._breaker_generation = -1
         self.fallback: _Fallback | None = layers.get("fallback")
         self._warned_loop = False
+        self._where: tuple[str, int] | None = None  # the target's file and line, for logs
         # A plain attempt is just the call: no failover sweep, no breaker, no
         # per-attempt timeout (a named policy may set one, so it is never plain).
         no_timeout = self._named_policy is None and (
@@ -461,18 +462,17 @@ class Runner:
         The record points at the decorated function's source, which says more than
         a line inside retryx would.
         """
-        code = getattr(self.target, "__code__", None)
-        record = logger.makeRecord(
-            logger.name,
-            level,
-            code.co_filename if code is not None else "(unknown)",
-            code.co_firstlineno if code is not None else 0,
-            msg,
-            args,
-            None,
-            func=self.name,
-            extra={"retryx": fields},
+        where = self._where
+        if where is None:
+            code = getattr(self.target, "__code__", None)
+            where = self._where = (
+                (code.co_filename, code.co_firstlineno) if code is not None else ("(unknown)", 0)
+            )
+        # The record factory users may have installed is honoured, as makeRecord does.
+        record = logging.getLogRecordFactory()(
+            logger.name, level, where[0], where[1], msg, args, None, self.name
         )
+        record.retryx = fields
         logger.handle(record)
 
     # --- finishing a call ----------------------------------------------------------
