@@ -282,12 +282,7 @@ class CircuitBreaker:
 
     def _on_success(self, token: Token) -> None:
         if token is None:
-            if self._window is not None:
-                self._window.append(False)  # deque.append is atomic under the GIL
-            elif self._failures:
-                # Unlocked on purpose: a success ends a run of consecutive failures;
-                # racing with a concurrent failure can only under-count that run.
-                self._failures = 0
+            self._closed_success()
             return
         if self.store is not None and self.store._breaker_success(self, token):
             return
@@ -416,6 +411,56 @@ class CircuitBreaker:
             raise
         self._on_success(token)
         return result
+
+    def _call_with(
+        self, inner: CircuitBreaker, fn: Callable[..., Any], args: Any, kwargs: Any, recorder: Any
+    ) -> Any:
+        """``self._call(inner._call, ...)`` in one frame while both breakers are closed
+        (a failover endpoint's breaker around the ``@circuit_breaker`` layer's).
+        """
+        if self._state != _CLOSED or inner._state != _CLOSED:
+            return self._call(inner._call, (fn, args, kwargs, recorder), {}, recorder)
+        try:
+            result = fn(*args, **kwargs)
+        except CircuitOpenError:
+            raise
+        except Exception as exc:
+            inner._on_failure(None, exc)
+            self._on_failure(None, exc)
+            raise
+        inner._closed_success()
+        self._closed_success()
+        return result
+
+    async def _call_with_async(
+        self, inner: CircuitBreaker, fn: Callable[..., Any], args: Any, kwargs: Any, recorder: Any
+    ) -> Any:
+        """``_call_with`` for coroutine functions (mirrors it line for line)."""
+        if self._state != _CLOSED or inner._state != _CLOSED:
+            return await self._call_async(
+                inner._call_async, (fn, args, kwargs, recorder), {}, recorder
+            )
+        try:
+            result = await fn(*args, **kwargs)
+        except CircuitOpenError:
+            raise
+        except Exception as exc:
+            inner._on_failure(None, exc)
+            self._on_failure(None, exc)
+            raise
+        inner._closed_success()
+        self._closed_success()
+        return result
+
+    def _closed_success(self) -> None:
+        """``_on_success(None)``: a call admitted while closed returned."""
+        window = self._window
+        if window is not None:
+            window.append(False)  # deque.append is atomic under the GIL
+        elif self._failures:
+            # Unlocked on purpose: a success ends a run of consecutive failures;
+            # racing with a concurrent failure can only under-count that run.
+            self._failures = 0
 
     # --- transitions -------------------------------------------------------------------
 

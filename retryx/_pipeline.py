@@ -666,15 +666,17 @@ class Runner:
             return self._guarded_sync(self.endpoint_breaker(endpoint), wrapped, args, kwargs)
         errors: dict[Hashable, Exception] = {}
         breakers = self._endpoint_breakers
+        inner = self._breaker if self._breaker_name is None else self.breaker()
+        rec = self.recorder
         for endpoint in self._hosts or self.endpoints():
             head[ENDPOINT] = endpoint
+            guard = breakers.get(endpoint) or self.endpoint_breaker(endpoint)
+            call_kwargs = {**kwargs, fo.param: endpoint}
             try:
-                return self._guarded_sync(
-                    breakers.get(endpoint) or self.endpoint_breaker(endpoint),
-                    wrapped,
-                    args,
-                    {**kwargs, fo.param: endpoint},
-                )
+                # _guarded_sync, inlined: the sweep is on the full stack's hot path.
+                if inner is None:
+                    return guard._call(wrapped, args, call_kwargs, rec)
+                return guard._call_with(inner, wrapped, args, call_kwargs, rec)
             except Exception as exc:
                 if not self.sweep_goes_on(exc):
                     raise
@@ -694,7 +696,7 @@ class Runner:
             return breaker._call(wrapped, args, kwargs, rec)
         if breaker is None:
             return endpoint_breaker._call(wrapped, args, kwargs, rec)
-        return endpoint_breaker._call(breaker._call, (wrapped, args, kwargs, rec), {}, rec)
+        return endpoint_breaker._call_with(breaker, wrapped, args, kwargs, rec)
 
     def _fallback_sync(
         self, head: list[Any], exc: Exception, instance: Any, args: Any, kwargs: Any
@@ -847,15 +849,16 @@ class Runner:
             return await self._guarded_async(self.endpoint_breaker(endpoint), wrapped, args, kwargs)
         errors: dict[Hashable, Exception] = {}
         breakers = self._endpoint_breakers
+        inner = self._breaker if self._breaker_name is None else self.breaker()
+        rec = self.recorder
         for endpoint in self._hosts or self.endpoints():
             head[ENDPOINT] = endpoint
+            guard = breakers.get(endpoint) or self.endpoint_breaker(endpoint)
+            call_kwargs = {**kwargs, fo.param: endpoint}
             try:
-                return await self._guarded_async(
-                    breakers.get(endpoint) or self.endpoint_breaker(endpoint),
-                    wrapped,
-                    args,
-                    {**kwargs, fo.param: endpoint},
-                )
+                if inner is None:
+                    return await guard._call_async(wrapped, args, call_kwargs, rec)
+                return await guard._call_with_async(inner, wrapped, args, call_kwargs, rec)
             except Exception as exc:
                 if not self.sweep_goes_on(exc):
                     raise
@@ -874,9 +877,7 @@ class Runner:
             return await breaker._call_async(wrapped, args, kwargs, rec)
         if breaker is None:
             return await endpoint_breaker._call_async(wrapped, args, kwargs, rec)
-        return await endpoint_breaker._call_async(
-            breaker._call_async, (wrapped, args, kwargs, rec), {}, rec
-        )
+        return await endpoint_breaker._call_with_async(breaker, wrapped, args, kwargs, rec)
 
     async def _fallback_async(
         self, head: list[Any], exc: Exception, instance: Any, args: Any, kwargs: Any
