@@ -1001,18 +1001,24 @@ class _Pipeline(wrapt.FunctionWrapper):  # type: ignore[misc]  # wrapt 1.x ships
 
 
 class _DirectPipeline(_Pipeline):
-    """Base of the pipelines on plain functions (and builtins).
+    """Base of the pipelines on plain functions and builtins.
 
     ``_make`` gives each one its own subclass whose ``__call__`` is a
     ``functools.partial`` of the runner's driver: calling the pipeline then costs
     one Python frame (the driver), instead of wrapt's generic ``__call__``, which
     probes the function's ``__self__`` on every call (a failed attribute lookup).
+    """
 
-    A plain function in a class body is an instance method: it binds like a
-    function does, to a ``types.MethodType`` over the pipeline (which passes the
-    instance as the first argument), much cheaper than wrapt's bound proxy. The
-    method object forwards attributes (``__name__``, ``__wrapped__``...) to the
-    pipeline, so introspection sees through it as before.
+
+class _FunctionPipeline(_DirectPipeline):
+    """A pipeline on a plain function, which binds like the function would.
+
+    A plain function in a class body is an instance method: it binds to a
+    ``types.MethodType`` over the pipeline (which passes the instance as the
+    first argument), much cheaper than wrapt's bound proxy. The method object
+    forwards attributes (``__name__``, ``__wrapped__``...) to the pipeline, so
+    introspection sees through it as before. (Builtins do not bind: they keep
+    wrapt's ``__get__``.)
     """
 
     def __get__(self, instance: Any, owner: Any = None) -> Any:
@@ -1040,9 +1046,10 @@ def _make(wrapped: Any, layers: dict[str, Any]) -> _Pipeline:
     if not (inspect.isfunction(wrapped) or inspect.isbuiltin(wrapped)):
         return _Pipeline(wrapped, runner)
     driver = runner.run_async if is_async else runner.run_sync
+    base = _FunctionPipeline if inspect.isfunction(wrapped) else _DirectPipeline
     direct = type(
-        "_DirectPipeline",
-        (_DirectPipeline,),
+        base.__name__,
+        (base,),
         {"__call__": functools.partial(driver, wrapped, None), "__module__": __name__},
     )
     pipeline: _Pipeline = direct(wrapped, runner)
@@ -1352,8 +1359,3 @@ def stats(func: Any, *, reset: bool = False) -> Stats:
     if reset:
         recorder.reset()
     return snapshot
-
-
-def replay_scope(call_id: str) -> ReplayScope:
-    """A scope that makes the next pipeline call reuse ``call_id`` (for replays)."""
-    return ReplayScope(call_id)

@@ -425,7 +425,7 @@ def _called_through_classmethod(runner: Any, first: Any) -> bool:
 
 def _target_name(runner: Any, instance: Any) -> str:
     """``module:qualname`` that imports back to this very pipeline, else ``ConfigError``."""
-    from ._pipeline import _DirectPipeline, _find, _Pipeline
+    from ._pipeline import _find, _FunctionPipeline, _Pipeline
 
     func = runner.target
     module = getattr(func, "__module__", None)
@@ -480,7 +480,7 @@ def _target_name(runner: Any, instance: Any) -> str:
         for part in path:
             owner = getattr(owner, part, None)
         if isinstance(owner, type) and isinstance(
-            inspect.getattr_static(owner, method, None), _DirectPipeline
+            inspect.getattr_static(owner, method, None), _FunctionPipeline
         ):
             raise ConfigError(
                 f"cannot defer {label}: it is a method of an instance, whose state cannot be "

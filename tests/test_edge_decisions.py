@@ -151,3 +151,13 @@ def test_retry_after_is_read_from_headers_on_an_http_exception_itself() -> None:
 
     fault = retryx.classify(ClientResponseError())
     assert (True, "throttled", 7.0) == (fault.transient, fault.cause, fault.retry_after)
+
+
+def test_a_retried_builtin_in_a_class_body_does_not_bind() -> None:
+    """``retry(len)`` stored on a class stays a plain callable, like ``len`` itself."""
+
+    class Box:
+        size = retryx.retry(len)
+
+    assert 3 == Box().size("abc")
+    assert 2 == Box.size([1, 2])
