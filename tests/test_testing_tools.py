@@ -252,3 +252,22 @@ def test_fault_sequence_drives_a_retry(retryx_clock: FakeClock) -> None:
     seq = FaultSequence(ConnectionError, ConnectionError, "ok")
     assert "ok" == retry(seq)()
     assert 3 == seq.calls
+
+
+def test_server_fixtures_of_the_plugin(
+    retryx_echo: tuple[str, int],
+    retryx_refusing: tuple[str, int],
+    retryx_http: Any,
+) -> None:
+    """The plugin's server fixtures give loopback addresses that behave as named."""
+    import socket
+    import urllib.request
+
+    with socket.create_connection(retryx_echo, timeout=2) as sock:
+        sock.sendall(b"hi")
+        assert b"hi" == sock.recv(16)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(retryx_refusing, timeout=2).close()
+    server = retryx_http([(200, {}, b"ok")])
+    with urllib.request.urlopen(server.url, timeout=2) as response:
+        assert b"ok" == response.read()

@@ -1,8 +1,20 @@
-"""The retryx pytest plugin (registered through the ``pytest11`` entry point)."""
+"""The retryx pytest plugin (registered through the ``pytest11`` entry point).
+
+Fixtures:
+
+- ``retryx_clock``: a fake clock driving every retryx wait (no real sleeping).
+- ``retryx_echo``, ``retryx_refusing``, ``retryx_resetting``,
+  ``retryx_accept_then_close``: a loopback fault server for the test, as
+  ``("127.0.0.1", port)``.
+- ``retryx_slow(delay)`` and ``retryx_http(script)``: factories starting a
+  slow echo server or a scripted HTTP server; all are stopped after the test.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import pytest
 
@@ -14,3 +26,52 @@ def retryx_clock() -> Iterator[FakeClock]:
     """A fake clock driving every retryx wait for the test: no real sleeping."""
     with fake_time() as clock:
         yield clock
+
+
+def _serve(name: str) -> Iterator[Any]:
+    from . import servers
+
+    with getattr(servers, name)() as address:
+        yield address
+
+
+@pytest.fixture
+def retryx_echo() -> Iterator[Any]:
+    """A loopback server echoing every byte back."""
+    yield from _serve("echo")
+
+
+@pytest.fixture
+def retryx_refusing() -> Iterator[Any]:
+    """A loopback address that refuses connections."""
+    yield from _serve("refusing")
+
+
+@pytest.fixture
+def retryx_resetting() -> Iterator[Any]:
+    """A loopback server that resets (RST) every connection."""
+    yield from _serve("resetting")
+
+
+@pytest.fixture
+def retryx_accept_then_close() -> Iterator[Any]:
+    """A loopback server that accepts, then closes cleanly (EOF)."""
+    yield from _serve("accept_then_close")
+
+
+@pytest.fixture
+def retryx_slow() -> Iterator[Callable[[float], Any]]:
+    """A factory: ``retryx_slow(delay)`` starts an echo server answering after ``delay``."""
+    from . import servers
+
+    with contextlib.ExitStack() as stack:
+        yield lambda delay: stack.enter_context(servers.slow(delay))
+
+
+@pytest.fixture
+def retryx_http() -> Iterator[Callable[[Iterable[tuple[int, Any, Any]]], Any]]:
+    """A factory: ``retryx_http(script)`` starts a scripted loopback HTTP server."""
+    from . import servers
+
+    with contextlib.ExitStack() as stack:
+        yield lambda script: stack.enter_context(servers.http(script))
