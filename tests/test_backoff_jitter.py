@@ -376,3 +376,47 @@ def test_no_jitter_waits_the_backoff_exactly(clock: FakeClock) -> None:
     """``jitter="none"`` waits exactly the backoff delays."""
     b = backoff.incremental(initial=1, step=2, max=6)
     assert [1.0, 3.0, 5.0, 6.0] == sleeps_of(clock, 5, backoff=b, jitter="none")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        backoff.exponential(initial=0.2, max=5),
+        backoff.incremental(step=2),
+        backoff.fixed(3),
+        backoff.immediate(backoff.fixed(1)),
+        backoff.none(),
+        backoff.schedule([1, 2]),
+        jitter.full,
+        jitter.proportional(0.5),
+    ],
+)
+def test_strategies_are_immutable_values_that_survive_pickling(value: Any) -> None:
+    """Strategies refuse changes, compare by value and pickle to an equal value."""
+    import pickle
+
+    assert value == pickle.loads(pickle.dumps(value))
+    assert hash(value) == hash(pickle.loads(pickle.dumps(value)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        value.anything = 1
+    slots = type(value).__slots__
+    if slots:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            delattr(value, slots[0])
+
+
+def test_a_classifier_shows_its_fields_in_its_repr() -> None:
+    """The default repr of a frozen value names its class and fields."""
+    from retryx._classify import PredicateClassifier
+    from retryx._frozen import Frozen
+
+    class Pair(Frozen):
+        __slots__ = ("a", "b")
+
+        def __init__(self, a: int, b: int) -> None:
+            self._set("a", a)
+            self._set("b", b)
+
+    assert "Pair(a=1, b=2)" == repr(Pair(1, 2))
+    assert Pair(1, 2) != (1, 2)
+    assert "len" == repr(PredicateClassifier(len))

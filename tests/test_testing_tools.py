@@ -271,3 +271,28 @@ def test_server_fixtures_of_the_plugin(
     server = retryx_http([(200, {}, b"ok")])
     with urllib.request.urlopen(server.url, timeout=2) as response:
         assert b"ok" == response.read()
+
+
+def test_fault_server_fixtures_resetting_and_closing(
+    retryx_resetting: tuple[str, int], retryx_accept_then_close: tuple[str, int], retryx_slow: Any
+) -> None:
+    """The resetting server resets, the closing one ends cleanly, the slow one answers late."""
+    import socket
+
+    def talk_to_resetting() -> None:
+        # The reset may surface at the first or the second read.
+        with socket.create_connection(retryx_resetting, timeout=2) as sock:
+            sock.sendall(b"x")
+            sock.recv(16)
+            sock.recv(16)
+
+    with pytest.raises(ConnectionError):
+        talk_to_resetting()
+    with socket.create_connection(retryx_accept_then_close, timeout=2) as sock:
+        assert b"" == sock.recv(16)
+    slow = retryx_slow(0.05)
+    started = time.monotonic()
+    with socket.create_connection(slow, timeout=2) as sock:
+        sock.sendall(b"hi")
+        assert b"hi" == sock.recv(16)
+    assert time.monotonic() - started >= 0.05
