@@ -26,7 +26,7 @@ import wrapt
 
 from . import _clock, events
 from . import jitter as _jitter
-from ._breaker import CircuitBreaker
+from ._breaker import _CLOSED, CircuitBreaker
 from ._classify import Classifier, Fault, classify, is_unsent
 from ._context import SCOPE, CallContext, ReplayScope, new_call_id
 from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError, NestedRetryError
@@ -281,7 +281,6 @@ def _fields(head: list[Any], **fields: Any) -> dict[str, Any]:
 
 _NO_JITTER = _jitter.none
 _INF = float("inf")
-_MethodType = types.MethodType
 _scope_get = SCOPE.get
 _scope_set = SCOPE.set
 _scope_reset = SCOPE.reset
@@ -933,6 +932,171 @@ async def _timed(
         return await fn(*args, **kwargs)
 
 
+# --- decorated plain functions ---------------------------------------------------------
+#
+# A plain function is decorated into a plain function: one of the two closures
+# below, made per pipeline, with the driver's attempt-1 path spelled out inline.
+# That is the cheapest thing CPython can call: no wrapper object, no bound-method
+# proxy for methods (a function in a class body binds in C, and ``obj.method(...)``
+# allocates nothing), and the per-pipeline constants live in closure cells. Every
+# other path (a failed attempt, a nested call, a named policy, failover) is the
+# runner's, shared with the generic drivers above; the closures only mirror
+# ``Runner.run_sync``/``run_async`` up to the first exception. Change them together.
+#
+# Everything else (classmethod and staticmethod objects, callable objects,
+# partials, builtins) keeps the ``wrapt`` pipeline, which binds like the object
+# it wraps.
+
+
+def _sync_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
+    """The sync driver over ``wrapped``, as a function."""
+    clock = _clock
+    get, set_, reset = _scope_get, _scope_set, _scope_reset
+    recover = runner._recover_sync
+    pending = runner.pending
+    append = pending.append
+    fold = runner.recorder.fold
+    recorder = runner.recorder
+    plain, guard, checks_result = runner.plain, runner.guard, runner.checks_result
+    fixed = runner._named_policy is None  # a named policy is looked up per call
+
+    def retryx_call(*args: Any, **kwargs: Any) -> Any:
+        parent = get()
+        start = clock.monotonic()
+        head = [runner, parent, start, None, None, None]
+        token = set_(head)
+        try:
+            policy = runner._policy
+            if parent is not None or not fixed:
+                try:
+                    policy = runner.start(head, parent)
+                except NestedRetryError as refused:
+                    return recover(head, None, refused, _MISSING, wrapped, None, args, kwargs)
+            try:
+                if plain:
+                    result = wrapped(*args, **kwargs)
+                elif guard is not None and guard._state == _CLOSED:
+                    # CircuitBreaker._call's closed path, inlined (no lock, no allocation).
+                    try:
+                        result = wrapped(*args, **kwargs)
+                    except CircuitOpenError:
+                        raise
+                    except Exception as exc:
+                        guard._on_failure(None, exc)
+                        raise
+                    guard._closed_success()
+                elif guard is not None:
+                    result = guard._call(wrapped, args, kwargs, recorder)
+                else:
+                    result = runner._attempt_sync(head, wrapped, args, kwargs)
+            except Exception as exc:
+                return recover(head, policy, exc, _MISSING, wrapped, None, args, kwargs)
+            if checks_result and policy is not None:
+                check = policy.retry_if_result
+                if check is not None and check(result):
+                    return recover(head, policy, None, result, wrapped, None, args, kwargs)
+                if policy.budget is not None:
+                    policy.budget.record_success()
+            append(clock.monotonic() - start)
+            if len(pending) > _FOLD_AT:
+                fold()
+            if events._subscribers:
+                events.emit(events.Succeeded(runner.name, 1, clock.monotonic() - start))
+            return result
+        finally:
+            reset(token)
+
+    return _dressed(retryx_call, runner, wrapped)
+
+
+def _async_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
+    """The async driver over ``wrapped``, as a coroutine function (mirrors the sync one)."""
+    clock = _clock
+    get, set_, reset = _scope_get, _scope_set, _scope_reset
+    recover = runner._recover_async
+    pending = runner.pending
+    append = pending.append
+    fold = runner.recorder.fold
+    recorder = runner.recorder
+    plain, guard, checks_result = runner.plain, runner.guard, runner.checks_result
+    fixed = runner._named_policy is None
+
+    async def retryx_call(*args: Any, **kwargs: Any) -> Any:
+        parent = get()
+        start = clock.monotonic()
+        head = [runner, parent, start, None, None, None]
+        token = set_(head)
+        try:
+            policy = runner._policy
+            if parent is not None or not fixed:
+                try:
+                    policy = runner.start(head, parent)
+                except NestedRetryError as refused:
+                    return await recover(head, None, refused, _MISSING, wrapped, None, args, kwargs)
+            try:
+                if plain:
+                    result = await wrapped(*args, **kwargs)
+                elif guard is not None and guard._state == _CLOSED:
+                    try:
+                        result = await wrapped(*args, **kwargs)
+                    except CircuitOpenError:
+                        raise
+                    except Exception as exc:
+                        guard._on_failure(None, exc)
+                        raise
+                    guard._closed_success()
+                elif guard is not None:
+                    result = await guard._call_async(wrapped, args, kwargs, recorder)
+                else:
+                    result = await runner._attempt_async(head, policy, wrapped, args, kwargs)
+            except Exception as exc:
+                return await recover(head, policy, exc, _MISSING, wrapped, None, args, kwargs)
+            if checks_result and policy is not None:
+                check = policy.retry_if_result
+                if check is not None and check(result):
+                    return await recover(head, policy, None, result, wrapped, None, args, kwargs)
+                if policy.budget is not None:
+                    policy.budget.record_success()
+            append(clock.monotonic() - start)
+            if len(pending) > _FOLD_AT:
+                fold()
+            if events._subscribers:
+                events.emit(events.Succeeded(runner.name, 1, clock.monotonic() - start))
+            return result
+        finally:
+            reset(token)
+
+    return _dressed(retryx_call, runner, wrapped)
+
+
+# The code of the two closures above: what tells our functions from anyone else's.
+_DRIVER_CODES = frozenset(
+    const
+    for factory in (_sync_function, _async_function)
+    for const in factory.__code__.co_consts
+    if isinstance(const, types.CodeType)
+)
+
+
+def _dressed(call: Callable[..., Any], runner: Runner, wrapped: Any) -> Callable[..., Any]:
+    """``call`` made to look like ``wrapped`` (``functools.wraps``), tagged with its runner."""
+    functools.update_wrapper(call, wrapped)
+    call.__retryx__ = runner  # type: ignore[attr-defined]
+    return call
+
+
+def _runner_of_function(obj: Any) -> Runner | None:
+    """The runner of a function made by ``_sync_function``/``_async_function``, else None.
+
+    The code object is checked too: a user's ``functools.wraps`` over a decorated
+    function copies ``__dict__`` (and so ``__retryx__``), but is not one of ours.
+    """
+    if getattr(obj, "__code__", None) not in _DRIVER_CODES:
+        return None
+    runner: Runner | None = obj.__dict__.get("__retryx__")
+    return runner
+
+
 # --- named breakers ------------------------------------------------------------------------
 
 _named: dict[str, tuple[int, CircuitBreaker]] = {}
@@ -1001,33 +1165,16 @@ class _Pipeline(wrapt.FunctionWrapper):  # type: ignore[misc]  # wrapt 1.x ships
 
 
 class _DirectPipeline(_Pipeline):
-    """Base of the pipelines on plain functions and builtins.
+    """Base of the pipelines on builtins.
 
-    ``_make`` gives each one its own subclass whose ``__call__`` is a
-    ``functools.partial`` of the runner's driver: calling the pipeline then costs
-    one Python frame (the driver), instead of wrapt's generic ``__call__``, which
-    probes the function's ``__self__`` on every call (a failed attribute lookup).
+    ``_make`` gives each one its own subclass whose ``__call__`` is the driver's
+    function (``_sync_function``): calling the pipeline then costs one Python
+    frame, instead of wrapt's generic ``__call__``, which probes the function's
+    ``__self__`` on every call (a failed attribute lookup).
     """
 
 
-class _FunctionPipeline(_DirectPipeline):
-    """A pipeline on a plain function, which binds like the function would.
-
-    A plain function in a class body is an instance method: it binds to a
-    ``types.MethodType`` over the pipeline (which passes the instance as the
-    first argument), much cheaper than wrapt's bound proxy. The method object
-    forwards attributes (``__name__``, ``__wrapped__``...) to the pipeline, so
-    introspection sees through it as before. (Builtins do not bind: they keep
-    wrapt's ``__get__``.)
-    """
-
-    def __get__(self, instance: Any, owner: Any = None) -> Any:
-        if instance is None:
-            return self
-        return _MethodType(self, instance)
-
-
-def _make(wrapped: Any, layers: dict[str, Any]) -> _Pipeline:
+def _make(wrapped: Any, layers: dict[str, Any]) -> Any:
     """Validate ``wrapped`` and build its pipeline."""
     target = _unwrap(wrapped)
     name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
@@ -1043,14 +1190,15 @@ def _make(wrapped: Any, layers: dict[str, Any]) -> _Pipeline:
     is_async = _is_async(target)
     runner = Runner(layers, name, is_async)
     runner.target = target
-    if not (inspect.isfunction(wrapped) or inspect.isbuiltin(wrapped)):
+    if inspect.isfunction(wrapped):
+        return (_async_function if is_async else _sync_function)(runner, wrapped)
+    if not inspect.isbuiltin(wrapped):
         return _Pipeline(wrapped, runner)
-    driver = runner.run_async if is_async else runner.run_sync
-    base = _FunctionPipeline if inspect.isfunction(wrapped) else _DirectPipeline
+    # A builtin does not bind, so it keeps a pipeline object, whose own subclass
+    # calls the sync driver's function straight away.
+    call = staticmethod((_async_function if is_async else _sync_function)(runner, wrapped))
     direct = type(
-        base.__name__,
-        (base,),
-        {"__call__": functools.partial(driver, wrapped, None), "__module__": __name__},
+        _DirectPipeline.__name__, (_DirectPipeline,), {"__call__": call, "__module__": __name__}
     )
     pipeline: _Pipeline = direct(wrapped, runner)
     return pipeline
@@ -1063,7 +1211,7 @@ def _unwrap(obj: Any) -> Any:
             obj = obj.__func__
         elif isinstance(obj, functools.partial):
             obj = obj.func
-        elif isinstance(obj, _Pipeline):
+        elif isinstance(obj, _Pipeline) or _runner_of_function(obj) is not None:
             obj = obj.__wrapped__
         else:
             return obj
@@ -1084,13 +1232,13 @@ def _apply(obj: Any, kind: str, layer: Any) -> Any:
     rewrap: Callable[[Any], Any] = lambda f: f  # noqa: E731
     base = obj
     layers: dict[str, Any] = {}
-    if isinstance(obj, _Pipeline):
-        base, layers = obj.__wrapped__, obj._self_layers
-    elif isinstance(obj, classmethod | staticmethod) and isinstance(obj.__func__, _Pipeline):
-        inner = obj.__func__
-        base, layers = inner.__wrapped__, inner._self_layers
-        method_type = type(obj)
-        rewrap = method_type
+    inner: Any = obj.__func__ if isinstance(obj, classmethod | staticmethod) else None
+    runner = _own_runner(obj)
+    if runner is not None:
+        base, layers = obj.__wrapped__, runner.layers
+    elif inner is not None and (runner := _own_runner(inner)) is not None:
+        base, layers = inner.__wrapped__, runner.layers
+        rewrap = type(obj)
     if kind in layers:
         name = getattr(_unwrap(base), "__qualname__", repr(base))
         raise ConfigError(f"{name}: @{kind} is applied twice; one of each kind per callable")
@@ -1106,13 +1254,23 @@ def _is_target(obj: Any) -> bool:
     return callable(obj) or isinstance(obj, classmethod | staticmethod)
 
 
-def _find(obj: Any) -> _Pipeline | None:
+def _own_runner(obj: Any) -> Runner | None:
+    """The runner of a retryx-decorated callable itself (no looking through methods)."""
+    if isinstance(obj, _Pipeline):
+        runner: Runner = obj._self_runner
+        return runner
+    return _runner_of_function(obj)
+
+
+def _find(obj: Any) -> Runner | None:
+    """The runner behind a decorated callable, seen directly or through a bound method."""
     for _ in range(8):
-        if isinstance(obj, _Pipeline):
-            return obj
-        parent = getattr(obj, "_self_parent", None)
+        runner = _own_runner(obj)
+        if runner is not None:
+            return runner
+        parent = getattr(obj, "_self_parent", None)  # a wrapt bound proxy
         if isinstance(parent, _Pipeline):
-            return parent
+            return _own_runner(parent)
         inner = getattr(obj, "__func__", None)
         if inner is None:
             return None
@@ -1341,8 +1499,8 @@ def fallback(
 
 def describe(func: Any) -> list[str]:
     """The retryx layer kinds on ``func``, in execution order (``[]`` when none)."""
-    pipeline = _find(func)
-    return [] if pipeline is None else list(pipeline._self_layers)
+    runner = _find(func)
+    return [] if runner is None else list(runner.layers)
 
 
 def stats(func: Any, *, reset: bool = False) -> Stats:
@@ -1351,10 +1509,10 @@ def stats(func: Any, *, reset: bool = False) -> Stats:
     Raises:
         ConfigError: when ``func`` carries no retryx layer.
     """
-    pipeline = _find(func)
-    if pipeline is None:
+    runner = _find(func)
+    if runner is None:
         raise ConfigError(f"stats: {func!r} is not decorated by retryx")
-    recorder: Recorder = pipeline._self_runner.recorder
+    recorder: Recorder = runner.recorder
     snapshot = recorder.snapshot()
     if reset:
         recorder.reset()

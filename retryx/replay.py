@@ -419,13 +419,12 @@ def _called_through_classmethod(runner: Any, first: Any) -> bool:
     raw = inspect.getattr_static(first, name, None) if isinstance(name, str) else None
     if not isinstance(raw, classmethod):
         return False
-    pipeline = _find(raw.__func__)
-    return pipeline is not None and pipeline._self_runner is runner
+    return _find(raw.__func__) is runner
 
 
 def _target_name(runner: Any, instance: Any) -> str:
     """``module:qualname`` that imports back to this very pipeline, else ``ConfigError``."""
-    from ._pipeline import _find, _FunctionPipeline, _Pipeline
+    from ._pipeline import _find, _Pipeline, _runner_of_function
 
     func = runner.target
     module = getattr(func, "__module__", None)
@@ -479,15 +478,15 @@ def _target_name(runner: Any, instance: Any) -> str:
         *path, method = qualname.split(".")
         for part in path:
             owner = getattr(owner, part, None)
-        if isinstance(owner, type) and isinstance(
-            inspect.getattr_static(owner, method, None), _FunctionPipeline
+        if (
+            isinstance(owner, type)
+            and _runner_of_function(inspect.getattr_static(owner, method, None)) is not None
         ):
             raise ConfigError(
                 f"cannot defer {label}: it is a method of an instance, whose state cannot be "
                 "stored; defer a function, staticmethod or classmethod that takes plain data"
             )
-    pipeline = _find(obj)
-    if pipeline is None or pipeline._self_runner is not runner:
+    if _find(obj) is not runner:
         raise ConfigError(
             f"cannot defer {stored}:{qualname}: that name imports something else than the "
             "decorated function (was it renamed or wrapped again?)"

@@ -106,9 +106,9 @@ def test_endpoint_breakers_are_bounded_for_a_hosts_callable(clock: FakeClock) ->
 
     for _ in range(_MAX_ENDPOINT_BREAKERS + 50):
         call()
-    pipeline = _find(call)
-    assert pipeline is not None
-    assert _MAX_ENDPOINT_BREAKERS == len(pipeline._self_runner._endpoint_breakers)
+    runner = _find(call)
+    assert runner is not None
+    assert _MAX_ENDPOINT_BREAKERS == len(runner._endpoint_breakers)
 
 
 def test_an_inner_breaker_refusing_is_no_verdict_for_an_outer_context_manager(
