@@ -959,6 +959,7 @@ def _sync_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
     recorder = runner.recorder
     plain, guard, checks_result = runner.plain, runner.guard, runner.checks_result
     fixed = runner._named_policy is None  # a named policy is looked up per call
+    fixed_policy = runner._policy
 
     def retryx_call(*args: Any, **kwargs: Any) -> Any:
         parent = get()
@@ -966,7 +967,7 @@ def _sync_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
         head = [runner, parent, start, None, None, None]
         token = set_(head)
         try:
-            policy = runner._policy
+            policy = fixed_policy
             if parent is not None or not fixed:
                 try:
                     policy = runner.start(head, parent)
@@ -974,17 +975,21 @@ def _sync_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
                     return recover(head, None, refused, _MISSING, wrapped, None, args, kwargs)
             try:
                 if plain:
-                    result = wrapped(*args, **kwargs)
+                    result = wrapped(*args, **kwargs) if kwargs else wrapped(*args)
                 elif guard is not None and guard._state == _CLOSED:
                     # CircuitBreaker._call's closed path, inlined (no lock, no allocation).
                     try:
-                        result = wrapped(*args, **kwargs)
+                        result = wrapped(*args, **kwargs) if kwargs else wrapped(*args)
                     except CircuitOpenError:
                         raise
                     except Exception as exc:
                         guard._on_failure(None, exc)
                         raise
-                    guard._closed_success()
+                    window = guard._window  # guard._closed_success(), inlined
+                    if window is not None:
+                        window.append(False)
+                    elif guard._failures:
+                        guard._failures = 0
                 elif guard is not None:
                     result = guard._call(wrapped, args, kwargs, recorder)
                 else:
@@ -1020,6 +1025,7 @@ def _async_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
     recorder = runner.recorder
     plain, guard, checks_result = runner.plain, runner.guard, runner.checks_result
     fixed = runner._named_policy is None
+    fixed_policy = runner._policy
 
     async def retryx_call(*args: Any, **kwargs: Any) -> Any:
         parent = get()
@@ -1027,7 +1033,7 @@ def _async_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
         head = [runner, parent, start, None, None, None]
         token = set_(head)
         try:
-            policy = runner._policy
+            policy = fixed_policy
             if parent is not None or not fixed:
                 try:
                     policy = runner.start(head, parent)
@@ -1035,16 +1041,20 @@ def _async_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
                     return await recover(head, None, refused, _MISSING, wrapped, None, args, kwargs)
             try:
                 if plain:
-                    result = await wrapped(*args, **kwargs)
+                    result = await (wrapped(*args, **kwargs) if kwargs else wrapped(*args))
                 elif guard is not None and guard._state == _CLOSED:
                     try:
-                        result = await wrapped(*args, **kwargs)
+                        result = await (wrapped(*args, **kwargs) if kwargs else wrapped(*args))
                     except CircuitOpenError:
                         raise
                     except Exception as exc:
                         guard._on_failure(None, exc)
                         raise
-                    guard._closed_success()
+                    window = guard._window  # guard._closed_success(), inlined
+                    if window is not None:
+                        window.append(False)
+                    elif guard._failures:
+                        guard._failures = 0
                 elif guard is not None:
                     result = await guard._call_async(wrapped, args, kwargs, recorder)
                 else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections import deque
 from dataclasses import dataclass, field
 
 __all__ = ["Recorder", "Stats"]
@@ -58,7 +57,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.pending: deque[float] = deque()
+        self.pending: list[float] = []
         self.reset()
 
     def reset(self) -> None:
@@ -75,7 +74,7 @@ class Recorder:
         self.by_cause: dict[str, int] = {}
 
     # The hot path (a call that returned on its first attempt) appends its elapsed
-    # time to ``pending`` itself: ``deque.append`` is atomic under the GIL, so the
+    # time to ``pending`` itself: ``list.append`` is atomic under the GIL, so the
     # call is booked exactly without a lock, and ``fold`` adds them up in batches
     # of ``_FOLD_AT`` (memory stays bounded).
 
@@ -83,20 +82,19 @@ class Recorder:
         """Add the pending first-attempt successes into the counters."""
         with self._lock:
             pending = self.pending
-            popleft = pending.popleft
-            total = self.total_elapsed
-            most = self.max_elapsed
-            n = 0
-            # popleft is atomic too: items appended meanwhile wait for the next fold.
-            for _ in range(len(pending)):
-                elapsed = popleft()
-                total += elapsed
-                if elapsed > most:
-                    most = elapsed
-                n += 1
+            # Each step is one C call, so atomic: items appended meanwhile lie
+            # past ``n`` and wait for the next fold (only fold and reset remove,
+            # both under the lock).
+            n = len(pending)
+            if not n:
+                return
+            batch = pending[:n]
+            del pending[:n]
             self.successes += n
-            self.total_elapsed = total
-            self.max_elapsed = most
+            self.total_elapsed += sum(batch)
+            most = max(batch)
+            if most > self.max_elapsed:
+                self.max_elapsed = most
 
     def finish(self, elapsed: float, *, ok: bool, retries: int, gave_up: bool) -> None:
         """A call that took the slow path (retried, failed or gave up)."""
