@@ -197,6 +197,13 @@ def classify(exc: BaseException) -> Fault:
     Returns:
         The ``Fault``: ``transient``, ``cause`` and ``retry_after``.
     """
+    # The common socket faults first (exact builtin types, so none of the marker
+    # classes below can be among them): no further probing needed.
+    kind = type(exc)
+    if kind in _CONNECTION_TYPES:
+        return _CONNECTION
+    if kind is TimeoutError:
+        return _TIMEOUT
     if not isinstance(exc, Exception):
         return _PERMANENT
     if isinstance(exc, Permanent | NestedRetryError):
@@ -211,11 +218,6 @@ def classify(exc: BaseException) -> Fault:
         return _PERMANENT
     if isinstance(exc, Transient):
         return Fault(True, "explicit", retry_after_hint(exc))
-    # The common socket faults first: no attribute probing needed.
-    if type(exc) in _CONNECTION_TYPES:
-        return _CONNECTION
-    if type(exc) is TimeoutError:
-        return _TIMEOUT
     if getattr(exc, "is_transient", False) is True:
         return Fault(True, "explicit", retry_after_hint(exc))
     status = _status(exc)

@@ -32,6 +32,7 @@ from ._context import SCOPE, CallContext, ReplayScope, new_call_id
 from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError, NestedRetryError
 from ._frozen import Frozen
 from ._policy import Policy
+from ._records import RecordMaker
 from ._stats import _FOLD_AT, Recorder, Stats
 from .backoff import Backoff, cap_of
 from .jitter import Jitter
@@ -155,7 +156,10 @@ class _Call:
         self.deadline_at = None if policy.deadline is None else self.start + policy.deadline
         # Nested in another retrying call (and not allowed to multiply): one
         # attempt, no waits, the outer layer retries.
-        self.deferred = policy.nested == "defer" and retrying_of(head[PARENT]) is not None
+        parent = head[PARENT]
+        self.deferred = (
+            parent is not None and policy.nested == "defer" and retrying_of(parent) is not None
+        )
         self.gave_up = False
         head[STATE] = self
 
@@ -223,14 +227,14 @@ class _Call:
                 logging.WARNING,
                 "retrying %s in %.2fs after %s (cause=%s, attempt %d/%d)",
                 (runner.name, delay, what, cause, self.attempt, policy.attempts),
-                _fields(
-                    self.head,
-                    name=runner.name,
-                    attempt=self.attempt,
-                    delay=delay,
-                    cause=cause,
-                    elapsed=_clock.monotonic() - self.start,
-                ),
+                {
+                    "name": runner.name,
+                    "attempt": self.attempt,
+                    "delay": delay,
+                    "cause": cause,
+                    "elapsed": _clock.monotonic() - self.start,
+                },
+                self.head[ENDPOINT],
             )
         if events._subscribers:
             events.emit(events.RetryScheduled(runner.name, self.attempt, delay, exc, cause))  # type: ignore[arg-type]
@@ -263,20 +267,13 @@ class _Call:
                 level,
                 "giving up on %s after %d attempt%s in %.2fs (reason: %s): %s",
                 (runner.name, n, "s" if n != 1 else "", elapsed, reason, what),
-                _fields(self.head, name=runner.name, attempt=n, elapsed=elapsed, reason=reason),
+                {"name": runner.name, "attempt": n, "elapsed": elapsed, "reason": reason},
+                self.head[ENDPOINT],
             )
         if events._subscribers:
             events.emit(events.GaveUp(runner.name, n, elapsed, exc, reason))  # type: ignore[arg-type]
         self.gave_up = True
         return _GIVE_UP
-
-
-def _fields(head: list[Any], **fields: Any) -> dict[str, Any]:
-    """``record.retryx``: the given fields, and the endpoint when there is one."""
-    endpoint = head[ENDPOINT]
-    if endpoint is not None:
-        fields["endpoint"] = endpoint
-    return fields
 
 
 _NO_JITTER = _jitter.none
@@ -325,7 +322,7 @@ class Runner:
         self._breaker_generation = -1
         self.fallback: _Fallback | None = layers.get("fallback")
         self._warned_loop = False
-        self._where: tuple[str, int] | None = None  # the target's file and line, for logs
+        self._records: RecordMaker | None = None  # log records pointing at the target
         # A plain attempt is just the call: no failover sweep, no breaker, no
         # per-attempt timeout (a named policy may set one, so it is never plain).
         no_timeout = self._named_policy is None and (
@@ -455,22 +452,29 @@ class Runner:
                 )
         _clock.sleep(delay)
 
-    def log(self, level: int, msg: str, args: tuple[Any, ...], fields: dict[str, Any]) -> None:
+    def log(
+        self,
+        level: int,
+        msg: str,
+        args: tuple[Any, ...],
+        fields: dict[str, Any],
+        endpoint: Hashable | None = None,
+    ) -> None:
         """Log on ``retryx`` with ``record.retryx`` fields, without ``findCaller``'s stack walk.
 
         The record points at the decorated function's source, which says more than
-        a line inside retryx would.
+        a line inside retryx would. ``endpoint``, when there is one, joins the fields.
         """
-        where = self._where
-        if where is None:
+        if endpoint is not None:
+            fields["endpoint"] = endpoint
+        records = self._records
+        if records is None or records.func != self.name:  # a named policy may rename
             code = getattr(self.target, "__code__", None)
-            where = self._where = (
+            where = (
                 (code.co_filename, code.co_firstlineno) if code is not None else ("(unknown)", 0)
             )
-        # The record factory users may have installed is honoured, as makeRecord does.
-        record = logging.getLogRecordFactory()(
-            logger.name, level, where[0], where[1], msg, args, None, self.name
-        )
+            records = self._records = RecordMaker(logger.name, where[0], where[1], self.name)
+        record = records(level, msg, args)
         record.retryx = fields
         logger.handle(record)
 

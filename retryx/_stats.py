@@ -44,6 +44,7 @@ class Recorder:
     __slots__ = (
         "_lock",
         "by_cause",
+        "causes",
         "failures",
         "gave_up",
         "max_elapsed",
@@ -57,12 +58,14 @@ class Recorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.pending: list[float] = []
+        self.pending: list[float] = []  # elapsed times of first-attempt successes
+        self.causes: list[str] = []  # causes of failed attempts
         self.reset()
 
     def reset(self) -> None:
         """Zero every counter."""
         self.pending.clear()
+        self.causes.clear()
         self.successes = 0
         self.failures = 0
         self.retries = 0
@@ -79,22 +82,29 @@ class Recorder:
     # of ``_FOLD_AT`` (memory stays bounded).
 
     def fold(self) -> None:
-        """Add the pending first-attempt successes into the counters."""
+        """Add the pending first-attempt successes and failed attempts into the counters."""
         with self._lock:
             pending = self.pending
             # Each step is one C call, so atomic: items appended meanwhile lie
             # past ``n`` and wait for the next fold (only fold and reset remove,
             # both under the lock).
             n = len(pending)
-            if not n:
-                return
-            batch = pending[:n]
-            del pending[:n]
-            self.successes += n
-            self.total_elapsed += sum(batch)
-            most = max(batch)
-            if most > self.max_elapsed:
-                self.max_elapsed = most
+            if n:
+                batch = pending[:n]
+                del pending[:n]
+                self.successes += n
+                self.total_elapsed += sum(batch)
+                most = max(batch)
+                if most > self.max_elapsed:
+                    self.max_elapsed = most
+            causes = self.causes
+            n = len(causes)
+            if n:
+                failed = causes[:n]
+                del causes[:n]
+                by_cause = self.by_cause
+                for cause in failed:
+                    by_cause[cause] = by_cause.get(cause, 0) + 1
 
     def finish(self, elapsed: float, *, ok: bool, retries: int, gave_up: bool) -> None:
         """A call that took the slow path (retried, failed or gave up)."""
@@ -111,9 +121,11 @@ class Recorder:
                 self.max_elapsed = elapsed
 
     def fault(self, cause: str) -> None:
-        """One failed attempt, by cause."""
-        with self._lock:
-            self.by_cause[cause] = self.by_cause.get(cause, 0) + 1
+        """One failed attempt, by cause (an atomic append, like a success's)."""
+        causes = self.causes
+        causes.append(cause)
+        if len(causes) > _FOLD_AT:
+            self.fold()
 
     def rejected(self) -> None:
         """A breaker refused a call (or an endpoint) without running it."""
