@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from retryx import ConfigError, Policy, current, describe, retry, stats
+from retryx import ConfigError, Policy, circuit_breaker, current, describe, retry, stats
 from retryx.testing import FakeClock, FaultSequence
 
 POLICY = Policy(attempts=3, backoff="none")
@@ -247,6 +247,65 @@ def test_coroutine_function_stays_a_coroutine_function() -> None:
 def test_decorated_function_pickles_by_reference() -> None:
     """A decorated module-level function pickles as a reference to itself."""
     assert module_level is pickle.loads(pickle.dumps(module_level))
+
+
+def test_a_decorated_function_is_a_function_that_binds_like_one() -> None:
+    """A plain function is decorated into a plain function: in a class body it is an
+    ordinary method (the instance arrives as the first argument).
+    """
+
+    class Client:
+        @retry(POLICY)
+        def get(self, x: int) -> tuple[Any, int]:
+            return (self, x)
+
+    client = Client()
+    assert inspect.isfunction(Client.__dict__["get"])
+    assert inspect.ismethod(client.get)
+    assert Client.__dict__["get"] is client.get.__func__
+    assert (client, 1) == client.get(1)
+    assert (client, 2) == Client.get(client, 2)
+
+
+def test_stacking_onto_a_decorated_function_fuses_with_it() -> None:
+    """A layer added to a decorated function joins its pipeline; the function runs once."""
+    calls: list[int] = []
+
+    def fetch(x: int) -> int:
+        calls.append(x)
+        return x
+
+    with_breaker = circuit_breaker(name="fuse-test")(fetch)
+    fused = retry(POLICY)(with_breaker)
+    assert ["retry", "circuit_breaker"] == describe(fused)
+    assert fetch is fused.__wrapped__  # type: ignore[attr-defined]
+    assert 3 == fused(3)
+    assert [3] == calls
+
+
+def test_a_users_wraps_over_a_decorated_function_is_not_retryx() -> None:
+    """``functools.wraps`` copies the decorated function's ``__dict__``; the copy is still
+    the user's wrapper: ``describe`` sees no layer, and a new layer wraps it, not fuses.
+    """
+    seen: list[str] = []
+
+    def logged(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            seen.append("wrapper")
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    user = logged(module_level)
+    assert [] == describe(user)
+    twice = retry(POLICY)(user)
+    assert ["retry"] == describe(twice)
+    stats(module_level, reset=True)
+    assert 5 == twice(5)
+    assert ["wrapper"] == seen
+    assert 1 == stats(twice).calls
+    assert 1 == stats(module_level).calls  # the inner pipeline ran as itself, inside
 
 
 def test_describe_of_an_undecorated_callable_is_empty() -> None:

@@ -12,7 +12,9 @@ from retryx.testing import fake_time
 
 
 def test_stats_exact_after_four_threads_with_mixed_outcomes() -> None:
-    """4 threads x 10k calls with successes, retried successes and failures count exactly."""
+    """4 threads x 10k calls with successes, retried successes and failures count exactly,
+    while a fifth thread reads (and so folds) the counters.
+    """
     per_thread = 10_000
 
     @retryx.retry(attempts=2, backoff="none", jitter="none")
@@ -34,13 +36,26 @@ def test_stats_exact_after_four_threads_with_mixed_outcomes() -> None:
             except KeyError:
                 pass
 
+    done = threading.Event()
+    reads: list[int] = []
+
+    def read() -> None:  # folds the pending counts while the workers append
+        for _ in range(100_000):
+            if done.is_set():
+                break
+            reads.append(retryx.stats(work).calls)
+
     with fake_time():
         threads = [threading.Thread(target=run) for _ in range(4)]
-        for t in threads:
+        reader = threading.Thread(target=read)
+        for t in [*threads, reader]:
             t.start()
         for t in threads:
             t.join(timeout=60)
-        assert not any(t.is_alive() for t in threads)
+        done.set()
+        reader.join(timeout=60)
+        assert not any(t.is_alive() for t in [*threads, reader])
+    assert reads == sorted(reads)  # counts only grow
 
     s = retryx.stats(work)
     total = 4 * per_thread
