@@ -667,25 +667,46 @@ class Runner:
             endpoint = kwargs[fo.param]
             head[ENDPOINT] = endpoint
             return self._guarded_sync(self.endpoint_breaker(endpoint), wrapped, args, kwargs)
-        errors: dict[Hashable, Exception] = {}
+        errors: dict[Hashable, Exception] | None = None  # made on the first failure
         breakers = self._endpoint_breakers
         inner = self._breaker if self._breaker_name is None else self.breaker()
         rec = self.recorder
+        param = fo.param
         for endpoint in self._hosts or self.endpoints():
             head[ENDPOINT] = endpoint
             guard = breakers.get(endpoint) or self.endpoint_breaker(endpoint)
-            call_kwargs = {**kwargs, fo.param: endpoint}
+            call_kwargs = {**kwargs, param: endpoint}
             try:
-                # _guarded_sync, inlined: the sweep is on the full stack's hot path.
+                # The full stack's hot path: while the endpoint's breaker and the
+                # @circuit_breaker layer's are closed, both guards in this frame
+                # (CircuitBreaker._call_with's closed path).
+                if guard._state == _CLOSED and (inner is None or inner._state == _CLOSED):
+                    try:
+                        result = wrapped(*args, **call_kwargs)
+                    except CircuitOpenError:
+                        raise
+                    except Exception as exc:
+                        if inner is not None:
+                            inner._on_failure(None, exc)
+                        guard._on_failure(None, exc)
+                        raise
+                    # _closed_success() has nothing to do without a window or failures.
+                    if inner is not None and (inner._window is not None or inner._failures):
+                        inner._closed_success()
+                    if guard._window is not None or guard._failures:
+                        guard._closed_success()
+                    return result
                 if inner is None:
                     return guard._call(wrapped, args, call_kwargs, rec)
                 return guard._call_with(inner, wrapped, args, call_kwargs, rec)
             except Exception as exc:
                 if not self.sweep_goes_on(exc):
                     raise
+                if errors is None:
+                    errors = {}
                 errors[endpoint] = exc
                 self.endpoint_failed(endpoint, exc)
-        raise AllEndpointsFailed(errors)
+        raise AllEndpointsFailed(errors or {})
 
     def _guarded_sync(
         self, endpoint_breaker: CircuitBreaker | None, wrapped: Any, args: Any, kwargs: Any
@@ -850,24 +871,43 @@ class Runner:
             endpoint = kwargs[fo.param]
             head[ENDPOINT] = endpoint
             return await self._guarded_async(self.endpoint_breaker(endpoint), wrapped, args, kwargs)
-        errors: dict[Hashable, Exception] = {}
+        errors: dict[Hashable, Exception] | None = None  # made on the first failure
         breakers = self._endpoint_breakers
         inner = self._breaker if self._breaker_name is None else self.breaker()
         rec = self.recorder
+        param = fo.param
         for endpoint in self._hosts or self.endpoints():
             head[ENDPOINT] = endpoint
             guard = breakers.get(endpoint) or self.endpoint_breaker(endpoint)
-            call_kwargs = {**kwargs, fo.param: endpoint}
+            call_kwargs = {**kwargs, param: endpoint}
             try:
+                if guard._state == _CLOSED and (inner is None or inner._state == _CLOSED):
+                    try:
+                        result = await wrapped(*args, **call_kwargs)
+                    except CircuitOpenError:
+                        raise
+                    except Exception as exc:
+                        if inner is not None:
+                            inner._on_failure(None, exc)
+                        guard._on_failure(None, exc)
+                        raise
+                    # _closed_success() has nothing to do without a window or failures.
+                    if inner is not None and (inner._window is not None or inner._failures):
+                        inner._closed_success()
+                    if guard._window is not None or guard._failures:
+                        guard._closed_success()
+                    return result
                 if inner is None:
                     return await guard._call_async(wrapped, args, call_kwargs, rec)
                 return await guard._call_with_async(inner, wrapped, args, call_kwargs, rec)
             except Exception as exc:
                 if not self.sweep_goes_on(exc):
                     raise
+                if errors is None:
+                    errors = {}
                 errors[endpoint] = exc
                 self.endpoint_failed(endpoint, exc)
-        raise AllEndpointsFailed(errors)
+        raise AllEndpointsFailed(errors or {})
 
     async def _guarded_async(
         self, endpoint_breaker: CircuitBreaker | None, wrapped: Any, args: Any, kwargs: Any
