@@ -601,14 +601,40 @@ class Runner:
         args: Any,
         kwargs: Any,
     ) -> Any:
-        """After attempt 1 failed: retry per the policy, then book the call or fall back."""
+        """After attempt 1 failed with ``exc`` (or returned a ``result`` to retry):
+        attempts 2..n per the policy, then book the call, or fall back.
+        """
         call = None
         try:
             if policy is None:
                 assert exc is not None
                 raise exc
             call = _Call(head, policy)
-            result = self._retry_sync(call, exc, result, wrapped, args, kwargs)
+            delay = call.on_error(exc) if exc is not None else call.on_result(result)
+            check = policy.retry_if_result
+            while delay is not _GIVE_UP:
+                if delay > 0:
+                    self.sleep_sync(delay)
+                else:
+                    _clock.zero_wait(delay)  # never sleep(0): it costs a syscall
+                if not call.next_attempt():
+                    exc = call.last_exc  # None: the last result is returned
+                    break
+                try:
+                    if self.plain:
+                        result = wrapped(*args, **kwargs)
+                    else:
+                        result = self._attempt_sync(head, wrapped, args, kwargs)
+                except Exception as error:
+                    exc = error
+                    delay = call.on_error(error)
+                    continue
+                exc = None
+                if check is None or not check(result):
+                    break
+                delay = call.on_result(result)
+            if exc is not None:
+                raise exc
         except Exception as final:
             self.failed(head, final)
             if self.fallback is None:
@@ -616,47 +642,6 @@ class Runner:
             return self._fallback_sync(head, final, instance, args, kwargs)
         self.succeeded(call, policy, head)
         return result
-
-    def _retry_sync(
-        self,
-        call: _Call,
-        exc: Exception | None,
-        result: Any,
-        wrapped: Any,
-        args: Any,
-        kwargs: Any,
-    ) -> Any:
-        """Attempts 2..n, after attempt 1 failed with ``exc`` or returned ``result``."""
-        delay = call.on_error(exc) if exc is not None else call.on_result(result)
-        if delay is _GIVE_UP:
-            if exc is not None:
-                raise exc
-            return result
-        check = call.policy.retry_if_result
-        while True:
-            if delay > 0:
-                self.sleep_sync(delay)
-            else:
-                _clock.zero_wait(delay)  # never sleep(0): it costs a syscall
-            if not call.next_attempt():
-                if call.last_exc is not None:
-                    raise call.last_exc
-                return result
-            try:
-                if self.plain:
-                    result = wrapped(*args, **kwargs)
-                else:
-                    result = self._attempt_sync(call.head, wrapped, args, kwargs)
-            except Exception as error:
-                delay = call.on_error(error)
-                if delay is _GIVE_UP:
-                    raise
-                continue
-            if check is None or not check(result):
-                return result
-            delay = call.on_result(result)
-            if delay is _GIVE_UP:
-                return result
 
     def _attempt_sync(self, head: list[Any], wrapped: Any, args: Any, kwargs: Any) -> Any:
         """One attempt: a failover sweep, or one guarded call."""
@@ -799,7 +784,31 @@ class Runner:
                 assert exc is not None
                 raise exc
             call = _Call(head, policy)
-            result = await self._retry_async(call, exc, result, wrapped, args, kwargs)
+            delay = call.on_error(exc) if exc is not None else call.on_result(result)
+            check = policy.retry_if_result
+            while delay is not _GIVE_UP:
+                if delay > 0:
+                    await _clock.async_sleep(delay)
+                else:
+                    _clock.zero_wait(delay)
+                if not call.next_attempt():
+                    exc = call.last_exc
+                    break
+                try:
+                    if self.plain:
+                        result = await wrapped(*args, **kwargs)
+                    else:
+                        result = await self._attempt_async(head, policy, wrapped, args, kwargs)
+                except Exception as error:
+                    exc = error
+                    delay = call.on_error(error)
+                    continue
+                exc = None
+                if check is None or not check(result):
+                    break
+                delay = call.on_result(result)
+            if exc is not None:
+                raise exc
         except Exception as final:
             self.failed(head, final)
             if self.fallback is None:
@@ -807,48 +816,6 @@ class Runner:
             return await self._fallback_async(head, final, instance, args, kwargs)
         self.succeeded(call, policy, head)
         return result
-
-    async def _retry_async(
-        self,
-        call: _Call,
-        exc: Exception | None,
-        result: Any,
-        wrapped: Any,
-        args: Any,
-        kwargs: Any,
-    ) -> Any:
-        delay = call.on_error(exc) if exc is not None else call.on_result(result)
-        if delay is _GIVE_UP:
-            if exc is not None:
-                raise exc
-            return result
-        check = call.policy.retry_if_result
-        while True:
-            if delay > 0:
-                await _clock.async_sleep(delay)
-            else:
-                _clock.zero_wait(delay)
-            if not call.next_attempt():
-                if call.last_exc is not None:
-                    raise call.last_exc
-                return result
-            try:
-                if self.plain:
-                    result = await wrapped(*args, **kwargs)
-                else:
-                    result = await self._attempt_async(
-                        call.head, call.policy, wrapped, args, kwargs
-                    )
-            except Exception as error:
-                delay = call.on_error(error)
-                if delay is _GIVE_UP:
-                    raise
-                continue
-            if check is None or not check(result):
-                return result
-            delay = call.on_result(result)
-            if delay is _GIVE_UP:
-                return result
 
     async def _attempt_async(
         self, head: list[Any], policy: Policy | None, wrapped: Any, args: Any, kwargs: Any

@@ -31,6 +31,9 @@ _time_ns = time.time_ns
 _get_ident = threading.get_ident
 _current_thread = threading.current_thread
 _getLevelName = logging.getLevelName
+# getLevelName's own table (kept current by logging.addLevelName); the function is
+# the fallback for levels it does not name.
+_level_names: dict[int, str] = getattr(logging, "_levelToName", {})
 _NS = sys.version_info >= (3, 13)  # LogRecord reads time.time_ns() from 3.13 on
 _TASKS = sys.version_info >= (3, 12)  # ... and records the asyncio task's name from 3.12
 # Fields that differ between two records of one call site made a moment apart.
@@ -69,8 +72,7 @@ class RecordMaker:
                 self._learn(record)
             return record
         record = _new(_LogRecord)
-        fields = record.__dict__
-        fields.update(template)
+        record.__dict__ = fields = template.copy()  # much cheaper than update()
         _fill(fields, level, msg, args)
         return record
 
@@ -111,7 +113,7 @@ def _fill(
     # (A sole Mapping argument is unwrapped by LogRecord; retryx never passes one.)
     fields["msg"] = msg
     fields["args"] = args
-    fields["levelname"] = _getLevelName(level)
+    fields["levelname"] = _level_names.get(level) or _getLevelName(level)
     fields["levelno"] = level
     if _NS:
         ns = _time_ns() if clock is None else clock
