@@ -462,7 +462,9 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}ms"
 
 
-def _error_text(exc: BaseException) -> str:
+def _error_text(exc: BaseException | None) -> str:
+    if exc is None:  # a result retry_if_result asked to retry (not in connect's policy)
+        return "result"
     text = exc.message if isinstance(exc, BaseExceptionGroup) else str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

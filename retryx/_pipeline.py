@@ -237,7 +237,7 @@ class _Call:
                 self.head[ENDPOINT],
             )
         if events._subscribers:
-            events.emit(events.RetryScheduled(runner.name, self.attempt, delay, exc, cause))  # type: ignore[arg-type]
+            events.emit(events.RetryScheduled(runner.name, self.attempt, delay, exc, cause))
         return delay
 
     def next_attempt(self) -> bool:
@@ -271,7 +271,7 @@ class _Call:
                 self.head[ENDPOINT],
             )
         if events._subscribers:
-            events.emit(events.GaveUp(runner.name, n, elapsed, exc, reason))  # type: ignore[arg-type]
+            events.emit(events.GaveUp(runner.name, n, elapsed, exc, reason))
         self.gave_up = True
         return _GIVE_UP
 

@@ -30,23 +30,31 @@ logger = logging.getLogger("retryx")
 
 @dataclass(frozen=True, slots=True)
 class RetryScheduled:
-    """Attempt ``attempt`` failed with a transient fault; retrying after ``delay`` s."""
+    """Attempt ``attempt`` failed with a transient fault; retrying after ``delay`` s.
+
+    ``exception`` is ``None`` when the attempt returned a result that
+    ``retry_if_result`` asked to retry (``cause`` is then ``"result"``).
+    """
 
     name: str
     attempt: int
     delay: float
-    exception: BaseException
+    exception: BaseException | None
     cause: str
 
 
 @dataclass(frozen=True, slots=True)
 class GaveUp:
-    """The call failed for good; ``reason`` is attempts, deadline, budget or permanent."""
+    """The call failed for good; ``reason`` is attempts, deadline, budget or permanent.
+
+    ``exception`` is ``None`` when the last attempt returned a result that
+    ``retry_if_result`` still matched: that result is returned to the caller.
+    """
 
     name: str
     attempts: int
     elapsed: float
-    exception: BaseException
+    exception: BaseException | None
     reason: str
 
 

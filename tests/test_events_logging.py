@@ -111,6 +111,25 @@ def test_gave_up_reasons(
     assert (reason, attempts, outcome) == (gave_up.reason, gave_up.attempts, gave_up.exception)
 
 
+def test_result_retries_carry_no_exception(
+    clock: FakeClock, make: Any, received: list[Any]
+) -> None:
+    """A ``retry_if_result`` match is retried and given up on with ``exception=None``."""
+    call = make(
+        "busy",
+        "busy",
+        attempts=2,
+        jitter="none",
+        backoff=backoff.fixed(1.0),
+        retry_if_result=lambda r: r == "busy",
+    )
+    assert "busy" == call()
+    assert [
+        events.RetryScheduled("fetch_user", 1, 1.0, None, "result"),
+        events.GaveUp("fetch_user", 2, 1.0, None, "attempts"),
+    ] == received
+
+
 def test_event_records_are_frozen_dataclasses() -> None:
     """Event records are frozen dataclasses with the contract's fields."""
     expected = {
