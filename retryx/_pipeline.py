@@ -277,6 +277,7 @@ class _Call:
 
 
 _NO_JITTER = _jitter.none
+_LOGGER_HANDLE = logging.Logger.handle
 _INF = float("inf")
 _scope_get = SCOPE.get
 _scope_set = SCOPE.set
@@ -476,7 +477,10 @@ class Runner:
             records = self._records = RecordMaker(logger.name, where[0], where[1], self.name)
         record = records(level, msg, args)
         record.retryx = fields
-        logger.handle(record)
+        if logger.filters or logger.disabled or type(logger).handle is not _LOGGER_HANDLE:
+            logger.handle(record)
+        else:
+            logger.callHandlers(record)  # all that Logger.handle does without filters
 
     # --- finishing a call ----------------------------------------------------------
 

@@ -147,3 +147,28 @@ def test_a_retry_record_points_at_the_decorated_function(
         assert os.getpid() == record.process
         assert "ConnectionError" in record.getMessage()
     assert 2 == second.retryx["attempt"]
+
+
+def test_logger_filters_still_apply(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    """A filter on the ``retryx`` logger sees (and may drop) every retryx record."""
+    seen: list[str] = []
+
+    def only_errors(record: logging.LogRecord) -> bool:
+        seen.append(record.levelname)
+        return record.levelno >= logging.ERROR
+
+    flaky = FaultSequence(ConnectionError("down"), "ok")
+
+    @retryx.retry(attempts=2, backoff="none")
+    def fetch() -> str:
+        return str(flaky())
+
+    logger = logging.getLogger("retryx")
+    logger.addFilter(only_errors)
+    try:
+        with caplog.at_level(logging.WARNING, logger="retryx"):
+            assert "ok" == fetch()
+    finally:
+        logger.removeFilter(only_errors)
+    assert ["WARNING"] == seen
+    assert [] == [r for r in caplog.records if r.name == "retryx"]
