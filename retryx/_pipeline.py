@@ -664,7 +664,7 @@ class Runner:
         for endpoint in self._hosts or self.endpoints():
             head[ENDPOINT] = endpoint
             guard = breakers.get(endpoint) or self.endpoint_breaker(endpoint)
-            call_kwargs = {**kwargs, param: endpoint}
+            call_kwargs = {**kwargs, param: endpoint} if kwargs else {param: endpoint}
             try:
                 # The full stack's hot path: while the endpoint's breaker and the
                 # @circuit_breaker layer's are closed, both guards in this frame
@@ -850,7 +850,7 @@ class Runner:
         for endpoint in self._hosts or self.endpoints():
             head[ENDPOINT] = endpoint
             guard = breakers.get(endpoint) or self.endpoint_breaker(endpoint)
-            call_kwargs = {**kwargs, param: endpoint}
+            call_kwargs = {**kwargs, param: endpoint} if kwargs else {param: endpoint}
             try:
                 if guard._state == _CLOSED and (inner is None or inner._state == _CLOSED):
                     try:
