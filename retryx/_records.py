@@ -26,10 +26,6 @@ __all__ = ["RecordMaker"]
 
 _LogRecord = logging.LogRecord
 _new = object.__new__
-_time = time.time
-_time_ns = time.time_ns
-_get_ident = threading.get_ident
-_current_thread = threading.current_thread
 _getLevelName = logging.getLevelName
 # getLevelName's own table (kept current by logging.addLevelName); the function is
 # the fallback for levels it does not name.
@@ -107,6 +103,10 @@ def _fill(
 ) -> None:
     """The per-record fields, computed as ``LogRecord.__init__`` computes them.
 
+    The clock and thread functions are looked up on their modules at each call, as
+    ``LogRecord`` does, so a patched ``time.time`` (freezegun) or a monkey-patched
+    ``threading`` (gevent) gives the same values in both.
+
     ``clock`` is the time reading to use (``time.time()``, or ``time.time_ns()`` from
     3.13 on); ``None`` reads the clock now.
     """
@@ -116,18 +116,18 @@ def _fill(
     fields["levelname"] = _level_names.get(level) or _getLevelName(level)
     fields["levelno"] = level
     if _NS:
-        ns = _time_ns() if clock is None else clock
+        ns = time.time_ns() if clock is None else clock
         fields["created"] = ns / 1e9
         fields["msecs"] = ns // 1_000_000 % 1000 + 0.0
         fields["relativeCreated"] = (ns - logging._startTime) / 1e6  # type: ignore[attr-defined]
     else:
-        ct = _time() if clock is None else clock
+        ct = time.time() if clock is None else clock
         fields["created"] = ct
         fields["msecs"] = (ct % 1.0 * 1000) // 1  # == int((ct - int(ct)) * 1000) + 0.0
         fields["relativeCreated"] = (ct - logging._startTime) * 1000  # type: ignore[attr-defined]
     if logging.logThreads:
-        fields["thread"] = _get_ident()
-        fields["threadName"] = _current_thread().name
+        fields["thread"] = threading.get_ident()
+        fields["threadName"] = threading.current_thread().name
     else:
         fields["thread"] = None
         fields["threadName"] = None

@@ -172,3 +172,18 @@ def test_logger_filters_still_apply(clock: FakeClock, caplog: pytest.LogCaptureF
         logger.removeFilter(only_errors)
     assert ["WARNING"] == seen
     assert [] == [r for r in caplog.records if r.name == "retryx"]
+
+
+def test_a_patched_clock_is_read_as_logging_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``time.time`` patched (freezegun does this), records carry the patched time."""
+    import time
+
+    maker = RecordMaker("retryx", "/src/app/client.py", 42, "fetch")
+    maker(logging.WARNING, "m", ())
+    monkeypatch.setattr(time, "time", lambda: 1_000_000_000.25)
+    monkeypatch.setattr(time, "time_ns", lambda: 1_000_000_000_250_000_000)
+    fast = maker(logging.WARNING, "m", ())
+    real = real_record(logging.WARNING, "m", ())
+    for key in TIMES:
+        assert getattr(real, key) == getattr(fast, key), key
+    assert 250.0 == fast.msecs
