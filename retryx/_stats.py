@@ -39,13 +39,14 @@ Stats.__module__ = "retryx"
 
 
 class Recorder:
-    """Exact counters for one pipeline; one short lock per finished call."""
+    """Exact counters for one pipeline, booked lock-free and folded under a lock."""
 
     __slots__ = (
         "_lock",
         "by_cause",
         "causes",
         "failures",
+        "finished",
         "gave_up",
         "max_elapsed",
         "pending",
@@ -60,12 +61,15 @@ class Recorder:
         self._lock = threading.Lock()
         self.pending: list[float] = []  # elapsed times of first-attempt successes
         self.causes: list[str] = []  # causes of failed attempts
+        # (elapsed, ok, retries, gave_up) of calls that took the slow path
+        self.finished: list[tuple[float, bool, int, bool]] = []
         self.reset()
 
     def reset(self) -> None:
         """Zero every counter."""
         self.pending.clear()
         self.causes.clear()
+        self.finished.clear()
         self.successes = 0
         self.failures = 0
         self.retries = 0
@@ -82,7 +86,7 @@ class Recorder:
     # of ``_FOLD_AT`` (memory stays bounded).
 
     def fold(self) -> None:
-        """Add the pending first-attempt successes and failed attempts into the counters."""
+        """Add the pending successes, finished calls and failed attempts into the counters."""
         with self._lock:
             pending = self.pending
             # Each step is one C call, so atomic: items appended meanwhile lie
@@ -97,6 +101,22 @@ class Recorder:
                 most = max(batch)
                 if most > self.max_elapsed:
                     self.max_elapsed = most
+            finished = self.finished
+            n = len(finished)
+            if n:
+                calls = finished[:n]
+                del finished[:n]
+                for elapsed, ok, retries, gave_up in calls:
+                    if ok:
+                        self.successes += 1
+                    else:
+                        self.failures += 1
+                    self.retries += retries
+                    if gave_up:
+                        self.gave_up += 1
+                    self.total_elapsed += elapsed
+                    if elapsed > self.max_elapsed:
+                        self.max_elapsed = elapsed
             causes = self.causes
             n = len(causes)
             if n:
@@ -106,19 +126,14 @@ class Recorder:
                 for cause in failed:
                     by_cause[cause] = by_cause.get(cause, 0) + 1
 
-    def finish(self, elapsed: float, *, ok: bool, retries: int, gave_up: bool) -> None:
-        """A call that took the slow path (retried, failed or gave up)."""
-        with self._lock:
-            if ok:
-                self.successes += 1
-            else:
-                self.failures += 1
-            self.retries += retries
-            if gave_up:
-                self.gave_up += 1
-            self.total_elapsed += elapsed
-            if elapsed > self.max_elapsed:
-                self.max_elapsed = elapsed
+    def finish(self, elapsed: float, ok: bool, retries: int, gave_up: bool) -> None:
+        """A call that took the slow path (retried, failed or gave up): appended like
+        a success, added up by ``fold``.
+        """
+        finished = self.finished
+        finished.append((elapsed, ok, retries, gave_up))
+        if len(finished) > _FOLD_AT:
+            self.fold()
 
     def fault(self, cause: str) -> None:
         """One failed attempt, by cause (an atomic append, like a success's)."""
