@@ -9,9 +9,8 @@ logged on the ``retryx`` logger and skipped; the call goes on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "CircuitStateChanged",
@@ -28,102 +27,46 @@ __all__ = [
 logger = logging.getLogger("retryx")
 
 
-@dataclass(frozen=True, slots=True)
-class RetryScheduled:
-    """Attempt ``attempt`` failed with a transient fault; retrying after ``delay`` s.
+if TYPE_CHECKING:
+    from ._event_records import (
+        CircuitStateChanged,
+        Deferred,
+        EndpointFailed,
+        Event,
+        GaveUp,
+        NestedRetry,
+        RetryScheduled,
+        Succeeded,
+    )
 
-    ``exception`` is ``None`` when the attempt returned a result that
-    ``retry_if_result`` asked to retry (``cause`` is then ``"result"``).
-    """
-
-    name: str
-    attempt: int
-    delay: float
-    exception: BaseException | None
-    cause: str
-
-
-@dataclass(frozen=True, slots=True)
-class GaveUp:
-    """The call failed for good; ``reason`` is attempts, deadline, budget or permanent.
-
-    ``exception`` is ``None`` when the last attempt returned a result that
-    ``retry_if_result`` still matched: that result is returned to the caller.
-    """
-
-    name: str
-    attempts: int
-    elapsed: float
-    exception: BaseException | None
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Succeeded:
-    """The call succeeded after ``attempts`` attempts."""
-
-    name: str
-    attempts: int
-    elapsed: float
-
-
-@dataclass(frozen=True, slots=True)
-class CircuitStateChanged:
-    """Breaker ``breaker`` moved from ``old`` to ``new`` (closed, open, half_open)."""
-
-    breaker: str
-    old: str
-    new: str
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointFailed:
-    """Endpoint ``endpoint`` of a failover sweep failed (or was skipped by its breaker)."""
-
-    name: str
-    endpoint: Hashable
-    exception: BaseException
-
-
-@dataclass(frozen=True, slots=True)
-class NestedRetry:
-    """A retrying call ``inner`` started inside ``outer`` and deferred its retries."""
-
-    outer: str
-    inner: str
-
-
-@dataclass(frozen=True, slots=True)
-class Deferred:
-    """The call was stored in a replay queue instead of failing."""
-
-    name: str
-    call_id: str
-    exception: BaseException
-    queue: Any
-
-
-Event: TypeAlias = (
-    RetryScheduled
-    | GaveUp
-    | Succeeded
-    | CircuitStateChanged
-    | EndpointFailed
-    | NestedRetry
-    | Deferred
+_RECORDS = frozenset(
+    {
+        "CircuitStateChanged",
+        "Deferred",
+        "EndpointFailed",
+        "Event",
+        "GaveUp",
+        "NestedRetry",
+        "RetryScheduled",
+        "Succeeded",
+    }
 )
-"""Any event record a subscriber can receive; tell them apart with ``isinstance``."""
 
-for _cls in (
-    RetryScheduled,
-    GaveUp,
-    Succeeded,
-    CircuitStateChanged,
-    EndpointFailed,
-    NestedRetry,
-    Deferred,
-):
-    _cls.__module__ = "retryx.events"
+
+def __getattr__(name: str) -> Any:
+    # The records are defined on first use (see _event_records), then cached here.
+    if name in _RECORDS:
+        from . import _event_records
+
+        value = getattr(_event_records, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_RECORDS})
+
 
 # A tuple swapped as a whole on (un)subscribe: emitting iterates a snapshot with
 # no lock, and the hot path tests its truthiness only.

@@ -212,7 +212,20 @@ def _own_doc(obj: object) -> str | None:
 
 
 def _attribute_docs(module: types.ModuleType) -> set[str]:
-    """Module-level names followed by a string literal (an attribute docstring)."""
+    """Module-level names followed by a string literal (an attribute docstring), in the
+    module or in the private module it lazily takes names from (``_LAZY``)."""
+    documented = _own_attribute_docs(module)
+    lazy = _LAZY.get(module.__name__)
+    if lazy is not None:
+        documented |= _own_attribute_docs(importlib.import_module(lazy))
+    return documented
+
+
+# Public modules whose module ``__getattr__`` serves names defined in a private module.
+_LAZY = {"retryx.events": "retryx._event_records"}
+
+
+def _own_attribute_docs(module: types.ModuleType) -> set[str]:
     source = inspect.getsource(module)
     body = ast.parse(source).body
     documented = set()

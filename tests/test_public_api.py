@@ -157,7 +157,8 @@ class Probe:
 sys.meta_path.insert(0, Probe())
 import retryx
 loaded = sorted(m for m in sys.modules if m.partition(".")[0] in HEAVY)
-print(json.dumps({"importers": importers, "loaded": loaded}))
+lazy = [m for m in ("retryx._event_records",) if m in sys.modules]
+print(json.dumps({"importers": importers, "loaded": loaded, "lazy": lazy}))
 """
 
 
@@ -180,3 +181,15 @@ def test_import_retryx_stays_light() -> None:
     assert {} == by_retryx
     if "asyncio" not in report["importers"]:
         assert [] == [m for m in report["loaded"] if m.startswith("asyncio")]
+    assert [] == report["lazy"]  # the event records are defined on first use
+
+
+def test_event_records_are_served_lazily_by_retryx_events() -> None:
+    """``retryx.events`` serves its records on first lookup; they are the real classes."""
+    from retryx import _event_records
+
+    assert retryx.events.GaveUp is _event_records.GaveUp
+    assert "retryx.events" == retryx.events.GaveUp.__module__
+    assert set(retryx.events.__all__) <= set(dir(retryx.events))
+    with pytest.raises(AttributeError):
+        retryx.events.NoSuchRecord  # noqa: B018

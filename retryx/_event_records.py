@@ -1,0 +1,121 @@
+"""The event records of ``retryx.events`` (frozen dataclasses).
+
+Kept apart so ``import retryx`` does not pay for defining them (a frozen,
+slotted dataclass takes about half a millisecond to create): ``retryx.events``
+imports this module the first time one of them is looked up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+__all__ = [
+    "CircuitStateChanged",
+    "Deferred",
+    "EndpointFailed",
+    "Event",
+    "GaveUp",
+    "NestedRetry",
+    "RetryScheduled",
+    "Succeeded",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled:
+    """Attempt ``attempt`` failed with a transient fault; retrying after ``delay`` s.
+
+    ``exception`` is ``None`` when the attempt returned a result that
+    ``retry_if_result`` asked to retry (``cause`` is then ``"result"``).
+    """
+
+    name: str
+    attempt: int
+    delay: float
+    exception: BaseException | None
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class GaveUp:
+    """The call failed for good; ``reason`` is attempts, deadline, budget or permanent.
+
+    ``exception`` is ``None`` when the last attempt returned a result that
+    ``retry_if_result`` still matched: that result is returned to the caller.
+    """
+
+    name: str
+    attempts: int
+    elapsed: float
+    exception: BaseException | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    """The call succeeded after ``attempts`` attempts."""
+
+    name: str
+    attempts: int
+    elapsed: float
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitStateChanged:
+    """Breaker ``breaker`` moved from ``old`` to ``new`` (closed, open, half_open)."""
+
+    breaker: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointFailed:
+    """Endpoint ``endpoint`` of a failover sweep failed (or was skipped by its breaker)."""
+
+    name: str
+    endpoint: Hashable
+    exception: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class NestedRetry:
+    """A retrying call ``inner`` started inside ``outer`` and deferred its retries."""
+
+    outer: str
+    inner: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """The call was stored in a replay queue instead of failing."""
+
+    name: str
+    call_id: str
+    exception: BaseException
+    queue: Any
+
+
+Event: TypeAlias = (
+    RetryScheduled
+    | GaveUp
+    | Succeeded
+    | CircuitStateChanged
+    | EndpointFailed
+    | NestedRetry
+    | Deferred
+)
+"""Any event record a subscriber can receive; tell them apart with ``isinstance``."""
+
+for _cls in (
+    RetryScheduled,
+    GaveUp,
+    Succeeded,
+    CircuitStateChanged,
+    EndpointFailed,
+    NestedRetry,
+    Deferred,
+):
+    _cls.__module__ = "retryx.events"
