@@ -187,3 +187,44 @@ def test_a_patched_clock_is_read_as_logging_reads_it(monkeypatch: pytest.MonkeyP
     for key in TIMES:
         assert getattr(real, key) == getattr(fast, key), key
     assert 250.0 == fast.msecs
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {"logThreads": False},
+        {"logProcesses": False},
+        {"logMultiprocessing": False},
+        {"logThreads": False, "logProcesses": False, "logMultiprocessing": False},
+    ],
+    ids=["no-threads", "no-processes", "no-multiprocessing", "none"],
+)
+def test_logging_flags_are_honoured(
+    monkeypatch: pytest.MonkeyPatch, flags: dict[str, bool]
+) -> None:
+    """``logging.logThreads``/``logProcesses``/``logMultiprocessing`` turned off leave the
+    same fields empty as in a real record."""
+    maker = RecordMaker("retryx", "/src/app/client.py", 42, "fetch")
+    maker(logging.WARNING, "m", ())
+    for name, value in flags.items():
+        monkeypatch.setattr(logging, name, value)
+    fast = maker(logging.WARNING, "m", ())
+    real = real_record(logging.WARNING, "m", ())
+    for key in ("thread", "threadName", "process", "processName"):
+        assert getattr(real, key) == getattr(fast, key), key
+
+
+def test_the_multiprocessing_process_name_is_recorded() -> None:
+    """With multiprocessing loaded, ``processName`` is its current process's name."""
+    import multiprocessing
+
+    maker = RecordMaker("retryx", "/src/app/client.py", 42, "fetch")
+    maker(logging.WARNING, "m", ())
+    process = multiprocessing.current_process()
+    saved = process.name
+    process.name = "worker-3"
+    try:
+        fast = maker(logging.WARNING, "m", ())
+    finally:
+        process.name = saved
+    assert "worker-3" == fast.processName

@@ -1,0 +1,140 @@
+"""Decorated plain functions run through drivers of their own (one per pipeline), with
+the closed breaker's bookkeeping, result checks and stats inlined: each behaviour here
+is checked through a decorated ``def`` and ``async def`` alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import retryx
+from retryx import CircuitBreaker, CircuitOpenError, RetryBudget, circuit_breaker, retry
+from retryx.testing import FakeClock
+
+
+@pytest.fixture(params=["sync", "async"])
+def wrap(request: pytest.FixtureRequest) -> Callable[..., Callable[..., Any]]:
+    """``wrap(decorator, body)``: ``body`` decorated as a ``def`` or an ``async def``,
+    returned as a plain callable (the async one runs on a fresh event loop each call).
+    """
+
+    def build(decorator: Callable[[Any], Any], body: Callable[..., Any]) -> Callable[..., Any]:
+        if request.param == "sync":
+
+            def target(*args: Any, **kwargs: Any) -> Any:
+                return body(*args, **kwargs)
+
+            decorated: Callable[..., Any] = decorator(target)
+            return decorated
+
+        async def atarget(*args: Any, **kwargs: Any) -> Any:
+            return body(*args, **kwargs)
+
+        adecorated = decorator(atarget)
+        return lambda *args, **kwargs: asyncio.run(adecorated(*args, **kwargs))
+
+    return build
+
+
+def outcome(value: Any) -> Any:
+    if isinstance(value, BaseException):
+        raise value
+    return value
+
+
+def run(call: Callable[..., Any], *outcomes: Any) -> list[str]:
+    """Call once per outcome; what each call did: ``ok``, the exception's name."""
+    seen = []
+    for value in outcomes:
+        try:
+            call(value)
+            seen.append("ok")
+        except Exception as exc:
+            seen.append(type(exc).__name__)
+    return seen
+
+
+def test_a_success_ends_the_run_of_failures(clock: FakeClock, wrap: Any) -> None:
+    """Through a decorated function, a success resets the consecutive-failure count."""
+    breaker = CircuitBreaker("drivers-run", failure_threshold=3)
+    call = wrap(circuit_breaker(breaker), outcome)
+    down = ConnectionError("down")
+    assert ["ConnectionError"] * 2 + ["ok"] == run(call, down, down, "ok")
+    assert "closed" == breaker.state
+    assert ["ConnectionError"] * 3 + ["CircuitOpenError"] == run(call, down, down, down, "ok")
+    assert "open" == breaker.state
+
+
+def test_a_failure_rate_window_counts_successes(clock: FakeClock, wrap: Any) -> None:
+    """Through a decorated function, successes fill the failure-rate window too."""
+    breaker = CircuitBreaker("drivers-rate", failure_rate=0.5, window=4, minimum_calls=4)
+    call = wrap(circuit_breaker(breaker), outcome)
+    down = ConnectionError("down")
+    run(call, "ok", "ok", "ok", down)
+    assert "closed" == breaker.state  # 1 failure in 4 calls
+    run(call, down)
+    assert "open" == breaker.state  # 2 in the last 4
+
+
+def test_an_inner_refusal_is_no_verdict(clock: FakeClock, wrap: Any) -> None:
+    """A ``CircuitOpenError`` raised by the function (an inner breaker refusing) does not
+    count against the decorated function's own breaker.
+    """
+    inner = CircuitBreaker("drivers-inner")
+    inner.open()
+    outer = CircuitBreaker("drivers-outer", failure_threshold=2)
+
+    def body() -> None:
+        with inner:
+            pass
+
+    call = wrap(circuit_breaker(outer), body)
+    for _ in range(3):
+        with pytest.raises(CircuitOpenError) as info:
+            call()
+        assert "drivers-inner" == info.value.breaker
+    assert "closed" == outer.state
+
+
+def test_a_budget_is_refilled_by_first_attempt_successes(clock: FakeClock, wrap: Any) -> None:
+    """Each first-attempt success gives ``token_ratio`` back to the policy's budget."""
+    budget = RetryBudget(max_tokens=10, token_ratio=0.5)
+    call = wrap(retry(attempts=2, backoff="none", budget=budget), outcome)
+    run(call, ConnectionError("a"), ConnectionError("b"))  # 2 calls x 2 failed attempts
+    assert 6.0 == budget.tokens
+    run(call, "ok", "ok", "ok")
+    assert 7.5 == budget.tokens
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_stats_stay_exact_past_the_fold(clock: FakeClock, is_async: bool) -> None:
+    """Hundreds of first-attempt successes, more than one batch, are all counted."""
+    calls = 600
+    decorated: Any
+    if is_async:
+
+        @retry(attempts=2, backoff="none")
+        async def echo_async(n: int) -> int:
+            return n
+
+        async def many() -> None:
+            for n in range(calls):
+                await echo_async(n)
+
+        asyncio.run(many())
+        decorated = echo_async
+    else:
+
+        @retry(attempts=2, backoff="none")
+        def echo(n: int) -> int:
+            return n
+
+        for n in range(calls):
+            echo(n)
+        decorated = echo
+    counters = retryx.stats(decorated)
+    assert (calls, calls, calls) == (counters.calls, counters.successes, counters.attempts)
