@@ -975,6 +975,10 @@ def _sync_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
     plain, guard, checks_result = runner.plain, runner.guard, runner.checks_result
     fixed = runner._named_policy is None  # a named policy is looked up per call
     fixed_policy = runner._policy
+    # Everything the closure uses is a cell, none a global: it runs with the decorated
+    # function's globals (see _dressed).
+    missing, closed, fold_at, length, event_types = _MISSING, _CLOSED, _FOLD_AT, len, events
+    circuit_open, nested_error, error = CircuitOpenError, NestedRetryError, Exception
 
     def retryx_call(*args: Any, **kwargs: Any) -> Any:
         parent = get()
@@ -986,18 +990,18 @@ def _sync_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
             if parent is not None or not fixed:
                 try:
                     policy = runner.start(head, parent)
-                except NestedRetryError as refused:
-                    return recover(head, None, refused, _MISSING, wrapped, None, args, kwargs)
+                except nested_error as refused:
+                    return recover(head, None, refused, missing, wrapped, None, args, kwargs)
             try:
                 if plain:
                     result = wrapped(*args, **kwargs) if kwargs else wrapped(*args)
-                elif guard is not None and guard._state == _CLOSED:
+                elif guard is not None and guard._state == closed:
                     # CircuitBreaker._call's closed path, inlined (no lock, no allocation).
                     try:
                         result = wrapped(*args, **kwargs) if kwargs else wrapped(*args)
-                    except CircuitOpenError:
+                    except circuit_open:
                         raise
-                    except Exception as exc:
+                    except error as exc:
                         guard._on_failure(None, exc)
                         raise
                     window = guard._window  # guard._closed_success(), inlined
@@ -1009,8 +1013,8 @@ def _sync_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
                     result = guard._call(wrapped, args, kwargs, recorder)
                 else:
                     result = runner._attempt_sync(head, wrapped, args, kwargs)
-            except Exception as exc:
-                return recover(head, policy, exc, _MISSING, wrapped, None, args, kwargs)
+            except error as exc:
+                return recover(head, policy, exc, missing, wrapped, None, args, kwargs)
             if checks_result and policy is not None:
                 check = policy.retry_if_result
                 if check is not None and check(result):
@@ -1018,10 +1022,10 @@ def _sync_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
                 if policy.budget is not None:
                     policy.budget.record_success()
             append(clock.monotonic() - start)
-            if len(pending) > _FOLD_AT:
+            if length(pending) > fold_at:
                 fold()
-            if events._subscribers:
-                events.emit(events.Succeeded(runner.name, 1, clock.monotonic() - start))
+            if event_types._subscribers:
+                event_types.emit(event_types.Succeeded(runner.name, 1, clock.monotonic() - start))
             return result
         finally:
             reset(token)
@@ -1041,6 +1045,10 @@ def _async_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
     plain, guard, checks_result = runner.plain, runner.guard, runner.checks_result
     fixed = runner._named_policy is None
     fixed_policy = runner._policy
+    # Everything the closure uses is a cell, none a global: it runs with the decorated
+    # function's globals (see _dressed).
+    missing, closed, fold_at, length, event_types = _MISSING, _CLOSED, _FOLD_AT, len, events
+    circuit_open, nested_error, error = CircuitOpenError, NestedRetryError, Exception
 
     async def retryx_call(*args: Any, **kwargs: Any) -> Any:
         parent = get()
@@ -1052,17 +1060,17 @@ def _async_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
             if parent is not None or not fixed:
                 try:
                     policy = runner.start(head, parent)
-                except NestedRetryError as refused:
-                    return await recover(head, None, refused, _MISSING, wrapped, None, args, kwargs)
+                except nested_error as refused:
+                    return await recover(head, None, refused, missing, wrapped, None, args, kwargs)
             try:
                 if plain:
                     result = await (wrapped(*args, **kwargs) if kwargs else wrapped(*args))
-                elif guard is not None and guard._state == _CLOSED:
+                elif guard is not None and guard._state == closed:
                     try:
                         result = await (wrapped(*args, **kwargs) if kwargs else wrapped(*args))
-                    except CircuitOpenError:
+                    except circuit_open:
                         raise
-                    except Exception as exc:
+                    except error as exc:
                         guard._on_failure(None, exc)
                         raise
                     window = guard._window  # guard._closed_success(), inlined
@@ -1074,8 +1082,8 @@ def _async_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
                     result = await guard._call_async(wrapped, args, kwargs, recorder)
                 else:
                     result = await runner._attempt_async(head, policy, wrapped, args, kwargs)
-            except Exception as exc:
-                return await recover(head, policy, exc, _MISSING, wrapped, None, args, kwargs)
+            except error as exc:
+                return await recover(head, policy, exc, missing, wrapped, None, args, kwargs)
             if checks_result and policy is not None:
                 check = policy.retry_if_result
                 if check is not None and check(result):
@@ -1083,10 +1091,10 @@ def _async_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
                 if policy.budget is not None:
                     policy.budget.record_success()
             append(clock.monotonic() - start)
-            if len(pending) > _FOLD_AT:
+            if length(pending) > fold_at:
                 fold()
-            if events._subscribers:
-                events.emit(events.Succeeded(runner.name, 1, clock.monotonic() - start))
+            if event_types._subscribers:
+                event_types.emit(event_types.Succeeded(runner.name, 1, clock.monotonic() - start))
             return result
         finally:
             reset(token)
@@ -1103,11 +1111,20 @@ _DRIVER_CODES = frozenset(
 )
 
 
-def _dressed(call: Callable[..., Any], runner: Runner, wrapped: Any) -> Callable[..., Any]:
-    """``call`` made to look like ``wrapped`` (``functools.wraps``), tagged with its runner."""
+def _dressed(call: Any, runner: Runner, wrapped: Any) -> Callable[..., Any]:
+    """``call`` made to look like ``wrapped`` (``functools.wraps``), tagged with its runner.
+
+    It also gets ``wrapped``'s globals, as a proxy would show them: tools that resolve
+    string annotations through ``__globals__`` find the decorated function's module.
+    """
+    namespace = getattr(wrapped, "__globals__", None)
+    if isinstance(namespace, dict):
+        code = call.__code__
+        call = types.FunctionType(code, namespace, code.co_name, None, call.__closure__)
     functools.update_wrapper(call, wrapped)
-    call.__retryx__ = runner  # type: ignore[attr-defined]
-    return call
+    call.__retryx__ = runner
+    dressed: Callable[..., Any] = call
+    return dressed
 
 
 def _runner_of_function(obj: Any) -> Runner | None:
@@ -1116,7 +1133,7 @@ def _runner_of_function(obj: Any) -> Runner | None:
     The code object is checked too: a user's ``functools.wraps`` over a decorated
     function copies ``__dict__`` (and so ``__retryx__``), but is not one of ours.
     """
-    if getattr(obj, "__code__", None) not in _DRIVER_CODES:
+    if type(obj) is not types.FunctionType or obj.__code__ not in _DRIVER_CODES:
         return None
     runner: Runner | None = obj.__dict__.get("__retryx__")
     return runner

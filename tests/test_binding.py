@@ -461,3 +461,17 @@ def test_same_decorator_twice_is_rejected() -> None:
     """``@retry`` twice on one callable is a ``ConfigError`` at decoration."""
     with pytest.raises(ConfigError, match="twice"):
         retry(retry(plain))
+
+
+@retry(POLICY)
+def reconnect(connection: Connection) -> Connection:
+    """A decorated function annotated with a name of this module."""
+    return connection
+
+
+def test_a_decorated_function_shows_its_modules_globals() -> None:
+    """``__globals__`` is the decorated function's module's, as through a proxy, so tools
+    resolving string annotations with it find the module's names."""
+    assert reconnect.__wrapped__.__globals__ is reconnect.__globals__  # type: ignore[attr-defined]
+    hints = {k: eval(v, reconnect.__globals__) for k, v in reconnect.__annotations__.items()}
+    assert {"connection": Connection, "return": Connection} == hints
