@@ -9,7 +9,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from . import _clock, events
+from . import _bus, _clock, events
 from ._classify import Classifier, classify, to_classifier
 from ._errors import CircuitOpenError, ConfigError
 
@@ -489,13 +489,11 @@ class CircuitBreaker:
         # The contract's record.retryx keys only: the new state is in the level and message.
         extra = {"retryx": {"breaker": self.name}}
         if new == "open":
-            events.logger.warning("circuit breaker %s opened (was %s)", self.name, old, extra=extra)
+            _bus.logger.warning("circuit breaker %s opened (was %s)", self.name, old, extra=extra)
         else:
-            events.logger.info(
-                "circuit breaker %s is %s (was %s)", self.name, new, old, extra=extra
-            )
-        if events._subscribers:
-            events.emit(events.CircuitStateChanged(self.name, old, new))
+            _bus.logger.info("circuit breaker %s is %s (was %s)", self.name, new, old, extra=extra)
+        if _bus._subscribers:
+            _bus.emit(events.CircuitStateChanged(self.name, old, new))
 
 
 CircuitBreaker.__module__ = "retryx"

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 import wrapt
 
-from . import _clock, events
+from . import _bus, _clock, events
 from . import jitter as _jitter
 from ._breaker import _CLOSED, CircuitBreaker
 from ._classify import Classifier, Fault, classify, is_unsent
@@ -54,7 +54,7 @@ R = TypeVar("R")
 V = TypeVar("V")
 V_co = TypeVar("V_co", covariant=True)
 
-logger = events.logger
+logger = _bus.logger
 _MISSING: Any = object()
 _ORDER = ("fallback", "retry", "failover", "circuit_breaker")
 _GIVE_UP = None  # what the decision methods return to say "stop and re-raise"
@@ -236,8 +236,8 @@ class _Call:
                 },
                 self.head[ENDPOINT],
             )
-        if events._subscribers:
-            events.emit(events.RetryScheduled(runner.name, self.attempt, delay, exc, cause))
+        if _bus._subscribers:
+            _bus.emit(events.RetryScheduled(runner.name, self.attempt, delay, exc, cause))
         return delay
 
     def next_attempt(self) -> bool:
@@ -270,8 +270,8 @@ class _Call:
                 {"name": runner.name, "attempt": n, "elapsed": elapsed, "reason": reason},
                 self.head[ENDPOINT],
             )
-        if events._subscribers:
-            events.emit(events.GaveUp(runner.name, n, elapsed, exc, reason))
+        if _bus._subscribers:
+            _bus.emit(events.GaveUp(runner.name, n, elapsed, exc, reason))
         self.gave_up = True
         return _GIVE_UP
 
@@ -415,8 +415,8 @@ class Runner:
 
     def endpoint_failed(self, endpoint: Hashable, exc: Exception) -> None:
         self.recorder.switched()
-        if events._subscribers:
-            events.emit(events.EndpointFailed(self.name, endpoint, exc))
+        if _bus._subscribers:
+            _bus.emit(events.EndpointFailed(self.name, endpoint, exc))
 
     # --- warnings --------------------------------------------------------------------
 
@@ -436,8 +436,8 @@ class Runner:
                 outer,
                 extra={"retryx": {"name": self.name}},
             )
-        if events._subscribers:
-            events.emit(events.NestedRetry(outer, self.name))
+        if _bus._subscribers:
+            _bus.emit(events.NestedRetry(outer, self.name))
 
     def sleep_sync(self, delay: float) -> None:
         if not self._warned_loop:
@@ -529,8 +529,8 @@ class Runner:
         if policy is not None and policy.budget is not None and not gave_up:
             # A result returned because retry_if_result ran out is no success to refund.
             policy.budget.record_success()
-        if events._subscribers and not gave_up:  # GaveUp already told that story
-            events.emit(events.Succeeded(self.name, attempts, elapsed))
+        if _bus._subscribers and not gave_up:  # GaveUp already told that story
+            _bus.emit(events.Succeeded(self.name, attempts, elapsed))
 
     def failed(self, head: list[Any], exc: BaseException) -> None:
         """Book a call that ended in an exception."""
@@ -539,7 +539,7 @@ class Runner:
         attempts = 1 if call is None else call.attempt
         gave_up = call is not None and call.gave_up
         self.recorder.finish(elapsed, ok=False, retries=attempts - 1, gave_up=gave_up)
-        for hook in events._failure_hooks:
+        for hook in _bus._failure_hooks:
             hook(self.name, attempts, elapsed, exc)
 
     # --- the sync driver -----------------------------------------------------------
@@ -584,8 +584,8 @@ class Runner:
             pending.append(_clock.monotonic() - head[START])
             if len(pending) > _FOLD_AT:
                 self.recorder.fold()
-            if events._subscribers:
-                events.emit(events.Succeeded(self.name, 1, _clock.monotonic() - head[START]))
+            if _bus._subscribers:
+                _bus.emit(events.Succeeded(self.name, 1, _clock.monotonic() - head[START]))
             return result
         finally:
             _scope_reset(token)
@@ -761,8 +761,8 @@ class Runner:
             pending.append(_clock.monotonic() - head[START])
             if len(pending) > _FOLD_AT:
                 self.recorder.fold()
-            if events._subscribers:
-                events.emit(events.Succeeded(self.name, 1, _clock.monotonic() - head[START]))
+            if _bus._subscribers:
+                _bus.emit(events.Succeeded(self.name, 1, _clock.monotonic() - head[START]))
             return result
         finally:
             _scope_reset(token)
@@ -930,8 +930,8 @@ class Runner:
             raise exc  # a permanent fault is the caller's, never stored
         call_id = call_id_of(head)
         fb.defer_to.defer(self, call_id, exc, instance, args, kwargs)
-        if events._subscribers:
-            events.emit(events.Deferred(self.name, call_id, exc, fb.defer_to))
+        if _bus._subscribers:
+            _bus.emit(events.Deferred(self.name, call_id, exc, fb.defer_to))
         return None
 
 
@@ -977,7 +977,8 @@ def _sync_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
     fixed_policy = runner._policy
     # Everything the closure uses is a cell, none a global: it runs with the decorated
     # function's globals (see _dressed).
-    missing, closed, fold_at, length, event_types = _MISSING, _CLOSED, _FOLD_AT, len, events
+    missing, closed, fold_at, length = _MISSING, _CLOSED, _FOLD_AT, len
+    bus, records = _bus, events
     circuit_open, nested_error, error = CircuitOpenError, NestedRetryError, Exception
 
     def retryx_call(*args: Any, **kwargs: Any) -> Any:
@@ -1024,8 +1025,8 @@ def _sync_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
             append(clock.monotonic() - start)
             if length(pending) > fold_at:
                 fold()
-            if event_types._subscribers:
-                event_types.emit(event_types.Succeeded(runner.name, 1, clock.monotonic() - start))
+            if bus._subscribers:
+                bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
             return result
         finally:
             reset(token)
@@ -1047,7 +1048,8 @@ def _async_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
     fixed_policy = runner._policy
     # Everything the closure uses is a cell, none a global: it runs with the decorated
     # function's globals (see _dressed).
-    missing, closed, fold_at, length, event_types = _MISSING, _CLOSED, _FOLD_AT, len, events
+    missing, closed, fold_at, length = _MISSING, _CLOSED, _FOLD_AT, len
+    bus, records = _bus, events
     circuit_open, nested_error, error = CircuitOpenError, NestedRetryError, Exception
 
     async def retryx_call(*args: Any, **kwargs: Any) -> Any:
@@ -1093,8 +1095,8 @@ def _async_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
             append(clock.monotonic() - start)
             if length(pending) > fold_at:
                 fold()
-            if event_types._subscribers:
-                event_types.emit(event_types.Succeeded(runner.name, 1, clock.monotonic() - start))
+            if bus._subscribers:
+                bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
             return result
         finally:
             reset(token)

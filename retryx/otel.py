@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import events
+from . import _bus, events
 from ._classify import classify
 
 __all__ = ["instrument", "uninstrument"]
@@ -108,7 +108,7 @@ def instrument(meter_provider: Any = None) -> None:
         if _active is not None:
             return
         active = _Instruments(meter_provider)
-        events._failure_hooks = (*events._failure_hooks, active.on_failure)
+        _bus._failure_hooks = (*_bus._failure_hooks, active.on_failure)
         _active = active
 
 
@@ -120,5 +120,5 @@ def uninstrument() -> None:
         if active is None:
             return
         active.unsubscribe()
-        events._failure_hooks = tuple(h for h in events._failure_hooks if h != active.on_failure)
+        _bus._failure_hooks = tuple(h for h in _bus._failure_hooks if h != active.on_failure)
         _active = None
