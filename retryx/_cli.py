@@ -346,7 +346,8 @@ class _Runner:
         """Wait ``delay`` seconds through the retryx clock, with a countdown on a TTY."""
         if delay <= 0:
             self._say(f"{message}; retrying now")
-            _clock.zero_wait(0.0)  # recorded by a fake clock, free otherwise
+            if _clock.zero_wait is not None:  # a fake clock records it
+                _clock.zero_wait(0.0)
             return
         self.waiting = True
         try:

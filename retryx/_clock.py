@@ -37,9 +37,6 @@ rng = random.Random()
 """The one random source (jitter, random failover order, fault injection)."""
 
 
-def _no_wait(delay: float) -> None:
-    """Called instead of sleeping when the decided wait is zero (a fake clock records it)."""
-
-
-zero_wait: Callable[[float], None] = _no_wait
-"""What the drivers call for a zero wait: nothing, unless a fake clock records it."""
+zero_wait: Callable[[float], object] | None = None
+"""Called with each zero wait instead of sleeping, when set: a fake clock records
+them. ``None`` with the real clock, where a zero wait is nothing at all."""

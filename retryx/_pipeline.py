@@ -619,8 +619,8 @@ class Runner:
             while delay is not _GIVE_UP:
                 if delay > 0:
                     self.sleep_sync(delay)
-                else:
-                    _clock.zero_wait(delay)  # never sleep(0): it costs a syscall
+                elif _clock.zero_wait is not None:  # never sleep(0): it costs a syscall
+                    _clock.zero_wait(delay)
                 if not call.next_attempt():
                     exc = call.last_exc  # None: the last result is returned
                     break
@@ -793,7 +793,7 @@ class Runner:
             while delay is not _GIVE_UP:
                 if delay > 0:
                     await _clock.async_sleep(delay)
-                else:
+                elif _clock.zero_wait is not None:
                     _clock.zero_wait(delay)
                 if not call.next_attempt():
                     exc = call.last_exc

@@ -35,6 +35,7 @@ _TASKS = sys.version_info >= (3, 12)  # ... and records the asyncio task's name 
 # Fields that differ between two records of one call site made a moment apart.
 _TIMES = ("created", "msecs", "relativeCreated")
 _fast = True  # turned off for good if a fast record ever differs from a real one
+_FACTORY_GLOBAL = hasattr(logging, "_logRecordFactory")
 
 # os.getpid() is a system call here (glibc no longer caches it): remember it, and
 # forget it in a forked child.
@@ -58,7 +59,8 @@ class RecordMaker:
 
     def __call__(self, level: int, msg: str, args: tuple[Any, ...]) -> logging.LogRecord:
         """A record as ``Logger.makeRecord`` would make it (no ``exc_info``, no extra)."""
-        factory = logging.getLogRecordFactory()
+        # getLogRecordFactory() only returns this module global: read it without the call.
+        factory = logging._logRecordFactory if _FACTORY_GLOBAL else logging.getLogRecordFactory()  # type: ignore[attr-defined]
         template = self.template
         if template is None or factory is not _LogRecord or not _fast:
             record: logging.LogRecord = factory(

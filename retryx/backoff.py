@@ -38,9 +38,9 @@ class Backoff(Protocol):
         ...
 
 
-def _check_n(n: int) -> None:
-    if n < 1:
-        raise ValueError(f"backoff delay(n) needs n >= 1, got {n}")
+def _bad_n(n: int) -> ValueError:
+    # Called only when n < 1: the check itself stays inline (delay() runs on every retry).
+    return ValueError(f"backoff delay(n) needs n >= 1, got {n}")
 
 
 def _check_delay(kind: str, name: str, value: float) -> float:
@@ -66,7 +66,8 @@ class _Exponential(Frozen):
         self._set("max", _check_delay("exponential", "max", max))
 
     def delay(self, n: int) -> float:
-        _check_n(n)
+        if n < 1:
+            raise _bad_n(n)
         try:
             return min(self.max, self.initial * self.multiplier ** (n - 1))
         except OverflowError:
@@ -95,7 +96,8 @@ class _Incremental(Frozen):
         self._set("max", _check_delay("incremental", "max", max))
 
     def delay(self, n: int) -> float:
-        _check_n(n)
+        if n < 1:
+            raise _bad_n(n)
         return min(self.max, self.initial + self.step * (n - 1))
 
     @property
@@ -114,7 +116,8 @@ class _Fixed(Frozen):
         self._set("delay_s", _check_delay("fixed", "delay", delay_s))
 
     def delay(self, n: int) -> float:
-        _check_n(n)
+        if n < 1:
+            raise _bad_n(n)
         return self.delay_s
 
     @property
@@ -136,7 +139,8 @@ class _Immediate(Frozen):
         self._set("then", then)
 
     def delay(self, n: int) -> float:
-        _check_n(n)
+        if n < 1:
+            raise _bad_n(n)
         return 0.0 if n == 1 else self.then.delay(n - 1)
 
     @property
@@ -151,7 +155,8 @@ class _NoBackoff(Frozen):
     __slots__ = ()
 
     def delay(self, n: int) -> float:
-        _check_n(n)
+        if n < 1:
+            raise _bad_n(n)
         return 0.0
 
     @property
@@ -174,7 +179,8 @@ class _Schedule(Frozen):
         self._set("delays", tuple(_check_delay("schedule", "delays", d) for d in delays))
 
     def delay(self, n: int) -> float:
-        _check_n(n)
+        if n < 1:
+            raise _bad_n(n)
         return self.delays[min(n, len(self.delays)) - 1]
 
     @property
