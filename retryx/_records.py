@@ -57,8 +57,17 @@ class RecordMaker:
         # Every field of a real record of this call site, in its order; learnt once.
         self.template: dict[str, Any] | None = None
 
-    def __call__(self, level: int, msg: str, args: tuple[Any, ...]) -> logging.LogRecord:
-        """A record as ``Logger.makeRecord`` would make it (no ``exc_info``, no extra)."""
+    def __call__(
+        self, level: int, msg: str, args: tuple[Any, ...], clock: Any = None
+    ) -> logging.LogRecord:
+        """A record as ``Logger.makeRecord`` would make it (no ``exc_info``, no extra).
+
+        ``clock`` is the time reading to use (``time.time()``, or ``time.time_ns()``
+        from 3.13 on); ``None`` reads the clock now. The clock and thread functions
+        are looked up on their modules at each call, as ``LogRecord`` does, so a
+        patched ``time.time`` (freezegun) or ``threading`` (gevent) gives the same
+        values in both.
+        """
         # getLogRecordFactory() only returns this module global: read it without the call.
         factory = logging._logRecordFactory if _FACTORY_GLOBAL else logging.getLogRecordFactory()  # type: ignore[attr-defined]
         template = self.template
@@ -71,22 +80,62 @@ class RecordMaker:
             return record
         record = _new(_LogRecord)
         record.__dict__ = fields = template.copy()  # much cheaper than update()
-        _fill(fields, level, msg, args)
+        # What LogRecord.__init__ computes per record, in the same way. (A sole
+        # Mapping argument is unwrapped by LogRecord; retryx never passes one.)
+        fields["msg"] = msg
+        fields["args"] = args
+        fields["levelname"] = _level_names.get(level) or _getLevelName(level)
+        fields["levelno"] = level
+        if _NS:
+            ns = time.time_ns() if clock is None else clock
+            fields["created"] = ns / 1e9
+            fields["msecs"] = ns // 1_000_000 % 1000 + 0.0
+            fields["relativeCreated"] = (ns - logging._startTime) / 1e6  # type: ignore[attr-defined]
+        else:
+            ct = time.time() if clock is None else clock
+            fields["created"] = ct
+            fields["msecs"] = (ct % 1.0 * 1000) // 1  # == int((ct - int(ct)) * 1000) + 0.0
+            fields["relativeCreated"] = (ct - logging._startTime) * 1000  # type: ignore[attr-defined]
+        if logging.logThreads:
+            fields["thread"] = threading.get_ident()
+            fields["threadName"] = threading.current_thread().name
+        else:
+            fields["thread"] = None
+            fields["threadName"] = None
+        if not logging.logMultiprocessing:
+            fields["processName"] = None
+        else:
+            name = "MainProcess"
+            mp = sys.modules.get("multiprocessing")
+            if mp is not None:
+                try:
+                    name = mp.current_process().name
+                except Exception:  # as LogRecord does: multiprocessing may be half-loaded
+                    pass
+            fields["processName"] = name
+        fields["process"] = _pid[0] if logging.logProcesses else None
+        if _TASKS:
+            task = None
+            if logging.logAsyncioTasks:  # type: ignore[attr-defined]
+                asyncio = sys.modules.get("asyncio")
+                if asyncio is not None:
+                    try:
+                        task = asyncio.current_task().get_name()
+                    except Exception:  # as LogRecord does: no running loop or task
+                        pass
+            fields["taskName"] = task
         return record
 
     def _learn(self, real: logging.LogRecord) -> None:
         """Keep ``real``'s fields as the template if a fast copy of it is identical.
 
-        The copy recomputes every per-record field from the real record's inputs
-        and its clock reading, so the check covers the time arithmetic too.
+        The copy is made by the fast path itself, from the real record's inputs and
+        its clock reading, so the check covers every per-record computation.
         """
         global _fast
-        template = dict(real.__dict__)
-        copy = _new(_LogRecord)
-        copy.__dict__.update(template)
+        self.template = dict(real.__dict__)
         created = real.created
-        clock = round(created * 1e9) if _NS else created
-        _fill(copy.__dict__, real.levelno, real.msg, real.args, clock)  # type: ignore[arg-type]
+        copy = self(real.levelno, real.msg, real.args, round(created * 1e9) if _NS else created)  # type: ignore[arg-type]
         fields = copy.__dict__
         # From 3.13 the real clock reading (ns) is not recoverable from ``created``
         # exactly: the time fields are then compared to within a millisecond.
@@ -94,64 +143,6 @@ class RecordMaker:
             fields[key] == value or (_NS and key in _TIMES and abs(fields[key] - value) <= 1.0)
             for key, value in real.__dict__.items()
         )
-        if same:
-            self.template = template
-        else:
+        if not same:
+            self.template = None
             _fast = False
-
-
-def _fill(
-    fields: dict[str, Any], level: int, msg: str, args: tuple[Any, ...], clock: Any = None
-) -> None:
-    """The per-record fields, computed as ``LogRecord.__init__`` computes them.
-
-    The clock and thread functions are looked up on their modules at each call, as
-    ``LogRecord`` does, so a patched ``time.time`` (freezegun) or a monkey-patched
-    ``threading`` (gevent) gives the same values in both.
-
-    ``clock`` is the time reading to use (``time.time()``, or ``time.time_ns()`` from
-    3.13 on); ``None`` reads the clock now.
-    """
-    # (A sole Mapping argument is unwrapped by LogRecord; retryx never passes one.)
-    fields["msg"] = msg
-    fields["args"] = args
-    fields["levelname"] = _level_names.get(level) or _getLevelName(level)
-    fields["levelno"] = level
-    if _NS:
-        ns = time.time_ns() if clock is None else clock
-        fields["created"] = ns / 1e9
-        fields["msecs"] = ns // 1_000_000 % 1000 + 0.0
-        fields["relativeCreated"] = (ns - logging._startTime) / 1e6  # type: ignore[attr-defined]
-    else:
-        ct = time.time() if clock is None else clock
-        fields["created"] = ct
-        fields["msecs"] = (ct % 1.0 * 1000) // 1  # == int((ct - int(ct)) * 1000) + 0.0
-        fields["relativeCreated"] = (ct - logging._startTime) * 1000  # type: ignore[attr-defined]
-    if logging.logThreads:
-        fields["thread"] = threading.get_ident()
-        fields["threadName"] = threading.current_thread().name
-    else:
-        fields["thread"] = None
-        fields["threadName"] = None
-    if not logging.logMultiprocessing:
-        fields["processName"] = None
-    else:
-        name = "MainProcess"
-        mp = sys.modules.get("multiprocessing")
-        if mp is not None:
-            try:
-                name = mp.current_process().name
-            except Exception:  # as LogRecord does: multiprocessing may be half-loaded
-                pass
-        fields["processName"] = name
-    fields["process"] = _pid[0] if logging.logProcesses else None
-    if _TASKS:
-        task = None
-        if logging.logAsyncioTasks:  # type: ignore[attr-defined]
-            asyncio = sys.modules.get("asyncio")
-            if asyncio is not None:
-                try:
-                    task = asyncio.current_task().get_name()
-                except Exception:  # as LogRecord does: no running loop or task
-                    pass
-        fields["taskName"] = task
