@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 __all__ = ["Recorder", "Stats"]
+
+T = TypeVar("T")
 
 _FOLD_AT = 256  # pending first-attempt successes kept before folding (bounded memory)
 
@@ -88,43 +91,27 @@ class Recorder:
     def fold(self) -> None:
         """Add the pending successes, finished calls and failed attempts into the counters."""
         with self._lock:
-            pending = self.pending
-            # Each step is one C call, so atomic: items appended meanwhile lie
-            # past ``n`` and wait for the next fold (only fold and reset remove,
-            # both under the lock).
-            n = len(pending)
-            if n:
-                batch = pending[:n]
-                del pending[:n]
-                self.successes += n
+            batch = _take(self.pending)
+            if batch:
+                self.successes += len(batch)
                 self.total_elapsed += sum(batch)
                 most = max(batch)
                 if most > self.max_elapsed:
                     self.max_elapsed = most
-            finished = self.finished
-            n = len(finished)
-            if n:
-                calls = finished[:n]
-                del finished[:n]
-                for elapsed, ok, retries, gave_up in calls:
-                    if ok:
-                        self.successes += 1
-                    else:
-                        self.failures += 1
-                    self.retries += retries
-                    if gave_up:
-                        self.gave_up += 1
-                    self.total_elapsed += elapsed
-                    if elapsed > self.max_elapsed:
-                        self.max_elapsed = elapsed
-            causes = self.causes
-            n = len(causes)
-            if n:
-                failed = causes[:n]
-                del causes[:n]
-                by_cause = self.by_cause
-                for cause in failed:
-                    by_cause[cause] = by_cause.get(cause, 0) + 1
+            for elapsed, ok, retries, gave_up in _take(self.finished):
+                if ok:
+                    self.successes += 1
+                else:
+                    self.failures += 1
+                self.retries += retries
+                if gave_up:
+                    self.gave_up += 1
+                self.total_elapsed += elapsed
+                if elapsed > self.max_elapsed:
+                    self.max_elapsed = elapsed
+            by_cause = self.by_cause
+            for cause in _take(self.causes):
+                by_cause[cause] = by_cause.get(cause, 0) + 1
 
     def finish(self, elapsed: float, ok: bool, retries: int, gave_up: bool) -> None:
         """A call that took the slow path (retried, failed or gave up): appended like
@@ -170,3 +157,16 @@ class Recorder:
                 rejections=self.rejections,
                 switches=self.switches,
             )
+
+
+def _take(items: list[T]) -> list[T]:
+    """The items appended so far, removed from ``items``.
+
+    Each step is one C call, so atomic under the GIL: items appended meanwhile lie
+    past ``n`` and wait for the next fold (only ``fold`` and ``reset`` remove, both
+    under the recorder's lock).
+    """
+    n = len(items)
+    taken = items[:n]
+    del items[:n]
+    return taken

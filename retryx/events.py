@@ -40,18 +40,7 @@ if TYPE_CHECKING:
         Succeeded,
     )
 
-_RECORDS = frozenset(
-    {
-        "CircuitStateChanged",
-        "Deferred",
-        "EndpointFailed",
-        "Event",
-        "GaveUp",
-        "NestedRetry",
-        "RetryScheduled",
-        "Succeeded",
-    }
-)
+_RECORDS = frozenset(__all__) - {"subscribe"}  # served by __getattr__ below
 
 
 def __getattr__(name: str) -> Any:
