@@ -11,17 +11,6 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-__all__ = [
-    "CircuitStateChanged",
-    "Deferred",
-    "EndpointFailed",
-    "Event",
-    "GaveUp",
-    "NestedRetry",
-    "RetryScheduled",
-    "Succeeded",
-]
-
 
 @dataclass(frozen=True, slots=True)
 class RetryScheduled:
