@@ -138,3 +138,30 @@ def test_stats_stay_exact_past_the_fold(clock: FakeClock, is_async: bool) -> Non
         decorated = echo
     counters = retryx.stats(decorated)
     assert (calls, calls, calls) == (counters.calls, counters.successes, counters.attempts)
+
+
+def test_an_inner_refusal_under_failover_is_no_verdict_on_the_endpoints(
+    clock: FakeClock, wrap: Any
+) -> None:
+    """Under failover, an inner breaker refusing inside the call moves the sweep on
+    without counting against the endpoints' breakers or the @circuit_breaker layer."""
+    inner = CircuitBreaker("drivers-sweep-inner")
+    inner.open()
+    layer = CircuitBreaker("drivers-sweep-layer", failure_threshold=1)
+    template = CircuitBreaker("drivers-sweep", failure_threshold=1)
+
+    def body(*, host: str) -> None:
+        with inner:
+            pass
+
+    call = wrap(
+        lambda f: retryx.failover(["a", "b"], breaker=template)(circuit_breaker(layer)(f)), body
+    )
+    for _ in range(2):  # threshold 1: a counted failure would open an endpoint's breaker
+        with pytest.raises(retryx.AllEndpointsFailed) as info:
+            call()
+        errors = info.value.errors
+        assert ["a", "b"] == list(errors)
+        # Each endpoint was called and refused by the inner breaker, not by its own.
+        assert {"drivers-sweep-inner"} == {e.breaker for e in errors.values()}  # type: ignore[attr-defined]
+    assert "closed" == layer.state
