@@ -18,13 +18,12 @@ import itertools
 import logging
 import sys
 import threading
-import types
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 import wrapt
 
-from . import _bus, _clock, events
+from . import _bus, _clock, _drivers, events
 from . import jitter as _jitter
 from ._breaker import _CLOSED, CircuitBreaker
 from ._classify import Classifier, Fault, classify, is_unsent
@@ -55,7 +54,7 @@ V = TypeVar("V")
 V_co = TypeVar("V_co", covariant=True)
 
 logger = _bus.logger
-_MISSING: Any = object()
+_MISSING: Any = _drivers.MISSING  # "no result yet"
 _ORDER = ("fallback", "retry", "failover", "circuit_breaker")
 _GIVE_UP = None  # what the decision methods return to say "stop and re-raise"
 _MAX_ENDPOINT_BREAKERS = 1024
@@ -947,200 +946,6 @@ async def _timed(
         return await fn(*args, **kwargs)
 
 
-# --- decorated plain functions ---------------------------------------------------------
-#
-# A plain function is decorated into a plain function: one of the two closures
-# below, made per pipeline, with the driver's attempt-1 path spelled out inline.
-# That is the cheapest thing CPython can call: no wrapper object, no bound-method
-# proxy for methods (a function in a class body binds in C, and ``obj.method(...)``
-# allocates nothing), and the per-pipeline constants live in closure cells. Every
-# other path (a failed attempt, a nested call, a named policy, failover) is the
-# runner's, shared with the generic drivers above; the closures only mirror
-# ``Runner.run_sync``/``run_async`` up to the first exception. Change them together.
-#
-# Everything else (classmethod and staticmethod objects, callable objects,
-# partials, builtins) keeps the ``wrapt`` pipeline, which binds like the object
-# it wraps.
-
-
-def _sync_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
-    """The sync driver over ``wrapped``, as a function."""
-    clock = _clock
-    get, set_, reset = _scope_get, _scope_set, _scope_reset
-    recover = runner._recover_sync
-    pending = runner.pending
-    append = pending.append
-    fold = runner.recorder.fold
-    recorder = runner.recorder
-    plain, guard, checks_result = runner.plain, runner.guard, runner.checks_result
-    fixed = runner._named_policy is None  # a named policy is looked up per call
-    fixed_policy = runner._policy
-    # Everything the closure uses is a cell, none a global: it runs with the decorated
-    # function's globals (see _dressed).
-    missing, closed, fold_at, length = _MISSING, _CLOSED, _FOLD_AT, len
-    bus, records = _bus, events
-    circuit_open, nested_error, error = CircuitOpenError, NestedRetryError, Exception
-
-    def retryx_call(*args: Any, **kwargs: Any) -> Any:
-        parent = get()
-        start = clock.monotonic()
-        head = [runner, parent, start, None, None, None]
-        token = set_(head)
-        try:
-            policy = fixed_policy
-            if parent is not None or not fixed:
-                try:
-                    policy = runner.start(head, parent)
-                except nested_error as refused:
-                    return recover(head, None, refused, missing, wrapped, None, args, kwargs)
-            try:
-                if plain:
-                    result = wrapped(*args, **kwargs) if kwargs else wrapped(*args)
-                elif guard is not None and guard._state == closed:
-                    # CircuitBreaker._call's closed path, inlined (no lock, no allocation).
-                    try:
-                        result = wrapped(*args, **kwargs) if kwargs else wrapped(*args)
-                    except circuit_open:
-                        raise
-                    except error as exc:
-                        guard._on_failure(None, exc)
-                        raise
-                    window = guard._window  # guard._closed_success(), inlined
-                    if window is not None:
-                        window.append(False)
-                    elif guard._failures:
-                        guard._failures = 0
-                elif guard is not None:
-                    result = guard._call(wrapped, args, kwargs, recorder)
-                else:
-                    result = runner._attempt_sync(head, wrapped, args, kwargs)
-            except error as exc:
-                return recover(head, policy, exc, missing, wrapped, None, args, kwargs)
-            if checks_result and policy is not None:
-                check = policy.retry_if_result
-                if check is not None and check(result):
-                    return recover(head, policy, None, result, wrapped, None, args, kwargs)
-                if policy.budget is not None:
-                    policy.budget.record_success()
-            append(clock.monotonic() - start)
-            if length(pending) > fold_at:
-                fold()
-            if bus._subscribers:
-                bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
-            return result
-        finally:
-            reset(token)
-
-    return _dressed(retryx_call, runner, wrapped)
-
-
-def _async_function(runner: Runner, wrapped: Any) -> Callable[..., Any]:
-    """The async driver over ``wrapped``, as a coroutine function (mirrors the sync one)."""
-    clock = _clock
-    get, set_, reset = _scope_get, _scope_set, _scope_reset
-    recover = runner._recover_async
-    pending = runner.pending
-    append = pending.append
-    fold = runner.recorder.fold
-    recorder = runner.recorder
-    plain, guard, checks_result = runner.plain, runner.guard, runner.checks_result
-    fixed = runner._named_policy is None
-    fixed_policy = runner._policy
-    # Everything the closure uses is a cell, none a global: it runs with the decorated
-    # function's globals (see _dressed).
-    missing, closed, fold_at, length = _MISSING, _CLOSED, _FOLD_AT, len
-    bus, records = _bus, events
-    circuit_open, nested_error, error = CircuitOpenError, NestedRetryError, Exception
-
-    async def retryx_call(*args: Any, **kwargs: Any) -> Any:
-        parent = get()
-        start = clock.monotonic()
-        head = [runner, parent, start, None, None, None]
-        token = set_(head)
-        try:
-            policy = fixed_policy
-            if parent is not None or not fixed:
-                try:
-                    policy = runner.start(head, parent)
-                except nested_error as refused:
-                    return await recover(head, None, refused, missing, wrapped, None, args, kwargs)
-            try:
-                if plain:
-                    result = await (wrapped(*args, **kwargs) if kwargs else wrapped(*args))
-                elif guard is not None and guard._state == closed:
-                    try:
-                        result = await (wrapped(*args, **kwargs) if kwargs else wrapped(*args))
-                    except circuit_open:
-                        raise
-                    except error as exc:
-                        guard._on_failure(None, exc)
-                        raise
-                    window = guard._window  # guard._closed_success(), inlined
-                    if window is not None:
-                        window.append(False)
-                    elif guard._failures:
-                        guard._failures = 0
-                elif guard is not None:
-                    result = await guard._call_async(wrapped, args, kwargs, recorder)
-                else:
-                    result = await runner._attempt_async(head, policy, wrapped, args, kwargs)
-            except error as exc:
-                return await recover(head, policy, exc, missing, wrapped, None, args, kwargs)
-            if checks_result and policy is not None:
-                check = policy.retry_if_result
-                if check is not None and check(result):
-                    return await recover(head, policy, None, result, wrapped, None, args, kwargs)
-                if policy.budget is not None:
-                    policy.budget.record_success()
-            append(clock.monotonic() - start)
-            if length(pending) > fold_at:
-                fold()
-            if bus._subscribers:
-                bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
-            return result
-        finally:
-            reset(token)
-
-    return _dressed(retryx_call, runner, wrapped)
-
-
-# The code of the two closures above: what tells our functions from anyone else's.
-_DRIVER_CODES = frozenset(
-    const
-    for factory in (_sync_function, _async_function)
-    for const in factory.__code__.co_consts
-    if isinstance(const, types.CodeType)
-)
-
-
-def _dressed(call: Any, runner: Runner, wrapped: Any) -> Callable[..., Any]:
-    """``call`` made to look like ``wrapped`` (``functools.wraps``), tagged with its runner.
-
-    It also gets ``wrapped``'s globals, as a proxy would show them: tools that resolve
-    string annotations through ``__globals__`` find the decorated function's module.
-    """
-    namespace = getattr(wrapped, "__globals__", None)
-    if isinstance(namespace, dict):
-        code = call.__code__
-        call = types.FunctionType(code, namespace, code.co_name, None, call.__closure__)
-    functools.update_wrapper(call, wrapped)
-    call.__retryx__ = runner
-    dressed: Callable[..., Any] = call
-    return dressed
-
-
-def _runner_of_function(obj: Any) -> Runner | None:
-    """The runner of a function made by ``_sync_function``/``_async_function``, else None.
-
-    The code object is checked too: a user's ``functools.wraps`` over a decorated
-    function copies ``__dict__`` (and so ``__retryx__``), but is not one of ours.
-    """
-    if type(obj) is not types.FunctionType or obj.__code__ not in _DRIVER_CODES:
-        return None
-    runner: Runner | None = obj.__dict__.get("__retryx__")
-    return runner
-
-
 # --- named breakers ------------------------------------------------------------------------
 
 _named: dict[str, tuple[int, CircuitBreaker]] = {}
@@ -1212,7 +1017,7 @@ class _DirectPipeline(_Pipeline):
     """Base of the pipelines on builtins.
 
     ``_make`` gives each one its own subclass whose ``__call__`` is the driver's
-    function (``_sync_function``): calling the pipeline then costs one Python
+    function (``retryx._drivers``): calling the pipeline then costs one Python
     frame, instead of wrapt's generic ``__call__``, which probes the function's
     ``__self__`` on every call (a failed attribute lookup).
     """
@@ -1234,13 +1039,16 @@ def _make(wrapped: Any, layers: dict[str, Any]) -> Any:
     is_async = _is_async(target)
     runner = Runner(layers, name, is_async)
     runner.target = target
+    # The exact-parameters driver only where no layer sees the call's arguments as
+    # passed (see retryx._drivers).
+    exact = runner.fallback is None and runner.failover is None
     if inspect.isfunction(wrapped):
-        return (_async_function if is_async else _sync_function)(runner, wrapped)
+        return _drivers.function_driver(runner, wrapped, exact)
     if not inspect.isbuiltin(wrapped):
         return _Pipeline(wrapped, runner)
     # A builtin does not bind, so it keeps a pipeline object, whose own subclass
-    # calls the sync driver's function straight away.
-    call = staticmethod((_async_function if is_async else _sync_function)(runner, wrapped))
+    # calls the driver function straight away.
+    call = staticmethod(_drivers.function_driver(runner, wrapped, exact=False))
     direct = type(
         _DirectPipeline.__name__, (_DirectPipeline,), {"__call__": call, "__module__": __name__}
     )
@@ -1255,7 +1063,7 @@ def _unwrap(obj: Any) -> Any:
             obj = obj.__func__
         elif isinstance(obj, functools.partial):
             obj = obj.func
-        elif isinstance(obj, _Pipeline) or _runner_of_function(obj) is not None:
+        elif isinstance(obj, _Pipeline) or _drivers.runner_of_function(obj) is not None:
             obj = obj.__wrapped__
         else:
             return obj
@@ -1303,7 +1111,8 @@ def _own_runner(obj: Any) -> Runner | None:
     if isinstance(obj, _Pipeline):
         runner: Runner = obj._self_runner
         return runner
-    return _runner_of_function(obj)
+    found: Runner | None = _drivers.runner_of_function(obj)
+    return found
 
 
 def _find(obj: Any) -> Runner | None:

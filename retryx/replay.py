@@ -424,7 +424,8 @@ def _called_through_classmethod(runner: Any, first: Any) -> bool:
 
 def _target_name(runner: Any, instance: Any) -> str:
     """``module:qualname`` that imports back to this very pipeline, else ``ConfigError``."""
-    from ._pipeline import _find, _Pipeline, _runner_of_function
+    from ._drivers import runner_of_function
+    from ._pipeline import _find, _Pipeline
 
     func = runner.target
     module = getattr(func, "__module__", None)
@@ -480,7 +481,7 @@ def _target_name(runner: Any, instance: Any) -> str:
             owner = getattr(owner, part, None)
         if (
             isinstance(owner, type)
-            and _runner_of_function(inspect.getattr_static(owner, method, None)) is not None
+            and runner_of_function(inspect.getattr_static(owner, method, None)) is not None
         ):
             raise ConfigError(
                 f"cannot defer {label}: it is a method of an instance, whose state cannot be "

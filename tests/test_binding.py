@@ -15,7 +15,16 @@ from typing import Any
 
 import pytest
 
-from retryx import ConfigError, Policy, circuit_breaker, current, describe, retry, stats
+from retryx import (
+    ConfigError,
+    Policy,
+    circuit_breaker,
+    current,
+    describe,
+    fallback,
+    retry,
+    stats,
+)
 from retryx.testing import FakeClock, FaultSequence
 
 POLICY = Policy(attempts=3, backoff="none")
@@ -482,8 +491,21 @@ def test_the_function_drivers_read_no_globals() -> None:
     must be a closure cell: a global would resolve in the user's module."""
     import dis
 
-    from retryx._pipeline import _DRIVER_CODES
+    from retryx import _drivers
 
-    assert 2 == len(_DRIVER_CODES)
-    for code in _DRIVER_CODES:
+    def shape(a: int, b: int = 2, *, c: int = 3) -> int:
+        return a + b + c
+
+    async def ashape(a: int) -> int:
+        return a
+
+    made = [
+        retry(POLICY)(shape),
+        retry(POLICY)(ashape),
+        fallback(value=0)(retry(POLICY)(shape)),  # the general (*args, **kwargs) form
+        fallback(value=0)(retry(POLICY)(ashape)),
+    ]
+    assert all(callable(f) for f in made)
+    assert 4 <= len(_drivers._driver_codes)
+    for code in _drivers._driver_codes:
         assert [] == [i.argval for i in dis.get_instructions(code) if i.opname == "LOAD_GLOBAL"]

@@ -6,13 +6,14 @@ is checked through a decorated ``def`` and ``async def`` alike.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import retryx
-from retryx import CircuitBreaker, CircuitOpenError, RetryBudget, circuit_breaker, retry
+from retryx import CircuitBreaker, CircuitOpenError, RetryBudget, circuit_breaker, fallback, retry
 from retryx.testing import FakeClock
 
 
@@ -165,3 +166,108 @@ def test_an_inner_refusal_under_failover_is_no_verdict_on_the_endpoints(
         # Each endpoint was called and refused by the inner breaker, not by its own.
         assert {"drivers-sweep-inner"} == {e.breaker for e in errors.values()}  # type: ignore[attr-defined]
     assert "closed" == layer.state
+
+
+# --- the exact-parameters form ---------------------------------------------------------
+
+
+def test_every_parameter_kind_passes_through(clock: FakeClock) -> None:
+    """Positional-only, positional-or-keyword (by position or keyword), defaults and
+    keyword-only parameters reach the function as given."""
+    shared: list[int] = []
+
+    @retry(attempts=2, backoff="none")
+    def kinds(a: int, /, b: int, c: int = 3, *, d: int, e: list[int] = shared) -> tuple[Any, ...]:
+        return (a, b, c, d, e)
+
+    assert (1, 2, 3, 4, shared) == kinds(1, 2, d=4)
+    assert (1, 2, 5, 4, shared) == kinds(1, b=2, c=5, d=4)
+    assert kinds(1, 2, d=4)[4] is shared  # the very default object
+    assert "a" in kinds.__code__.co_varnames  # the exact form was taken
+    assert kinds.__wrapped__.__defaults__ == kinds.__defaults__  # type: ignore[attr-defined]
+
+
+def test_a_wrong_call_fails_like_the_function_itself(clock: FakeClock) -> None:
+    """Calling with wrong arguments raises the function's own ``TypeError`` before any
+    attempt: nothing is retried, logged or counted."""
+
+    @retry(attempts=3, backoff="none")
+    def fetch(user_id: int, *, timeout: float = 5.0) -> int:
+        return user_id
+
+    with pytest.raises(TypeError, match=r"fetch\(\) missing 1 required positional argument"):
+        fetch()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"fetch\(\) got an unexpected keyword argument 'retries'"):
+        fetch(1, retries=2)  # type: ignore[call-arg]
+    assert 0 == retryx.stats(fetch).calls
+
+
+@pytest.mark.parametrize("name", ["policy", "result", "head", "wrapped", "args"])
+def test_a_parameter_named_like_the_drivers_variables_still_works(
+    clock: FakeClock, name: str
+) -> None:
+    """A parameter whose name the driver uses itself gets the general form."""
+    namespace: dict[str, Any] = {}
+    exec(f"def echo({name}, *, other=1):\n    return ({name}, other)", namespace)
+    echo = retry(attempts=2, backoff="none")(namespace["echo"])
+    assert ("x", 1) == echo("x")
+    assert ("x", 2) == echo(**{name: "x", "other": 2})
+
+
+def test_star_args_functions_keep_the_general_form(clock: FakeClock) -> None:
+    """``*args``/``**kwargs`` are passed through as they came."""
+
+    @retry(attempts=2, backoff="none")
+    def gather(*parts: str, **labels: str) -> tuple[Any, ...]:
+        return (parts, labels)
+
+    assert (("a", "b"), {"x": "1"}) == gather("a", "b", x="1")
+
+
+def test_a_fallback_handler_gets_the_arguments_as_passed(clock: FakeClock) -> None:
+    """Under ``@fallback`` the handler sees positional and keyword arguments as the
+    caller wrote them (so that pipeline keeps the general form)."""
+    seen: list[tuple[Any, ...]] = []
+
+    @fallback(lambda exc, *args, **kwargs: seen.append((args, kwargs)))
+    @retry(attempts=1)
+    def fetch(user_id: int, timeout: float = 5.0) -> None:
+        raise ConnectionError("down")
+
+    fetch(7, timeout=1.0)
+    fetch(user_id=8)
+    assert [((7,), {"timeout": 1.0}), ((), {"user_id": 8})] == seen
+
+
+def test_exact_coroutine_functions(clock: FakeClock) -> None:
+    """Coroutine functions get the exact form too, keyword-only parameters included."""
+    calls: list[int] = []
+
+    @retry(attempts=3, backoff="none")
+    async def fetch(user_id: int, *, flaky: bool = True) -> int:
+        calls.append(user_id)
+        if flaky and len(calls) < 2:
+            raise ConnectionError("down")
+        return user_id
+
+    assert inspect.iscoroutinefunction(fetch)
+    assert 5 == asyncio.run(fetch(5))
+    assert 6 == asyncio.run(fetch(user_id=6, flaky=False))
+    assert [5, 5, 6] == calls
+
+
+def test_driver_frames_show_their_lines() -> None:
+    """Tracebacks through a generated driver show its source lines."""
+    import traceback
+
+    @retry(attempts=1)
+    def fail() -> None:
+        raise ValueError("bad")
+
+    try:
+        fail()
+    except ValueError as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+    driver = [f for f in frames if f.filename.startswith("<retryx driver")]
+    assert driver
+    assert all(f.line for f in driver)

@@ -1,0 +1,258 @@
+"""The drivers of decorated plain functions, generated from one template.
+
+A plain function (``def`` or ``async def``) is decorated into a plain function:
+the pipeline's driver, with the attempt-1 path spelled out inline and the
+pipeline's constants in closure cells. That is the cheapest thing CPython can
+call: no wrapper object, no bound-method proxy for methods (a function in a class
+body binds in C), no per-call lookups. Every other path (a failed attempt, a
+nested call, a named policy, failover) is the runner's (``_pipeline.Runner``).
+
+The driver is generated from ``_TEMPLATE`` (as attrs generates its methods):
+
+- once as ``(*args, **kwargs)``, the general form;
+- and, where nothing can tell the difference, with the decorated function's exact
+  parameters (``(self, user_id, *, timeout=5.0)``), which spares the argument
+  tuple and dict of every call (about 100 ns, a fifth of a call). "Nothing can
+  tell": no ``@fallback`` layer (its handler receives ``*args, **kwargs`` as the
+  caller passed them), no ``@failover`` (it adds its keyword per endpoint), no
+  ``*args``/``**kwargs`` in the function, and no parameter named like one of the
+  driver's own variables.
+
+Both come in a sync and an async flavour from the same lines, and each shape is
+compiled once. The generated functions get the decorated function's globals (as a
+proxy would show them), so the template uses closure cells only, never globals.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import linecache
+import threading
+import types
+from typing import Any
+
+from . import _bus, _clock, events
+from ._breaker import _CLOSED
+from ._context import SCOPE
+from ._errors import CircuitOpenError, NestedRetryError
+from ._stats import _FOLD_AT
+
+__all__ = ["MISSING", "function_driver", "runner_of_function"]
+
+MISSING: Any = object()  # "no result yet", passed to the runner's recovery
+
+# The one driver body. {A} is "async " or "", {W} "await " or ""; {PARAMS} the
+# parameters, {CALL} the call of the decorated function with them, {ARGS} and
+# {KWARGS} the same arguments as a tuple and a dict, for the runner's slow paths.
+_TEMPLATE = """\
+def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_call,
+            pending, append, fold, recorder, plain, guard, checks_result, fixed,
+            fixed_policy, missing, closed, fold_at, length, bus, records,
+            circuit_open, nested_error, error):
+    {A}def {NAME}({PARAMS}):
+        parent = get()
+        start = clock.monotonic()
+        head = [runner, parent, start, None, None, None]
+        token = set_(head)
+        try:
+            policy = fixed_policy
+            if parent is not None or not fixed:
+                try:
+                    policy = runner.start(head, parent)
+                except nested_error as refused:
+                    return {W}recover(head, None, refused, missing, wrapped, None, {ARGS}, {KWARGS})
+            try:
+                if plain:
+                    result = {W}{CALL}
+                elif guard is not None and guard._state == closed:
+                    # CircuitBreaker._call's closed path, inlined (no lock, no allocation).
+                    try:
+                        result = {W}{CALL}
+                    except circuit_open:
+                        raise
+                    except error as exc:
+                        guard._on_failure(None, exc)
+                        raise
+                    window = guard._window  # guard._closed_success(), inlined
+                    if window is not None:
+                        window.append(False)
+                    elif guard._failures:
+                        guard._failures = 0
+                elif guard is not None:
+                    result = {W}guard_call(wrapped, {ARGS}, {KWARGS}, recorder)
+                else:
+                    result = {W}attempt(head, {POLICY_ARG}wrapped, {ARGS}, {KWARGS})
+            except error as exc:
+                return {W}recover(head, policy, exc, missing, wrapped, None, {ARGS}, {KWARGS})
+            if checks_result and policy is not None:
+                check = policy.retry_if_result
+                if check is not None and check(result):
+                    return {W}recover(head, policy, None, result, wrapped, None, {ARGS}, {KWARGS})
+                if policy.budget is not None:
+                    policy.budget.record_success()
+            append(clock.monotonic() - start)
+            if length(pending) > fold_at:
+                fold()
+            if bus._subscribers:
+                bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
+            return result
+        finally:
+            reset(token)
+    return {NAME}
+"""
+
+# The general form's pieces: it calls without a dict copy when there are no keywords.
+_GENERAL = {
+    "PARAMS": "*args, **kwargs",
+    "CALL": "(wrapped(*args, **kwargs) if kwargs else wrapped(*args))",
+    "ARGS": "args",
+    "KWARGS": "kwargs",
+}
+
+_factories: dict[tuple[str, ...], tuple[Any, types.CodeType]] = {}
+_factories_lock = threading.Lock()
+# The file name of every generated driver: what tells retryx's functions from anyone
+# else's (the code objects are renamed per decorated function).
+_FILENAME = "<retryx driver "
+_driver_codes: set[types.CodeType] = set()  # the inner code of each compiled shape
+_reserved: frozenset[str] = frozenset()  # the template's own names, learnt on first use
+
+
+def _factory(is_async: bool, pieces: dict[str, str]) -> Any:
+    """The compiled factory for one shape (cached)."""
+    key = (str(is_async), *pieces.values())
+    found = _factories.get(key)
+    if found is not None:
+        return found[0]
+    with _factories_lock:
+        found = _factories.get(key)
+        if found is not None:
+            return found[0]
+        source = _TEMPLATE.format(
+            A="async " if is_async else "",
+            W="await " if is_async else "",
+            NAME="retryx_call",
+            POLICY_ARG="policy, " if is_async else "",
+            **pieces,
+        )
+        # A file name per shape, registered with linecache so tracebacks show the lines.
+        flavour = "async " if is_async else ""
+        filename = f"{_FILENAME}{len(_factories)}: {flavour}({pieces['PARAMS']})>"
+        namespace: dict[str, Any] = {}
+        exec(compile(source, filename, "exec"), namespace)
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        factory = namespace["factory"]
+        inner = next(c for c in factory.__code__.co_consts if isinstance(c, types.CodeType))
+        _driver_codes.add(inner)
+        _factories[key] = (factory, inner)
+        return factory
+
+
+def _exact_pieces(func: types.FunctionType) -> dict[str, str] | None:
+    """The template pieces for ``func``'s exact parameters, or ``None`` when unsafe."""
+    code = func.__code__
+    if code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
+        return None
+    positional = code.co_varnames[: code.co_argcount]
+    keyword_only = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+    if not _reserved.isdisjoint((*positional, *keyword_only)):
+        return None
+    params = list(positional)
+    if code.co_posonlyargcount:
+        params.insert(code.co_posonlyargcount, "/")
+    if keyword_only:
+        params += ["*", *keyword_only]
+    by_keyword = ", ".join(f"{name}={name}" for name in keyword_only)
+    call_args = ", ".join([*positional, *([by_keyword] if by_keyword else [])])
+    args = f"({', '.join(positional)}{',' if len(positional) == 1 else ''})"
+    kwargs = "{" + ", ".join(f"{name!r}: {name}" for name in keyword_only) + "}"
+    return {
+        "PARAMS": ", ".join(params),
+        "CALL": f"wrapped({call_args})",
+        "ARGS": args,
+        "KWARGS": kwargs,
+    }
+
+
+def function_driver(runner: Any, wrapped: Any, exact: bool) -> Any:
+    """The decorated function for ``wrapped`` (a plain function or builtin) and ``runner``.
+
+    ``exact``: the caller allows the exact-parameters form (see the module docstring).
+    """
+    global _reserved
+    is_async: bool = runner.is_async
+    if not _reserved:
+        _reserved = _names_of_template()
+    pieces = None
+    if exact and type(wrapped) is types.FunctionType:
+        pieces = _exact_pieces(wrapped)
+    factory = _factory(is_async, pieces or _GENERAL)
+    recorder = runner.recorder
+    guard = runner.guard
+    call = factory(
+        runner,
+        wrapped,
+        SCOPE.get,
+        SCOPE.set,
+        SCOPE.reset,
+        _clock,
+        runner._recover_async if is_async else runner._recover_sync,
+        runner._attempt_async if is_async else runner._attempt_sync,
+        None if guard is None else (guard._call_async if is_async else guard._call),
+        recorder.pending,
+        recorder.pending.append,
+        recorder.fold,
+        recorder,
+        runner.plain,
+        guard,
+        runner.checks_result,
+        runner._named_policy is None,  # a named policy is looked up per call
+        runner._policy,
+        MISSING,
+        _CLOSED,
+        _FOLD_AT,
+        len,
+        _bus,
+        events,
+        CircuitOpenError,
+        NestedRetryError,
+        Exception,
+    )
+    code = call.__code__
+    name = getattr(wrapped, "__name__", code.co_name)
+    qualname = getattr(wrapped, "__qualname__", name)
+    if isinstance(name, str) and isinstance(qualname, str):
+        # Named as the decorated function, so a call with wrong arguments says
+        # "fetch() missing 1 required positional argument", not a template name.
+        code = code.replace(co_name=name, co_qualname=qualname)
+    namespace = getattr(wrapped, "__globals__", None)
+    if not isinstance(namespace, dict):
+        namespace = call.__globals__
+    # The decorated function's globals, as a proxy would show them: tools that
+    # resolve string annotations through __globals__ find its module.
+    call = types.FunctionType(code, namespace, code.co_name, None, call.__closure__)
+    if pieces is not None:
+        # Its defaults too: the exact form applies them itself.
+        call.__defaults__ = wrapped.__defaults__
+        call.__kwdefaults__ = wrapped.__kwdefaults__
+    functools.update_wrapper(call, wrapped)
+    call.__retryx__ = runner  # type: ignore[attr-defined]
+    return call
+
+
+def runner_of_function(obj: Any) -> Any:
+    """The runner of a function made by ``function_driver``, else ``None``.
+
+    The code object is checked too: a user's ``functools.wraps`` over a decorated
+    function copies ``__dict__`` (and so ``__retryx__``), but is not one of ours.
+    """
+    if type(obj) is not types.FunctionType or not obj.__code__.co_filename.startswith(_FILENAME):
+        return None
+    return obj.__dict__.get("__retryx__")
+
+
+def _names_of_template() -> frozenset[str]:
+    code = _factory(False, _GENERAL).__code__
+    inner = next(c for c in code.co_consts if isinstance(c, types.CodeType))
+    return frozenset((*code.co_varnames, *inner.co_varnames, *inner.co_freevars))
