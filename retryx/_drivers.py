@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import linecache
 import threading
 import types
 from typing import Any
@@ -139,6 +138,8 @@ def _factory(is_async: bool, pieces: dict[str, str]) -> Any:
         # A file name per shape, registered with linecache so tracebacks show the lines.
         flavour = "async " if is_async else ""
         filename = f"{_FILENAME}{len(_factories)}: {flavour}({pieces['PARAMS']})>"
+        import linecache  # (already loaded by logging's traceback; imported here, not at import)
+
         namespace: dict[str, Any] = {}
         exec(compile(source, filename, "exec"), namespace)
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
