@@ -110,6 +110,7 @@ _GENERAL = {
 }
 
 _factories: dict[tuple[str, ...], tuple[Any, types.CodeType]] = {}
+_MAX_SHAPES = 512  # beyond that (functions made at run time?), the general form only
 _factories_lock = threading.Lock()
 # The file name of every generated driver: what tells retryx's functions from anyone
 # else's (the code objects are renamed per decorated function).
@@ -186,7 +187,7 @@ def function_driver(runner: Any, wrapped: Any, exact: bool) -> Any:
     if not _reserved:
         _reserved = _names_of_template()
     pieces = None
-    if exact and type(wrapped) is types.FunctionType:
+    if exact and type(wrapped) is types.FunctionType and len(_factories) < _MAX_SHAPES:
         pieces = _exact_pieces(wrapped)
     factory = _factory(is_async, pieces or _GENERAL)
     recorder = runner.recorder
@@ -245,8 +246,8 @@ def function_driver(runner: Any, wrapped: Any, exact: bool) -> Any:
 def runner_of_function(obj: Any) -> Any:
     """The runner of a function made by ``function_driver``, else ``None``.
 
-    The code object is checked too: a user's ``functools.wraps`` over a decorated
-    function copies ``__dict__`` (and so ``__retryx__``), but is not one of ours.
+    The code's file name is checked too: a user's ``functools.wraps`` over a
+    decorated function copies ``__dict__`` (and so ``__retryx__``), but is not ours.
     """
     if type(obj) is not types.FunctionType or not obj.__code__.co_filename.startswith(_FILENAME):
         return None

@@ -271,3 +271,19 @@ def test_driver_frames_show_their_lines() -> None:
     driver = [f for f in frames if f.filename.startswith("<retryx driver")]
     assert driver
     assert all(f.line for f in driver)
+
+
+def test_shapes_beyond_the_cap_get_the_general_form(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a bounded number of compiled shapes, new ones take the general form."""
+    from retryx import _drivers
+
+    monkeypatch.setattr(_drivers, "_MAX_SHAPES", 0)
+
+    @retry(attempts=2, backoff="none")
+    def never_seen_before_shape(zeta: int, *, omega: int = 1) -> int:
+        return zeta + omega
+
+    assert "args" in never_seen_before_shape.__code__.co_varnames
+    assert 3 == never_seen_before_shape(1, omega=2)
