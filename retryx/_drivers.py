@@ -37,13 +37,14 @@ from ._context import SCOPE
 from ._errors import CircuitOpenError, NestedRetryError
 from ._stats import _FOLD_AT
 
-__all__ = ["MISSING", "function_driver", "runner_of_function"]
+__all__ = ["MISSING", "function_driver", "proxy_driver", "runner_of_function"]
 
 MISSING: Any = object()  # "no result yet", passed to the runner's recovery
 
 # The one driver body. {A} is "async " or "", {W} "await " or ""; {PARAMS} the
 # parameters, {CALL} the call of the decorated function with them, {ARGS} and
-# {KWARGS} the same arguments as a tuple and a dict, for the runner's slow paths.
+# {KWARGS} the same arguments as a tuple and a dict, for the runner's slow paths,
+# and {INSTANCE} what a @fallback handler gets first (wrapt's bound instance).
 _TEMPLATE = """\
 def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_call,
             pending, append, fold, recorder, plain, guard, checks_result, fixed,
@@ -60,7 +61,9 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                 try:
                     policy = runner.start(head, parent)
                 except nested_error as refused:
-                    return {W}recover(head, None, refused, missing, wrapped, None, {ARGS}, {KWARGS})
+                    return {W}recover(
+                        head, None, refused, missing, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
+                    )
             try:
                 if plain:
                     result = {W}{CALL}
@@ -83,11 +86,13 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                 else:
                     result = {W}attempt(head, {POLICY_ARG}wrapped, {ARGS}, {KWARGS})
             except error as exc:
-                return {W}recover(head, policy, exc, missing, wrapped, None, {ARGS}, {KWARGS})
+                return {W}recover(head, policy, exc, missing, wrapped, {INSTANCE}, {ARGS}, {KWARGS})
             if checks_result and policy is not None:
                 check = policy.retry_if_result
                 if check is not None and check(result):
-                    return {W}recover(head, policy, None, result, wrapped, None, {ARGS}, {KWARGS})
+                    return {W}recover(
+                        head, policy, None, result, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
+                    )
                 if policy.budget is not None:
                     policy.budget.record_success()
             append(clock.monotonic() - start)
@@ -107,7 +112,11 @@ _GENERAL = {
     "CALL": "(wrapped(*args, **kwargs) if kwargs else wrapped(*args))",
     "ARGS": "args",
     "KWARGS": "kwargs",
+    "INSTANCE": "None",
 }
+# The wrapper of the wrapt pipeline (classmethods, staticmethods, callable objects,
+# partials): wrapt's signature, the callable (bound per call) and instance given.
+_PROXY = {**_GENERAL, "PARAMS": "wrapped, instance, args, kwargs", "INSTANCE": "instance"}
 
 _factories: dict[tuple[str, ...], tuple[Any, types.CodeType]] = {}
 _MAX_SHAPES = 512  # beyond that (functions made at run time?), the general form only
@@ -174,6 +183,7 @@ def _exact_pieces(func: types.FunctionType) -> dict[str, str] | None:
         "CALL": f"wrapped({call_args})",
         "ARGS": args,
         "KWARGS": kwargs,
+        "INSTANCE": "None",
     }
 
 
@@ -183,16 +193,46 @@ def function_driver(runner: Any, wrapped: Any, exact: bool) -> Any:
     ``exact``: the caller allows the exact-parameters form (see the module docstring).
     """
     global _reserved
-    is_async: bool = runner.is_async
     if not _reserved:
         _reserved = _names_of_template()
     pieces = None
     if exact and type(wrapped) is types.FunctionType and len(_factories) < _MAX_SHAPES:
         pieces = _exact_pieces(wrapped)
-    factory = _factory(is_async, pieces or _GENERAL)
+    call = _build(runner, wrapped, pieces or _GENERAL)
+    code = call.__code__
+    name = getattr(wrapped, "__name__", code.co_name)
+    qualname = getattr(wrapped, "__qualname__", name)
+    if isinstance(name, str) and isinstance(qualname, str):
+        # Named as the decorated function, so a call with wrong arguments says
+        # "fetch() missing 1 required positional argument", not a template name.
+        code = code.replace(co_name=name, co_qualname=qualname)
+    namespace = getattr(wrapped, "__globals__", None)
+    if not isinstance(namespace, dict):
+        namespace = call.__globals__
+    # The decorated function's globals, as a proxy would show them: tools that
+    # resolve string annotations through __globals__ find its module.
+    call = types.FunctionType(code, namespace, code.co_name, None, call.__closure__)
+    if pieces is not None:
+        # Its defaults too: the exact form applies them itself.
+        call.__defaults__ = wrapped.__defaults__
+        call.__kwdefaults__ = wrapped.__kwdefaults__
+    functools.update_wrapper(call, wrapped)
+    call.__retryx__ = runner  # type: ignore[attr-defined]
+    return call
+
+
+def proxy_driver(runner: Any) -> Any:
+    """The wrapper function of ``runner``'s ``wrapt`` pipeline (wrapt's signature)."""
+    return _build(runner, None, _PROXY)
+
+
+def _build(runner: Any, wrapped: Any, pieces: dict[str, str]) -> Any:
+    """A driver of shape ``pieces`` over ``wrapped``, its cells taken from ``runner``."""
+    is_async: bool = runner.is_async
+    factory = _factory(is_async, pieces)
     recorder = runner.recorder
     guard = runner.guard
-    call = factory(
+    return factory(
         runner,
         wrapped,
         SCOPE.get,
@@ -221,26 +261,6 @@ def function_driver(runner: Any, wrapped: Any, exact: bool) -> Any:
         NestedRetryError,
         Exception,
     )
-    code = call.__code__
-    name = getattr(wrapped, "__name__", code.co_name)
-    qualname = getattr(wrapped, "__qualname__", name)
-    if isinstance(name, str) and isinstance(qualname, str):
-        # Named as the decorated function, so a call with wrong arguments says
-        # "fetch() missing 1 required positional argument", not a template name.
-        code = code.replace(co_name=name, co_qualname=qualname)
-    namespace = getattr(wrapped, "__globals__", None)
-    if not isinstance(namespace, dict):
-        namespace = call.__globals__
-    # The decorated function's globals, as a proxy would show them: tools that
-    # resolve string annotations through __globals__ find its module.
-    call = types.FunctionType(code, namespace, code.co_name, None, call.__closure__)
-    if pieces is not None:
-        # Its defaults too: the exact form applies them itself.
-        call.__defaults__ = wrapped.__defaults__
-        call.__kwdefaults__ = wrapped.__kwdefaults__
-    functools.update_wrapper(call, wrapped)
-    call.__retryx__ = runner  # type: ignore[attr-defined]
-    return call
 
 
 def runner_of_function(obj: Any) -> Any:
