@@ -1,4 +1,4 @@
-"""The drivers of decorated plain functions, generated from one template.
+"""The drivers of every pipeline, generated from one template.
 
 A plain function (``def`` or ``async def``) is decorated into a plain function:
 the pipeline's driver, with the attempt-1 path spelled out inline and the
@@ -7,9 +7,11 @@ call: no wrapper object, no bound-method proxy for methods (a function in a clas
 body binds in C), no per-call lookups. Every other path (a failed attempt, a
 nested call, a named policy, failover) is the runner's (``_pipeline.Runner``).
 
-The driver is generated from ``_TEMPLATE`` (as attrs generates its methods):
+Every driver is generated from ``_TEMPLATE`` (as attrs generates its methods):
 
-- once as ``(*args, **kwargs)``, the general form;
+- as ``(wrapped, instance, args, kwargs)``: the wrapper of the ``wrapt`` pipeline
+  that classmethod and staticmethod objects, callable objects, partials get;
+- as ``(*args, **kwargs)``, the general form of a decorated function;
 - and, where nothing can tell the difference, with the decorated function's exact
   parameters (``(self, user_id, *, timeout=5.0)``), which spares the argument
   tuple and dict of every call (about 100 ns, a fifth of a call). "Nothing can
@@ -18,7 +20,7 @@ The driver is generated from ``_TEMPLATE`` (as attrs generates its methods):
   ``*args``/``**kwargs`` in the function, and no parameter named like one of the
   driver's own variables.
 
-Both come in a sync and an async flavour from the same lines, and each shape is
+All come in a sync and an async flavour from the same lines, and each shape is
 compiled once. The generated functions get the decorated function's globals (as a
 proxy would show them), so the template uses closure cells only, never globals.
 """
