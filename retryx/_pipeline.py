@@ -36,7 +36,7 @@ from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError, NestedRe
 from ._frozen import Frozen
 from ._policy import Policy
 from ._records import RecordMaker
-from ._stats import Recorder, Stats
+from ._stats import _FOLD_AT, Recorder, Stats
 from .backoff import Backoff, cap_of
 from .jitter import Jitter
 
@@ -176,7 +176,10 @@ class _Call:
         runner = self.runner
         classifier: Classifier = policy.retry_on  # type: ignore[assignment]  # normalised
         fault: Fault = classifier(exc)
-        runner.recorder.fault(fault.cause)
+        causes = runner.recorder.causes  # booked lock-free, like a success (see Recorder)
+        causes.append(fault.cause)
+        if len(causes) > _FOLD_AT:
+            runner.recorder.fold()
         if fault.transient and policy.budget is not None:
             policy.budget.record_failure()
         self.last_exc = exc
@@ -191,7 +194,10 @@ class _Call:
     def on_result(self, result: Any) -> float | None:
         """Decide after an attempt whose result matched ``retry_if_result``."""
         policy = self.policy
-        self.runner.recorder.fault("result")
+        causes = self.runner.recorder.causes
+        causes.append("result")
+        if len(causes) > _FOLD_AT:
+            self.runner.recorder.fold()
         if policy.budget is not None:
             policy.budget.record_failure()
         self.last_exc = None
@@ -583,7 +589,7 @@ class Runner:
                     break
                 try:
                     if self.plain:
-                        result = wrapped(*args, **kwargs)
+                        result = wrapped(*args, **kwargs) if kwargs else wrapped(*args)
                     else:
                         result = self._attempt_sync(head, wrapped, args, kwargs)
                 except Exception as error:
@@ -711,7 +717,7 @@ class Runner:
                     break
                 try:
                     if self.plain:
-                        result = await wrapped(*args, **kwargs)
+                        result = await (wrapped(*args, **kwargs) if kwargs else wrapped(*args))
                     else:
                         result = await self._attempt_async(head, policy, wrapped, args, kwargs)
                 except Exception as error:

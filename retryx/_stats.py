@@ -63,7 +63,9 @@ class Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.pending: list[float] = []  # elapsed times of first-attempt successes
-        self.causes: list[str] = []  # causes of failed attempts
+        # The causes of failed attempts: the retry engine appends each one itself
+        # (atomic, like a success) and folds past _FOLD_AT.
+        self.causes: list[str] = []
         # (elapsed, ok, retries, gave_up) of calls that took the slow path
         self.finished: list[tuple[float, bool, int, bool]] = []
         self.reset()
@@ -120,13 +122,6 @@ class Recorder:
         finished = self.finished
         finished.append((elapsed, ok, retries, gave_up))
         if len(finished) > _FOLD_AT:
-            self.fold()
-
-    def fault(self, cause: str) -> None:
-        """One failed attempt, by cause (an atomic append, like a success's)."""
-        causes = self.causes
-        causes.append(cause)
-        if len(causes) > _FOLD_AT:
             self.fold()
 
     def rejected(self) -> None:
