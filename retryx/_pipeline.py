@@ -323,6 +323,8 @@ class Runner:
         if fo is not None and fo.order == "priority" and isinstance(fo.hosts, tuple):
             self._hosts = fo.hosts
         self._endpoint_breakers: dict[Hashable, CircuitBreaker] = {}
+        # endpoint -> (its breaker, {param: endpoint}): the sweep's lookups in one.
+        self._routes: dict[Hashable, tuple[CircuitBreaker, dict[str, Hashable]]] = {}
         self._rr = itertools.count()
         breaker = layers.get("circuit_breaker")
         self._breaker_name: str | None = breaker if isinstance(breaker, str) else None
@@ -417,10 +419,25 @@ class Runner:
                 made = template.copy(f"{template.name}@{endpoint}")
             breakers = self._endpoint_breakers
             if len(breakers) >= _MAX_ENDPOINT_BREAKERS:
-                # A hosts callable may keep naming new endpoints: forget the oldest.
-                breakers.pop(next(iter(breakers)), None)
+                # A hosts callable may keep naming new endpoints: forget the oldest
+                # (and its route, so the sweep never holds a forgotten breaker).
+                oldest = next(iter(breakers))
+                breakers.pop(oldest, None)
+                self._routes.pop(oldest, None)
             breaker = breakers.setdefault(endpoint, made)
         return breaker
+
+    def route(self, endpoint: Hashable) -> tuple[CircuitBreaker, dict[str, Hashable]]:
+        """The endpoint's breaker and its keyword, made once per endpoint.
+
+        The keyword dict is shared by the endpoint's calls: each call copies it
+        (``**``), so nothing can change it.
+        """
+        fo = self.failover
+        assert fo is not None
+        route = (self.endpoint_breaker(endpoint), {fo.param: endpoint})
+        self._routes[endpoint] = route  # (forgotten with its breaker: endpoint_breaker)
+        return route
 
     def endpoint_failed(self, endpoint: Hashable, exc: Exception) -> None:
         self.recorder.switched()
@@ -620,14 +637,13 @@ class Runner:
             head[ENDPOINT] = endpoint
             return self._guarded_sync(self.endpoint_breaker(endpoint), wrapped, args, kwargs)
         errors: dict[Hashable, Exception] | None = None  # made on the first failure
-        breakers = self._endpoint_breakers
+        routes = self._routes
         inner = self._breaker if self._breaker_name is None else self.breaker()
-        rec = self.recorder
         param = fo.param
         for endpoint in self._hosts or self.endpoints():
             head[ENDPOINT] = endpoint
-            guard = breakers.get(endpoint) or self.endpoint_breaker(endpoint)
-            call_kwargs = {**kwargs, param: endpoint} if kwargs else {param: endpoint}
+            guard, endpoint_kwargs = routes.get(endpoint) or self.route(endpoint)
+            call_kwargs = {**kwargs, param: endpoint} if kwargs else endpoint_kwargs
             try:
                 # The full stack's hot path: while the endpoint's breaker and the
                 # @circuit_breaker layer's are closed, both guards in this frame
@@ -649,8 +665,8 @@ class Runner:
                         guard._closed_success()
                     return result
                 if inner is None:
-                    return guard._call(wrapped, args, call_kwargs, rec)
-                return guard._call_with(inner, wrapped, args, call_kwargs, rec)
+                    return guard._call(wrapped, args, call_kwargs, self.recorder)
+                return guard._call_with(inner, wrapped, args, call_kwargs, self.recorder)
             except Exception as exc:
                 if not self.sweep_goes_on(exc):
                     raise
@@ -760,14 +776,13 @@ class Runner:
             head[ENDPOINT] = endpoint
             return await self._guarded_async(self.endpoint_breaker(endpoint), wrapped, args, kwargs)
         errors: dict[Hashable, Exception] | None = None  # made on the first failure
-        breakers = self._endpoint_breakers
+        routes = self._routes
         inner = self._breaker if self._breaker_name is None else self.breaker()
-        rec = self.recorder
         param = fo.param
         for endpoint in self._hosts or self.endpoints():
             head[ENDPOINT] = endpoint
-            guard = breakers.get(endpoint) or self.endpoint_breaker(endpoint)
-            call_kwargs = {**kwargs, param: endpoint} if kwargs else {param: endpoint}
+            guard, endpoint_kwargs = routes.get(endpoint) or self.route(endpoint)
+            call_kwargs = {**kwargs, param: endpoint} if kwargs else endpoint_kwargs
             try:
                 if guard._state == _CLOSED and (inner is None or inner._state == _CLOSED):
                     try:
@@ -786,8 +801,10 @@ class Runner:
                         guard._closed_success()
                     return result
                 if inner is None:
-                    return await guard._call_async(wrapped, args, call_kwargs, rec)
-                return await guard._call_with_async(inner, wrapped, args, call_kwargs, rec)
+                    return await guard._call_async(wrapped, args, call_kwargs, self.recorder)
+                return await guard._call_with_async(
+                    inner, wrapped, args, call_kwargs, self.recorder
+                )
             except Exception as exc:
                 if not self.sweep_goes_on(exc):
                     raise

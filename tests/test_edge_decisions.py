@@ -109,6 +109,9 @@ def test_endpoint_breakers_are_bounded_for_a_hosts_callable(clock: FakeClock) ->
     runner = _find(call)
     assert runner is not None
     assert _MAX_ENDPOINT_BREAKERS == len(runner._endpoint_breakers)
+    assert set(runner._routes) <= set(runner._endpoint_breakers)  # no forgotten breaker kept
+    for endpoint, (breaker, _) in runner._routes.items():
+        assert runner._endpoint_breakers[endpoint] is breaker
 
 
 def test_an_inner_breaker_refusing_is_no_verdict_for_an_outer_context_manager(
