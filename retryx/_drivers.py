@@ -43,10 +43,12 @@ __all__ = ["MISSING", "function_driver", "proxy_driver", "runner_of_function"]
 
 MISSING: Any = object()  # "no result yet", passed to the runner's recovery
 
-# The one driver body. {A} is "async " or "", {W} "await " or ""; {PARAMS} the
+# The one driver body. {A} is "async " or "", {W} "await " or ""; {NAME} the
+# function's name (renamed after the decorated function later); {PARAMS} the
 # parameters, {CALL} the call of the decorated function with them, {ARGS} and
-# {KWARGS} the same arguments as a tuple and a dict, for the runner's slow paths,
-# and {INSTANCE} what a @fallback handler gets first (wrapt's bound instance).
+# {KWARGS} the same arguments as a tuple and a dict, for the runner's slow paths;
+# {INSTANCE} what a @fallback handler gets first (wrapt's bound instance); and
+# {POLICY_ARG} the policy for the async attempt (its attempt_timeout bounds it).
 _TEMPLATE = """\
 def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_call,
             pending, append, fold, recorder, plain, guard, checks_result, fixed,
