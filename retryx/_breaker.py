@@ -341,7 +341,8 @@ class CircuitBreaker:
         verdict on this breaker's dependency: the slot is given back unjudged.
         """
         if self._state == _CLOSED:
-            # The hot path: closed, so no token, no lock (``_on_success(None)`` inlined).
+            # The hot path: closed, so no token, no lock, and no call to book the
+            # success unless there is a window or a run of failures to end.
             try:
                 result = fn(*args, **kwargs)
             except CircuitOpenError:
@@ -349,11 +350,8 @@ class CircuitBreaker:
             except Exception as exc:
                 self._on_failure(None, exc)
                 raise
-            window = self._window
-            if window is not None:
-                window.append(False)
-            elif self._failures:
-                self._failures = 0
+            if self._window is not None or self._failures:
+                self._closed_success()
             return result
         try:
             token = self._acquire()
@@ -379,7 +377,8 @@ class CircuitBreaker:
     ) -> Any:
         """``_call`` for coroutine functions (mirrors it line for line)."""
         if self._state == _CLOSED:
-            # The hot path: closed, so no token, no lock (``_on_success(None)`` inlined).
+            # The hot path: closed, so no token, no lock, and no call to book the
+            # success unless there is a window or a run of failures to end.
             try:
                 result = await fn(*args, **kwargs)
             except CircuitOpenError:
@@ -387,11 +386,8 @@ class CircuitBreaker:
             except Exception as exc:
                 self._on_failure(None, exc)
                 raise
-            window = self._window
-            if window is not None:
-                window.append(False)
-            elif self._failures:
-                self._failures = 0
+            if self._window is not None or self._failures:
+                self._closed_success()
             return result
         try:
             token = self._acquire()

@@ -80,11 +80,9 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                     except error as exc:
                         guard._on_failure(None, exc)
                         raise
-                    window = guard._window  # guard._closed_success(), inlined
-                    if window is not None:
-                        window.append(False)
-                    elif guard._failures:
-                        guard._failures = 0
+                    # A success has nothing to book without a window or failures.
+                    if guard._window is not None or guard._failures:
+                        guard._closed_success()
                 elif guard is not None:
                     result = {W}guard_call(wrapped, {ARGS}, {KWARGS}, recorder)
                 else:

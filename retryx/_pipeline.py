@@ -658,7 +658,7 @@ class Runner:
                             inner._on_failure(None, exc)
                         guard._on_failure(None, exc)
                         raise
-                    # _closed_success() has nothing to do without a window or failures.
+                    # A success has nothing to book without a window or failures.
                     if inner is not None and (inner._window is not None or inner._failures):
                         inner._closed_success()
                     if guard._window is not None or guard._failures:
@@ -794,7 +794,7 @@ class Runner:
                             inner._on_failure(None, exc)
                         guard._on_failure(None, exc)
                         raise
-                    # _closed_success() has nothing to do without a window or failures.
+                    # A success has nothing to book without a window or failures.
                     if inner is not None and (inner._window is not None or inner._failures):
                         inner._closed_success()
                     if guard._window is not None or guard._failures:
