@@ -262,12 +262,8 @@ class CircuitBreaker:
             state = self._state
             if state == _CLOSED:
                 return None
-            if state == _FORCED:
-                raise CircuitOpenError(self.name, math.inf)
-            if state == _OPEN:
-                wait = self._opened_at + self.recovery_timeout - _clock.monotonic()
-                if wait > 0:
-                    raise CircuitOpenError(self.name, wait)
+            self._refuse_while_open(state)
+            if state == _OPEN:  # and its recovery time has passed: half-open now
                 change = self._move(_HALF_OPEN)
             if self._trials >= self.half_open_max_calls:
                 error = CircuitOpenError(self.name, 0.0)
@@ -279,6 +275,17 @@ class CircuitBreaker:
         if error is not None:
             raise error
         return token
+
+    def _refuse_while_open(self, state: int) -> None:
+        """Raise ``CircuitOpenError`` while ``state`` refuses calls: opened by hand, or
+        open with recovery time left (the in-process and the Redis admission share it).
+        """
+        if state == _FORCED:
+            raise CircuitOpenError(self.name, math.inf)
+        if state == _OPEN:
+            wait = self._opened_at + self.recovery_timeout - _clock.monotonic()
+            if wait > 0:
+                raise CircuitOpenError(self.name, wait)
 
     def _on_success(self, token: Token) -> None:
         if token is None:

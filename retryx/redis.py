@@ -390,13 +390,7 @@ class RedisStore:
         """
         if self._local():
             return STORE_LOCAL
-        state = breaker._state
-        if state == _FORCED:
-            raise CircuitOpenError(breaker.name, math.inf)
-        if state == _OPEN:
-            wait = breaker._opened_at + breaker.recovery_timeout - _clock.monotonic()
-            if wait > 0:
-                raise CircuitOpenError(breaker.name, wait)
+        breaker._refuse_while_open(breaker._state)
         row = self._breaker_op(breaker, "acq")
         if row is None:
             return STORE_LOCAL
