@@ -12,10 +12,10 @@ import errno
 import importlib
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Protocol
 
 from . import _clock
+from ._clients import judge as _judge_client
 from ._errors import (
     AllEndpointsFailed,
     CircuitOpenError,
@@ -24,29 +24,18 @@ from ._errors import (
     Permanent,
     Transient,
 )
+from ._fault import Cause, Fault
 from ._frozen import Frozen
 
-__all__ = ["Classifier", "Fault", "classify", "is_unsent", "retry_after_hint", "to_classifier"]
-
-Cause: TypeAlias = Literal[
-    "connection", "timeout", "throttled", "server", "circuit_open", "explicit", "permanent"
+__all__ = [
+    "Cause",
+    "Classifier",
+    "Fault",
+    "classify",
+    "is_unsent",
+    "retry_after_hint",
+    "to_classifier",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """What a classifier decided about one exception.
-
-    ``transient`` faults are retried; ``cause`` says why, for logs and stats;
-    ``retry_after`` is the peer's hint in seconds, or ``None``.
-    """
-
-    transient: bool
-    cause: str
-    retry_after: float | None = None
-
-
-Fault.__module__ = "retryx"
 
 
 class Classifier(Protocol):
@@ -220,6 +209,9 @@ def classify(exc: BaseException) -> Fault:
         return Fault(True, "explicit", retry_after_hint(exc))
     if getattr(exc, "is_transient", False) is True:
         return Fault(True, "explicit", retry_after_hint(exc))
+    verdict = _judge_client(exc)
+    if verdict is not None:
+        return verdict
     status = _status(exc)
     if status is not None:
         cause = _TRANSIENT_STATUSES.get(status)
@@ -258,6 +250,9 @@ def _classify_os(exc: Exception) -> Fault:
 
 def is_unsent(exc: BaseException) -> bool:
     """True when ``exc`` proves the request never reached the peer."""
+    fault = _judge_client(exc)
+    if fault is not None:
+        return fault.unsent
     if isinstance(exc, ConnectionRefusedError):
         return True
     socket = _loaded("socket")
