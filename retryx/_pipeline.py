@@ -31,7 +31,7 @@ from . import _bus, _clock, _drivers, events
 from . import jitter as _jitter
 from ._breaker import _CLOSED, CircuitBreaker
 from ._classify import Classifier, Fault, classify, is_unsent
-from ._context import SCOPE, CallContext, ReplayScope, new_call_id
+from ._context import FINISHED, SCOPE, CallContext, ReplayScope, new_call_id
 from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError, NestedRetryError
 from ._frozen import Frozen
 from ._policy import Policy
@@ -510,9 +510,16 @@ class Runner:
 
     # --- finishing a call ----------------------------------------------------------
 
-    def context(self, head: list[Any]) -> CallContext:
-        """What ``current()`` shows for the call whose head is ``head``."""
+    def context(self, head: list[Any]) -> CallContext | None:
+        """What ``current()`` shows for the call whose head is ``head``.
+
+        An ended call (seen from a task or callback that outlived it) shows the
+        innermost call still running around it, else ``None``.
+        """
         call: _Call | None = head[STATE]
+        if call is FINISHED:
+            parent = head[PARENT]
+            return parent[RUNNER].context(parent) if type(parent) is list else None
         if call is not None:
             remaining = call.remaining()
             attempt = call.attempt
@@ -624,8 +631,13 @@ class Runner:
             if self.fallback is None:
                 raise
             return self._fallback_sync(head, final, instance, args, kwargs)
-        self.succeeded(call, policy, head)
-        return result
+        else:
+            self.succeeded(call, policy, head)
+            return result
+        finally:
+            # The traceback holds this frame: drop what holds the exception (as the
+            # stdlib does), so the failed attempts' frames are freed without the GC.
+            exc = call = None
 
     def _attempt_sync(self, head: list[Any], wrapped: Any, args: Any, kwargs: Any) -> Any:
         """One attempt: a failover sweep, or one guarded call."""
@@ -674,7 +686,10 @@ class Runner:
                     errors = {}
                 errors[endpoint] = exc
                 self.endpoint_failed(endpoint, exc)
-        raise AllEndpointsFailed(errors or {})
+        try:
+            raise AllEndpointsFailed(errors or {})
+        finally:
+            errors = None  # its errors' tracebacks hold this frame: no cycle
 
     def _guarded_sync(
         self, endpoint_breaker: CircuitBreaker | None, wrapped: Any, args: Any, kwargs: Any
@@ -751,8 +766,11 @@ class Runner:
             if self.fallback is None:
                 raise
             return await self._fallback_async(head, final, instance, args, kwargs)
-        self.succeeded(call, policy, head)
-        return result
+        else:
+            self.succeeded(call, policy, head)
+            return result
+        finally:
+            exc = call = None  # no cycle through this frame (see _recover_sync)
 
     async def _attempt_async(
         self, head: list[Any], policy: Policy | None, wrapped: Any, args: Any, kwargs: Any
@@ -812,7 +830,10 @@ class Runner:
                     errors = {}
                 errors[endpoint] = exc
                 self.endpoint_failed(endpoint, exc)
-        raise AllEndpointsFailed(errors or {})
+        try:
+            raise AllEndpointsFailed(errors or {})
+        finally:
+            errors = None  # its errors' tracebacks hold this frame: no cycle
 
     async def _guarded_async(
         self, endpoint_breaker: CircuitBreaker | None, wrapped: Any, args: Any, kwargs: Any
