@@ -271,7 +271,7 @@ class _Call:
         if exc is None:
             level = logging.WARNING  # a result is returned: the caller is not failing
         if logger.isEnabledFor(level):
-            what = f"{type(exc).__name__}: {exc}" if exc is not None else "returning last result"
+            what = _Described(exc) if exc is not None else "returning last result"
             runner.log(
                 level,
                 "giving up on %s after %d attempt%s in %.2fs (reason: %s): %s",
@@ -283,6 +283,23 @@ class _Call:
             _bus.emit(events.GaveUp(runner.name, n, elapsed, exc, reason))
         self.gave_up = True
         return _GIVE_UP
+
+
+class _Described:
+    """``"Type: message"`` of an exception, formatted only when a handler asks, and never
+    raising: an exception whose ``__str__`` fails must not replace the caller's."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def __str__(self) -> str:
+        name = type(self.exc).__name__
+        try:
+            return f"{name}: {self.exc}"
+        except Exception as error:  # noqa: BLE001 - any failure of a user's __str__
+            return f"{name}: <str() failed: {type(error).__name__}>"
 
 
 _NO_JITTER = _jitter.none
