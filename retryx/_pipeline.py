@@ -225,7 +225,10 @@ class _Call:
                 previous = base if self.previous < 0 else self.previous
                 delay = jitter.apply(delay, previous, base, cap_of(backoff))
             self.previous = delay
-        if self.deadline_at is not None and _clock.monotonic() + delay > self.deadline_at:
+        if delay > _MAX_WAIT or (
+            self.deadline_at is not None and _clock.monotonic() + delay > self.deadline_at
+        ):
+            # (A wait no clock can sleep, from a huge backoff or hint, is past any deadline.)
             return self._give_up(exc, "deadline")
         if policy.budget is not None and not policy.budget.allows_retry():
             return self._give_up(exc, "budget")
@@ -298,13 +301,16 @@ class _Described:
         name = type(self.exc).__name__
         try:
             return f"{name}: {self.exc}"
-        except Exception as error:  # noqa: BLE001 - any failure of a user's __str__
+        except Exception as error:  # any failure of a user's __str__
             return f"{name}: <str() failed: {type(error).__name__}>"
 
 
 _NO_JITTER = _jitter.none
 _LOGGER_HANDLE = logging.Logger.handle
 _INF = float("inf")
+# The longest wait the platform can sleep (time.sleep overflows beyond it, about 292
+# years): a longer one gives up at once, reason deadline.
+_MAX_WAIT = threading.TIMEOUT_MAX
 _scope_get = SCOPE.get
 _scope_set = SCOPE.set
 _scope_reset = SCOPE.reset
