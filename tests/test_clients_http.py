@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from retryx import Fault, classify
+from retryx import Fault, backoff, classify, retry
 from retryx._classify import is_unsent
 from retryx.testing import servers
 
@@ -654,3 +654,121 @@ def test_azure_http_response_error_takes_the_status(azure: Any) -> None:
         exc = raised(lambda: send(srv.url, raise_status=True))
     assert type(exc) is exceptions.HttpResponseError
     assert Fault(True, "throttled", 4.0) == classify(exc)
+
+
+# --- end to end: @retry recovers when the server comes back ---------------------------------
+
+
+class ComesBack:
+    """A loopback port that refuses connections until ``open()``, then answers 200 ``ok``."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/"
+        self.thread: threading.Thread | None = None
+
+    def open(self) -> None:
+        if self.thread is not None:
+            return
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        deadline = time.monotonic() + 30  # bounded, whatever the test does
+        while time.monotonic() < deadline:
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(LONG)
+                data = b""
+                while b"\r\n\r\n" not in data and len(data) < 65536:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+    def close(self) -> None:
+        self.sock.close()
+        if self.thread is not None:
+            self.thread.join(LONG)
+
+
+@pytest.fixture
+def comes_back() -> Iterator[ComesBack]:
+    server = ComesBack()
+    yield server
+    server.close()
+
+
+def test_retry_over_requests_recovers(requests: Any, comes_back: ComesBack) -> None:
+    """``@retry`` over ``requests.get`` retries the refused attempts and returns the answer."""
+    attempts = 0
+
+    @retry(attempts=5, backoff=backoff.none(), jitter="none", idempotent=False)
+    def fetch() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 3:
+            comes_back.open()
+        return str(requests.get(comes_back.url, timeout=LONG).text)
+
+    assert ("ok", 3) == (fetch(), attempts)
+
+
+def test_retry_over_httpx_recovers(httpx: Any, comes_back: ComesBack) -> None:
+    """``@retry`` over ``httpx.get`` retries the refused attempts and returns the answer."""
+    attempts = 0
+
+    @retry(attempts=5, backoff=backoff.none(), jitter="none", idempotent=False)
+    def fetch() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 3:
+            comes_back.open()
+        return str(httpx.get(comes_back.url, timeout=LONG).text)
+
+    assert ("ok", 3) == (fetch(), attempts)
+
+
+def test_retry_over_an_aiohttp_session_recovers(aiohttp: Any, comes_back: ComesBack) -> None:
+    """``@retry`` over an ``aiohttp`` session call retries and returns the answer."""
+    attempts = 0
+
+    async def main() -> str:
+        async with aiohttp.ClientSession() as session:
+
+            @retry(attempts=5, backoff=backoff.none(), jitter="none", idempotent=False)
+            async def fetch() -> str:
+                nonlocal attempts
+                attempts += 1
+                if attempts == 3:
+                    comes_back.open()
+                async with session.get(comes_back.url) as response:
+                    return str(await response.text())
+
+            return await fetch()
+
+    assert ("ok", 3) == (asyncio.run(main()), attempts)
+
+
+def test_retry_gives_up_at_once_on_a_permanent_client_fault(requests: Any) -> None:
+    """A permanent client fault (a bad URL) is not retried."""
+    attempts = 0
+
+    @retry(attempts=5, backoff=backoff.none(), jitter="none")
+    def fetch() -> None:
+        nonlocal attempts
+        attempts += 1
+        requests.get("foo://nowhere", timeout=LONG)
+
+    with pytest.raises(requests.exceptions.InvalidSchema):
+        fetch()
+    assert 1 == attempts
