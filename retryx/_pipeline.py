@@ -453,12 +453,20 @@ class Runner:
             fo = self.failover
             assert fo is not None
             template = fo.breaker
+            # One predicate, set once: without counts= the breakers judge faults
+            # with the policy's classifier (its retry_on).
+            counts = self.policy().classifier if self.has_retry else classify
             if template is None:
                 made = CircuitBreaker(
-                    f"{self.name}@{endpoint}", failure_threshold=3, recovery_timeout=30.0
+                    f"{self.name}@{endpoint}",
+                    failure_threshold=3,
+                    recovery_timeout=30.0,
+                    counts=counts,
                 )
             else:
                 made = template.copy(f"{template.name}@{endpoint}")
+                if template.counts is classify:
+                    made.counts = counts
             breakers = self._endpoint_breakers
             if len(breakers) >= _MAX_ENDPOINT_BREAKERS:
                 # A hosts callable may keep naming new endpoints: forget the oldest
