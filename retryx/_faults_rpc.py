@@ -193,6 +193,8 @@ _SERVER_STATUSES = frozenset({500, 502, 503, 504})
 
 def _botocore(exc: BaseException) -> Fault | None:
     verdict = _named(exc, "botocore", _BOTO) or _named(exc, "aiobotocore", _BOTO)
+    if verdict is _CONNECTION_UNSENT and _aiohttp_after_connect(exc):
+        return _CONNECTION
     if verdict != "client":
         return verdict  # type: ignore[no-any-return]
     response = getattr(exc, "response", None)
@@ -211,6 +213,17 @@ def _botocore(exc: BaseException) -> Fault | None:
         return _PERMANENT
     headers = meta.get("HTTPHeaders") or {}
     return Fault(True, cause, _retry_after(headers.get("retry-after")))
+
+
+def _aiohttp_after_connect(exc: BaseException) -> bool:
+    """aiobotocore also calls a connection lost after connecting EndpointConnectionError
+    (any aiohttp ``ClientConnectionError``): only ``ClientConnectorError`` is unsent.
+    """
+    kwargs = getattr(exc, "kwargs", None)
+    error = kwargs.get("error") if isinstance(kwargs, dict) else None
+    if error is None or not type(error).__module__.startswith("aiohttp"):
+        return False
+    return all(klass.__name__ != "ClientConnectorError" for klass in type(error).__mro__)
 
 
 def _retry_after(value: Any) -> float | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests import _sockets
 from tests._redis import REQUIRED, RedisServer, free_port, serve
 
 if not REQUIRED:  # RETRYX_REQUIRE_REDIS=1 (CI): a missing redis package is a failure
@@ -66,32 +66,16 @@ def second_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def silent() -> Iterator[int]:
-    """A port that completes the TCP handshake (listen backlog) and never answers."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        yield listener.getsockname()[1]
+    """A port that completes the TCP handshake and never answers."""
+    with _sockets.silent() as port:
+        yield port
 
 
 @pytest.fixture
 def full_backlog() -> Iterator[int]:
-    """A port whose listen queue is full: the kernel drops new SYNs, so connect times out."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(0)
-        port = listener.getsockname()[1]
-        fillers = []
-        try:
-            for _ in range(3):
-                filler = socket.socket()
-                filler.setblocking(False)
-                filler.connect_ex(("127.0.0.1", port))
-                fillers.append(filler)
-            time.sleep(0.05)
-            yield port
-        finally:
-            for filler in fillers:
-                filler.close()
+    """A port on which connect times out."""
+    with _sockets.full_backlog() as port:
+        yield port
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:
