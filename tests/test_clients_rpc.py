@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
-from concurrent import futures
 from typing import Any
 
 import pytest
@@ -14,9 +12,8 @@ grpc = pytest.importorskip("grpc")
 
 from retryx import Fault, Policy, backoff, classify, retry  # noqa: E402
 from retryx._classify import is_unsent  # noqa: E402
+from tests._grpc import METHOD, start_server  # noqa: E402
 from tests._redis import free_port  # noqa: E402
-
-METHOD = "/retryx.test.Faults/Call"
 
 # section 14: four codes are transient, every other one permanent
 TRANSIENT = {
@@ -33,36 +30,10 @@ def expected(code: str, retry_after: float | None = None) -> Fault:
     return Fault(False, "permanent") if cause is None else Fault(True, cause, retry_after)
 
 
-def _handler(request: bytes, context: Any) -> bytes:
-    """``b"CODE"`` aborts with that status; ``b"CODE pushback"`` also sets the trailer;
-    ``b"sleep S"`` answers after S seconds; ``b"ok"`` answers.
-    """
-    word, _, arg = request.decode().partition(" ")
-    if word == "ok":
-        return b"ok"
-    if word == "sleep":
-        time.sleep(float(arg))
-        return b"late"
-    if arg:
-        context.set_trailing_metadata((("grpc-retry-pushback-ms", arg),))
-    context.abort(grpc.StatusCode[word], f"aborted with {word}")
-    raise AssertionError("abort returns only by raising")  # pragma: no cover
-
-
-def _start_server(port: int = 0) -> tuple[Any, int]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    handler = grpc.unary_unary_rpc_method_handler(_handler)
-    generic = grpc.method_handlers_generic_handler("retryx.test.Faults", {"Call": handler})
-    server.add_generic_rpc_handlers((generic,))
-    bound = server.add_insecure_port(f"127.0.0.1:{port}")
-    server.start()
-    return server, bound
-
-
 @pytest.fixture(scope="module")
 def target() -> Iterator[str]:
     """``127.0.0.1:PORT`` of an in-process gRPC server (generic handler, raw bytes)."""
-    server, port = _start_server()
+    server, port = start_server()
     try:
         yield f"127.0.0.1:{port}"
     finally:
@@ -162,7 +133,7 @@ def test_retry_recovers_when_the_server_comes_up() -> None:
     @retry(Policy(attempts=40, backoff=backoff.fixed(0.05), jitter="none", deadline=10))
     def fetch() -> bytes:
         if len(attempts) == 2:
-            servers.append(_start_server(port)[0])  # the server comes up after two refusals
+            servers.append(start_server(port)[0])  # the server comes up after two refusals
         attempts.append(None)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             return bytes(channel.unary_unary(METHOD)(b"ok", timeout=2))
