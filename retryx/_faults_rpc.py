@@ -76,6 +76,7 @@ _REDIS: dict[str, Fault | str] = {
     "TryAgainError": _SERVER,
     "ReadOnlyError": _CONNECTION,  # a replica after a failover: move to the primary
     "ResponseError": _PERMANENT,
+    "WatchError": _CONTENTION,  # a WATCHed key changed: run the transaction again
     "RedisError": _PERMANENT,
     # the cluster client's own errors: a slot without a node is CLUSTERDOWN seen
     # from the client; "cannot be connected" carries the last node's fault

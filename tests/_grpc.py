@@ -6,22 +6,29 @@ test makes the real server abort with any status code and trailer.
 
 from __future__ import annotations
 
+import collections
 import time
 from concurrent import futures
 from typing import Any
 
 import grpc
 
-__all__ = ["METHOD", "start_server"]
+__all__ = ["CALLS", "METHOD", "start_server"]
 
 METHOD = "/retryx.test.Faults/Call"
+CALLS: collections.Counter[str] = collections.Counter()
 
 
 def _handler(request: bytes, context: Any) -> bytes:
     """``b"CODE"`` aborts with that status; ``b"CODE pushback"`` also sets the trailer;
-    ``b"sleep S"`` answers after S seconds; ``b"ok"`` answers.
+    ``b"sleep S"`` answers after S seconds; ``b"ok"`` answers; ``b"tag NAME ..."``
+    counts the call in ``CALLS[NAME]`` first.
     """
-    word, _, arg = request.decode().partition(" ")
+    text = request.decode()
+    if text.startswith("tag "):  # b"tag NAME REST": count the call under NAME, then REST
+        _, name, text = text.split(" ", 2)
+        CALLS[name] += 1
+    word, _, arg = text.partition(" ")
     if word == "ok":
         return b"ok"
     if word == "sleep":

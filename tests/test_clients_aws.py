@@ -213,16 +213,49 @@ def test_retry_rides_out_throttling() -> None:
         assert 3 == len(srv.requests)
 
 
+@pytest.mark.parametrize(
+    ("retries", "sent"),
+    [
+        ({"total_max_attempts": 1}, 1),
+        ({"max_attempts": 0, "mode": "standard"}, 1),
+        ({"max_attempts": 0, "mode": "adaptive"}, 1),
+        ({"max_attempts": 0, "mode": "legacy"}, 1),
+        ({"max_attempts": 1, "mode": "standard"}, 2),  # max_attempts counts retries only
+    ],
+)
+def test_documented_settings_turn_botocore_retries_off(retries: dict[str, Any], sent: int) -> None:
+    """The settings docs/clients.md gives make botocore send one request (no inner retry)."""
+    with servers.http([aws_error(400, "ThrottlingException")]) as srv:
+        client = session().create_client(
+            "dynamodb",
+            endpoint_url=srv.url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+            config=Config(retries=retries),
+        )
+        try:
+            with pytest.raises(Exception, match="ThrottlingException"):
+                client.list_tables()
+        finally:
+            client.close()
+        assert sent == len(srv.requests)
+
+
 # --- aiobotocore --------------------------------------------------------------------------------
+
+
+@functools.cache
+def aio_session() -> Any:
+    """One aiobotocore session (skips without aiobotocore)."""
+    return pytest.importorskip("aiobotocore.session").get_session()
 
 
 def async_fault_of(url: str, **config: Any) -> BaseException:
     """The exception a real aiobotocore ``list_tables`` call against ``url`` raises."""
-    aiosession = pytest.importorskip("aiobotocore.session")
 
     async def main() -> BaseException:
-        session = aiosession.get_session()
-        async with session.create_client(
+        async with aio_session().create_client(
             "dynamodb",
             endpoint_url=url,
             region_name="us-east-1",

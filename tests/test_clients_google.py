@@ -91,6 +91,28 @@ def wrapped() -> Iterator[Any]:
         server.stop(None)
 
 
+def test_retry_none_turns_the_default_retry_off(wrapped: Any) -> None:
+    """A method with a default Retry (as generated clients have) calls once with retry=None."""
+    from google.api_core import gapic_v1
+    from google.api_core import retry as google_retry
+
+    from tests._grpc import CALLS
+
+    default = google_retry.Retry(
+        predicate=google_retry.if_exception_type(exceptions.ServiceUnavailable),
+        initial=0.01,
+        maximum=0.01,
+        timeout=0.2,
+    )
+    method = gapic_v1.method.wrap_method(wrapped, default_retry=default, default_timeout=5)
+    with pytest.raises(exceptions.RetryError):
+        method(b"tag google-default UNAVAILABLE")
+    with pytest.raises(exceptions.ServiceUnavailable):
+        method(b"tag google-off UNAVAILABLE", retry=None)
+    assert CALLS["google-default"] > 1
+    assert 1 == CALLS["google-off"]
+
+
 def grpc_error(wrapped: Any, request: bytes) -> Any:
     with pytest.raises(exceptions.GoogleAPICallError) as info:
         wrapped(request, timeout=5)

@@ -173,6 +173,19 @@ def test_wrong_type_is_permanent(server: RedisServer) -> None:
     assert PERMANENT == classify(raised(lambda: conn.lpush("a-string", "y")))
 
 
+def test_changed_watched_key_is_contention(server: RedisServer) -> None:
+    """A WATCHed key changed before EXEC is a WatchError: contention, run the transaction again."""
+    conn, other = client(server.port), client(server.port)
+    with conn.pipeline() as pipe:
+        pipe.watch("watched")
+        other.set("watched", "changed")
+        pipe.multi()
+        pipe.set("watched", "mine")
+        exc = raised(pipe.execute)
+    assert "WatchError" == type(exc).__name__
+    assert Fault(True, "contention") == classify(exc)
+
+
 def test_write_to_a_replica_is_a_connection_fault(
     own_server: RedisServer, second_server: RedisServer
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ grpc = pytest.importorskip("grpc")
 
 from retryx import Fault, Policy, backoff, classify, retry  # noqa: E402
 from retryx._classify import is_unsent  # noqa: E402
-from tests._grpc import METHOD, start_server  # noqa: E402
+from tests._grpc import CALLS, METHOD, start_server  # noqa: E402
 from tests._redis import free_port  # noqa: E402
 
 # section 14: four codes are transient, every other one permanent
@@ -144,6 +145,37 @@ def test_retry_recovers_when_the_server_comes_up() -> None:
     finally:
         for server in servers:
             server.stop(None)
+
+
+RETRY_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{"service": "retryx.test.Faults"}],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.01s",
+                    "maxBackoff": "0.01s",
+                    "backoffMultiplier": 1,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+
+
+@pytest.mark.parametrize(("enable_retries", "calls"), [(1, 3), (0, 1)])
+def test_enable_retries_0_turns_service_config_retries_off(
+    target: str, enable_retries: int, calls: int
+) -> None:
+    """A service-config retryPolicy retries inside grpc unless grpc.enable_retries is 0."""
+    tag = f"service-config-{enable_retries}"
+    options = [("grpc.service_config", RETRY_CONFIG), ("grpc.enable_retries", enable_retries)]
+    with grpc.insecure_channel(target, options=options) as channel:
+        exc = rpc_error(channel.unary_unary(METHOD), f"tag {tag} UNAVAILABLE".encode())
+    assert "UNAVAILABLE" == exc.code().name
+    assert calls == CALLS[tag]
 
 
 # --- grpc.aio ------------------------------------------------------------------------------
