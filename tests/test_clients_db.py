@@ -24,6 +24,7 @@ from retryx._classify import is_unsent
 from retryx.testing import servers
 
 from _postgres import PostgresServer, serve  # isort: skip
+import _wire  # isort: skip
 
 Verdict = tuple[bool, str, bool]  # (transient, cause, unsent)
 
@@ -434,39 +435,86 @@ def test_non_idempotent_call_is_rerun_after_a_refused_connect(
     assert [refused.port, pg.port] == calls
 
 
-# --- MySQL: pymysql and aiomysql (which raises pymysql's classes) -------------------
+# --- MySQL: pymysql, mysqlclient (MySQLdb), aiomysql (which raises pymysql's classes) --
 
 
-def test_pymysql_refused_connect_is_an_unsent_connection_fault() -> None:
-    """pymysql's 2003 on a refusing port is a connection fault that sent nothing."""
+def _pymysql_connect(**kwargs: Any) -> Any:
     import pymysql
 
+    return pymysql.connect(**kwargs)
+
+
+def _mysqldb_connect(**kwargs: Any) -> Any:
+    # mysqlclient builds against libmysqlclient (.ci/run installs it): skip where it cannot
+    mysqldb = pytest.importorskip("MySQLdb")
+    return mysqldb.connect(**kwargs)
+
+
+MYSQL_DRIVERS = {"pymysql": _pymysql_connect, "MySQLdb": _mysqldb_connect}
+
+
+def mysql_connect(driver: str, port: int) -> Any:
+    """A connection through ``driver`` to 127.0.0.1:``port`` (bounded timeouts)."""
+    return MYSQL_DRIVERS[driver](host="127.0.0.1", port=port, connect_timeout=1, read_timeout=1)
+
+
+@pytest.mark.parametrize("driver", MYSQL_DRIVERS)
+def test_mysql_refused_connect_is_an_unsent_connection_fault(driver: str) -> None:
+    """A refused connect (2003; 2002 from libmysqlclient) is an unsent connection fault."""
     with servers.refusing() as addr:
-        exc = raised(pymysql.connect, host=addr.host, port=addr.port, connect_timeout=1)
-    assert 2003 == exc.args[0]
+        exc = raised(mysql_connect, driver, addr.port)
+    assert exc.args[0] in (2002, 2003)
     assert CONNECTION_UNSENT == verdict(exc)
 
 
-def test_pymysql_silent_server_is_a_connection_fault() -> None:
-    """pymysql's 2013 (read timeout while waiting for the greeting) is a connection fault."""
-    import pymysql
-
+@pytest.mark.parametrize("driver", MYSQL_DRIVERS)
+def test_mysql_silent_server_is_a_connection_fault(driver: str) -> None:
+    """2013 (the greeting never came within read_timeout) is a connection fault."""
     with servers.slow(60) as addr:
-        exc = raised(
-            pymysql.connect, host=addr.host, port=addr.port, connect_timeout=1, read_timeout=0.3
-        )
+        exc = raised(mysql_connect, driver, addr.port)
     assert 2013 == exc.args[0]
     assert CONNECTION == verdict(exc)
 
 
-def test_pymysql_closed_connection_is_a_connection_fault() -> None:
-    """pymysql's 2013 when the server closes the connection is a connection fault."""
-    import pymysql
-
+@pytest.mark.parametrize("driver", MYSQL_DRIVERS)
+def test_mysql_closed_connection_is_a_connection_fault(driver: str) -> None:
+    """2013 when the server closes the connection is a connection fault."""
     with servers.accept_then_close() as addr:
-        exc = raised(pymysql.connect, host=addr.host, port=addr.port, connect_timeout=1)
+        exc = raised(mysql_connect, driver, addr.port)
     assert 2013 == exc.args[0]
     assert CONNECTION == verdict(exc)
+
+
+@pytest.mark.parametrize("driver", MYSQL_DRIVERS)
+def test_mysql_too_many_connections_is_throttled_and_unsent(driver: str) -> None:
+    """1040, sent by the server instead of its greeting, is throttled and unsent."""
+    with _wire.mysql(refuse=1040) as port:
+        exc = raised(mysql_connect, driver, port)
+    assert 1040 == exc.args[0]
+    assert THROTTLED_UNSENT == verdict(exc)
+
+
+MYSQL_SERVER_ERRORS = {
+    1213: CONTENTION,  # ER_LOCK_DEADLOCK
+    1205: CONTENTION,  # ER_LOCK_WAIT_TIMEOUT
+    1053: CONNECTION,  # ER_SERVER_SHUTDOWN
+    1064: PERMANENT,  # ER_PARSE_ERROR
+    1062: PERMANENT,  # ER_DUP_ENTRY
+}
+
+
+@pytest.mark.parametrize("number", MYSQL_SERVER_ERRORS)
+@pytest.mark.parametrize("driver", MYSQL_DRIVERS)
+def test_mysql_server_errors_by_number(driver: str, number: int) -> None:
+    """The error raised for a server's error packet is judged by its number."""
+    with _wire.mysql() as port:
+        conn = mysql_connect(driver, port)
+        try:
+            exc = raised(conn.cursor().execute, f"fail {number}")
+        finally:
+            conn.close()
+    assert (driver, number) == (type(exc).__module__.partition(".")[0], exc.args[0])
+    assert MYSQL_SERVER_ERRORS[number] == verdict(exc)
 
 
 def test_aiomysql_refused_connect_is_an_unsent_connection_fault() -> None:
@@ -487,6 +535,24 @@ def test_aiomysql_closed_connection_is_a_connection_fault() -> None:
         exc = asyncio.run(araised(aiomysql.connect(host=addr.host, port=addr.port)))
     assert 2013 == exc.args[0]
     assert CONNECTION == verdict(exc)
+
+
+def test_aiomysql_deadlock_is_contention() -> None:
+    """aiomysql's 1213 (a pymysql class) is contention."""
+    import aiomysql
+
+    async def main(port: int) -> Exception:
+        conn = await aiomysql.connect(host="127.0.0.1", port=port)
+        try:
+            cur = await conn.cursor()
+            return await araised(cur.execute("fail 1213"))
+        finally:
+            conn.close()
+
+    with _wire.mysql() as port:
+        exc = asyncio.run(main(port))
+    assert ("pymysql.err", 1213) == (type(exc).__module__, exc.args[0])
+    assert CONTENTION == verdict(exc)
 
 
 # --- MongoDB: pymongo and motor (which raises pymongo's classes) --------------------
@@ -615,3 +681,64 @@ def test_sqlalchemy_pool_timeout_is_an_unsent_timeout(engine: Any) -> None:
         exc = raised(engine.connect)
     assert isinstance(exc, sqlalchemy.exc.TimeoutError)
     assert TIMEOUT_UNSENT == verdict(exc)
+
+
+MONGO_REPLIES: dict[str, tuple[dict[str, Any] | str, str, Verdict]] = {
+    "transient_transaction": (
+        {"ok": 0.0, "errmsg": "conflict", "code": 112, "codeName": "WriteConflict"}
+        | {"errorLabels": ["TransientTransactionError"]},
+        "OperationFailure",
+        CONTENTION,
+    ),
+    "retryable_write": (
+        {"ok": 0.0, "errmsg": "slow", "code": 262, "codeName": "ExceededTimeLimit"}
+        | {"errorLabels": ["RetryableWriteError"]},
+        "OperationFailure",
+        CONNECTION,
+    ),
+    "not_primary": (
+        {"ok": 0.0, "errmsg": "stepped down", "code": 10107, "codeName": "NotWritablePrimary"},
+        "NotPrimaryError",
+        CONNECTION,
+    ),
+    "bad_value": (
+        {"ok": 0.0, "errmsg": "bad", "code": 2, "codeName": "BadValue"},
+        "OperationFailure",
+        PERMANENT,
+    ),
+    "silent": ("silent", "NetworkTimeout", TIMEOUT),
+    "closed": ("close", "AutoReconnect", CONNECTION),
+}
+
+
+@pytest.mark.parametrize("case", MONGO_REPLIES)
+def test_pymongo_command_errors(case: str) -> None:
+    """pymongo's error for a server reply (labels, codes, silence, a close) gets its verdict."""
+    reply, kind, expected = MONGO_REPLIES[case]
+    with _wire.mongo(reply) as port:
+        options = {"directConnection": True, "socketTimeoutMS": 300}
+        options |= {"retryReads": False, "retryWrites": False}
+        exc = raised(_ping, "127.0.0.1", port, **options)
+    assert kind == type(exc).__name__
+    assert expected == verdict(exc)
+
+
+def test_motor_labelled_error_is_judged_like_pymongo() -> None:
+    """motor raises pymongo's labelled OperationFailure, judged by its label."""
+    from motor.motor_asyncio import AsyncIOMotorClient
+
+    reply, _, expected = MONGO_REPLIES["transient_transaction"]
+
+    async def main(port: int) -> Exception:
+        client: Any = AsyncIOMotorClient(
+            host="127.0.0.1", port=port, directConnection=True, retryReads=False
+        )
+        try:
+            return await araised(client.admin.command("ping"))
+        finally:
+            client.close()
+
+    with _wire.mongo(reply) as port:
+        exc = asyncio.run(main(port))
+    assert "pymongo.errors" == type(exc).__module__
+    assert expected == verdict(exc)
