@@ -742,3 +742,28 @@ def test_motor_labelled_error_is_judged_like_pymongo() -> None:
         exc = asyncio.run(main(port))
     assert "pymongo.errors" == type(exc).__module__
     assert expected == verdict(exc)
+
+
+def test_sqlalchemy_asyncio_serialization_failure_is_contention(
+    pg: PostgresServer, table: str
+) -> None:
+    """Through SQLAlchemy's asyncpg dialect (an emulated DB-API error around asyncpg's) too."""
+    import sqlalchemy
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def main() -> Exception:
+        engine = create_async_engine(f"postgresql+asyncpg://postgres@{pg.host}:{pg.port}/postgres")
+        try:
+            async with engine.connect() as a, engine.connect() as b:
+                a = await a.execution_options(isolation_level="REPEATABLE READ")
+                await a.execute(sqlalchemy.text(f"select n from {table} where id = 1"))
+                await b.execute(sqlalchemy.text(_bump(table, 1)))
+                await b.commit()
+                return await araised(a.execute(sqlalchemy.text(_bump(table, 1))))
+        finally:
+            await engine.dispose()
+
+    exc = asyncio.run(main())
+    assert isinstance(exc, sqlalchemy.exc.DBAPIError)
+    assert "40001" == sqlstate(exc.orig)
+    assert CONTENTION == verdict(exc)
