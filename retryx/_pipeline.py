@@ -50,7 +50,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # typing_extensions is for type checkers only: no import cost
-    from typing_extensions import ParamSpec
+    from typing_extensions import ParamSpec, Unpack
+
+    from ._policy import PolicyFields
 
     P = ParamSpec("P")
 R = TypeVar("R")
@@ -1275,7 +1277,7 @@ def _not_a_callable(kind: str, func: Any) -> ConfigError:
 def retry(func: Callable[P, R], /) -> Callable[P, R]: ...
 @overload
 def retry(
-    policy: Policy | str | None = None, /, **fields: Any
+    policy: Policy | str | None = None, /, **fields: Unpack[PolicyFields]
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 def retry(policy: Any = None, /, **fields: Any) -> Any:
     """Retry transient faults of the decorated callable per a ``Policy``.

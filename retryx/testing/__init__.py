@@ -11,7 +11,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Never, TypeVar, overload
 
 from .. import _clock
 from .._errors import ConfigError
@@ -110,22 +110,35 @@ class seed:
         _clock.rng.setstate(self._saved)
 
 
-class FaultSequence:
+T = TypeVar("T")
+
+
+class FaultSequence(Generic[T]):
     """A callable that produces each outcome in turn, then repeats the last one.
 
     Exception instances are raised, exception classes are instantiated and
     raised, other values are returned. Accepts any arguments; ``calls`` counts
     the calls and ``args`` records the arguments of each.
+
+    Typed by the values it returns: ``FaultSequence[str](ConnectionError(), "ok")``
+    returns ``str`` (without the subscript, mypy infers ``str`` and pyright
+    ``ConnectionError | str``); only exceptions: it never returns (``Never``).
     """
 
+    @overload
+    def __init__(
+        self: FaultSequence[Never], *outcomes: BaseException | type[BaseException]
+    ) -> None: ...
+    @overload
+    def __init__(self, *outcomes: T | BaseException | type[BaseException]) -> None: ...
     def __init__(self, *outcomes: Any) -> None:
         if not outcomes:
             raise ConfigError("FaultSequence needs at least one outcome")
         self.outcomes = outcomes
         self.calls = 0
-        self.args: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        self.args: list[tuple[tuple[object, ...], dict[str, object]]] = []
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: object, **kwargs: object) -> T:
         index = min(self.calls, len(self.outcomes) - 1)
         self.calls += 1
         self.args.append((args, kwargs))
@@ -134,7 +147,8 @@ class FaultSequence:
             raise outcome()
         if isinstance(outcome, BaseException):
             raise outcome
-        return outcome
+        value: T = outcome
+        return value
 
     def __repr__(self) -> str:
         return f"<FaultSequence calls={self.calls} outcomes={len(self.outcomes)}>"
