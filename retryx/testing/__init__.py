@@ -8,6 +8,7 @@ sleep for real; the pytest plugin offers it as the ``retryx_clock`` fixture.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -26,12 +27,17 @@ __all__ = ["FakeClock", "FaultSequence", "fake_time", "inject_faults", "seed", "
 class FakeClock:
     """A clock that moves only when retryx waits or the test calls ``advance``.
 
-    ``sleeps`` lists every wait retryx decided, zero waits included.
+    ``sleeps`` lists every wait retryx decided, zero waits included. The monotonic
+    clock starts at ``start``; the wall clock (``now()``, for HTTP-dates) at ``wall``,
+    by default the real time in whole seconds, and both move together.
     """
 
-    def __init__(self, start: float = 1000.0, wall: float = 1_750_000_000.0) -> None:
+    def __init__(self, start: float = 1000.0, wall: float | None = None) -> None:
+        # The wall clock starts at the real time (whole seconds, like HTTP-dates), so a
+        # real server's Retry-After date means what it says.
+        wall = float(int(time.time())) if wall is None else float(wall)
         self._t = float(start)
-        self._wall_offset = float(wall) - float(start)
+        self._wall_offset = wall - float(start)
         self.sleeps: list[float] = []
 
     def monotonic(self) -> float:
