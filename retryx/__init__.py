@@ -21,13 +21,14 @@ from ._errors import (
     RetryxError,
     Transient,
 )
+from ._nesting import carry
 from ._pipeline import circuit_breaker, describe, failover, fallback, retry, stats
 from ._policy import Policy
 
 from . import backoff, events, jitter  # isort: skip
 
 if TYPE_CHECKING:  # typed for checkers; loaded on first use at run time (__getattr__)
-    from . import otel, redis, replay, sockets, testing
+    from . import otel, prometheus, redis, replay, sockets, testing
 
 __all__ = [
     "ENDPOINT",
@@ -43,6 +44,7 @@ __all__ = [
     "RetryxError",
     "Transient",
     "backoff",
+    "carry",
     "circuit_breaker",
     "classify",
     "configure",
@@ -54,6 +56,7 @@ __all__ = [
     "fallback",
     "jitter",
     "otel",
+    "prometheus",
     "redis",
     "replay",
     "retry",
@@ -67,7 +70,7 @@ __version__ = "0.1.0"
 
 # Heavier modules load on first use so ``import retryx`` stays light. A module added
 # here is also imported under TYPE_CHECKING above, so checkers see its types.
-_LAZY = ("otel", "redis", "replay", "sockets", "testing")
+_LAZY = ("otel", "prometheus", "redis", "replay", "sockets", "testing")
 
 
 def __getattr__(name: str) -> object:

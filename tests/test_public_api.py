@@ -43,6 +43,7 @@ CONTRACT_NAMES = {
     "configure",
     "current",
     "context",
+    "carry",
     # failover: the default of the endpoint parameter
     "ENDPOINT",
     # modules
@@ -54,9 +55,13 @@ CONTRACT_NAMES = {
     "replay",
     "redis",
     "otel",
+    "prometheus",
 }
 
-MODULES = {"backoff", "jitter", "events", "testing", "sockets", "replay", "redis", "otel"}
+MODULES = {
+    *("backoff", "jitter", "events", "testing", "sockets", "replay"),
+    *("redis", "otel", "prometheus"),
+}
 CLASSES = {
     "Policy",
     "CircuitBreaker",

@@ -84,6 +84,7 @@ def check_lazy_modules() -> None:
         retryx.replay.ReplayQueue("sqlite:///replay.db").pending(), list[retryx.replay.ReplayEntry]
     )
     assert_type(retryx.otel.instrument(), None)
+    assert_type(retryx.prometheus.instrument(), None)
     assert_type(retryx.redis.RedisStore("redis://localhost:6379"), retryx.redis.RedisStore)
 
 
