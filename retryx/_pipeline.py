@@ -963,6 +963,8 @@ def _check_async_predicates(name: str, policy: Policy, is_async: bool, layers: A
 async def _fault_async(policy: Policy, exc: Exception) -> Fault | None:
     """An async ``retry_on`` predicate's verdict on ``exc``, awaited (``None``: the
     classifier is sync and ``_Call.on_error`` runs it)."""
+    if type(policy.retry_on) is not PredicateClassifier:
+        return None  # the default classifier or exception types: no predicate to await
     func = _async_retry_on(policy)
     if func is None:
         return None

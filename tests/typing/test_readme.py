@@ -119,6 +119,51 @@ def check_guide() -> None:
     assert_type(retryx.context(), CallContext)
 
 
+# --- the guide's index page: fields, presets, methods, coroutines --------------------------------
+
+
+PAYMENTS = Policy(attempts=5, backoff=backoff.exponential(initial=0.2, max=10), deadline=30)
+
+
+@retryx.retry(attempts=4, deadline=10)
+def fetch(url: str) -> bytes:
+    return url.encode()
+
+
+@retryx.retry(PAYMENTS.replace(attempts=2))
+def pay(amount: int) -> bool:
+    return amount > 0
+
+
+@retryx.retry(attempts=3, attempt_timeout=2, deadline=5)
+async def ping(host: str, port: int) -> bytes:
+    return b"ping"
+
+
+class Cache:
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
+
+    @retryx.retry(Policy.interactive(deadline=2))
+    def get(self, key: str) -> bytes:
+        return key.encode()
+
+
+@retryx.retry(attempts=3)
+def flaky() -> str:
+    context = retryx.context()
+    return "done" if context.attempt >= 3 else ""
+
+
+def check_index_page(cache: Cache) -> None:
+    assert_type(fetch("http://127.0.0.1/"), bytes)
+    assert_type(pay(3), bool)
+    assert_type(result_of(ping("127.0.0.1", 80)), bytes)
+    assert_type(cache.get("user:7"), bytes)
+    assert_type(flaky(), str)
+    assert_type(needs_host("select 1", host="db1"), str)
+
+
 # --- mistakes the checkers catch -----------------------------------------------------------------
 
 
@@ -136,3 +181,18 @@ def check_mistakes() -> None:
     Policy.interactive(atempts=2)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
     Policy().replace(deadline="5")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     retryx.retry("payments", attempts=3)  # fields with a name: refused at run time only
+
+
+def check_bare_decorators() -> None:
+    # Both are refused at run time when decorating (see tests/test_mistakes.py); the
+    # checkers already flag the first call.
+    @retryx.failover
+    def bare_failover(*, host: str = retryx.ENDPOINT) -> str:
+        return host
+
+    @retryx.fallback
+    def bare_fallback(user_id: int) -> str:
+        return ""
+
+    bare_failover()  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+    bare_fallback(1)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
