@@ -80,3 +80,20 @@ def test_ci_runs_both_checkers_on_the_typing_tests() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert '"pyright==' in pyproject
     assert 'strict = ["tests/typing"]' in pyproject
+
+
+def test_the_plugin_fixtures_yield_typed_values() -> None:
+    """No fixture of the pytest plugin yields ``Any``: the servers' ``Address`` (a
+    ``(host, port)`` tuple) or a factory returning one."""
+    from retryx.testing import _plugin
+
+    source = Path(_plugin.__file__).read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    returns = {
+        node.name: ast.unparse(node.returns)
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("retryx_") and node.returns
+    }
+    assert len(returns) >= 7
+    assert {} == {name: text for name, text in returns.items() if "Iterator[Any]" in text}
+    assert {} == {name: text for name, text in returns.items() if text.endswith("Any]]")}

@@ -70,6 +70,7 @@ def check_testing_snippet() -> None:
     with fake_time() as clock:
         assert_type(flaky(), str)
     assert_type(clock.sleeps, list[float])
+    assert_type(retryx.retry(FaultSequence[int](ConnectionError, 1))(), int)  # bare form
     always = FaultSequence(ConnectionError())
     assert_type(always, FaultSequence[Never])  # only faults: it never returns
 
