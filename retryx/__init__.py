@@ -28,7 +28,7 @@ from ._policy import Policy
 from . import backoff, events, jitter  # isort: skip
 
 if TYPE_CHECKING:  # typed for checkers; loaded on first use at run time (__getattr__)
-    from . import otel, prometheus, redis, replay, sockets, testing
+    from . import faults, otel, prometheus, redis, replay, sockets, testing
 
 __all__ = [
     "ENDPOINT",
@@ -54,6 +54,7 @@ __all__ = [
     "events",
     "failover",
     "fallback",
+    "faults",
     "jitter",
     "otel",
     "prometheus",
@@ -70,7 +71,7 @@ __version__ = "0.1.0"
 
 # Heavier modules load on first use so ``import retryx`` stays light. A module added
 # here is also imported under TYPE_CHECKING above, so checkers see its types.
-_LAZY = ("otel", "prometheus", "redis", "replay", "sockets", "testing")
+_LAZY = ("faults", "otel", "prometheus", "redis", "replay", "sockets", "testing")
 
 
 def __getattr__(name: str) -> object:

@@ -56,10 +56,11 @@ CONTRACT_NAMES = {
     "redis",
     "otel",
     "prometheus",
+    "faults",  # version 2, section 14
 }
 
 MODULES = {
-    *("backoff", "jitter", "events", "testing", "sockets", "replay"),
+    *("backoff", "jitter", "events", "testing", "sockets", "replay", "faults"),
     *("redis", "otel", "prometheus"),
 }
 CLASSES = {
