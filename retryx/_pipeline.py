@@ -1268,9 +1268,11 @@ def _looks_like_predicate(obj: Any) -> bool:
     is annotated with an exception type (see docs/decisions.md)."""
     if not inspect.isfunction(obj):
         return False
+    code = obj.__code__
     if obj.__name__ == "<lambda>":
-        code = obj.__code__
-        return code.co_argcount == 1 and not code.co_flags & (inspect.CO_VARARGS)
+        return code.co_argcount == 1 and not code.co_flags & inspect.CO_VARARGS
+    if not code.co_argcount or code.co_varnames[0] not in obj.__annotations__:
+        return False  # no annotated first parameter: nothing to read (and no cost)
     first = _first_positional(obj)
     return isinstance(first, inspect.Parameter) and _is_exception_annotation(first.annotation)
 
