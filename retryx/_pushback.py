@@ -27,6 +27,8 @@ __all__ = [
     "NO_RETRY",
     "RequestScope",
     "check_seconds",
+    "close_scope",
+    "enter_scope",
     "header_value",
     "note_give_up",
     "open_scope",
@@ -55,9 +57,14 @@ _REQUEST: ContextVar[RequestScope | None] = ContextVar("retryx_request", default
 
 
 def open_scope() -> tuple[RequestScope, Token[RequestScope | None]]:
-    """Start a request scope in the current context; ``_REQUEST.reset(token)`` ends it."""
+    """Start a request scope in the current context; ``close_scope(token)`` ends it."""
     scope = RequestScope()
     return scope, _REQUEST.set(scope)
+
+
+def enter_scope(scope: RequestScope) -> Token[RequestScope | None]:
+    """Make ``scope`` current again (a WSGI body iterated after the handler returned)."""
+    return _REQUEST.set(scope)
 
 
 def close_scope(token: Token[RequestScope | None]) -> None:
