@@ -201,6 +201,10 @@ PUBLIC_MODULES = [
     "retryx.otel",
     "retryx.redis",
     "retryx.replay",
+    "retryx.httpx",
+    "retryx.requests",
+    "retryx.asgi",
+    "retryx.wsgi",
 ]
 
 
