@@ -6,8 +6,9 @@ this. Every request goes through a pipeline made by ``retryx.retry`` and
 ``retryx.circuit_breaker`` for its host, so events, stats, budgets, deadlines
 and the nested-retry guard behave exactly as for a decorated function. A
 retryable status travels through the pipeline as a ``StatusFault`` (a
-private exception carrying the response); after giving up the client returns
-that last response, not the exception.
+private exception carrying the response, judged by ``classify``: status,
+``Retry-After``, ``Retryx-Pushback``); after giving up the client returns that
+last response, not the exception.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ import threading
 from collections.abc import Callable, Container
 from typing import Any
 
-from . import _pushback
 from ._breaker import CircuitBreaker
-from ._classify import _TRANSIENT_STATUSES, Classifier, classify, is_unsent, parse_retry_after
-from ._clients import judge as _client_judge
+from ._classify import _TRANSIENT_STATUSES, Classifier, classify, is_unsent
 from ._errors import ConfigError
 from ._fault import Fault
 from ._pipeline import circuit_breaker, retry
@@ -34,7 +33,6 @@ __all__ = [
     "StatusFault",
     "host_name",
     "may_resend",
-    "response_fault",
 ]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -49,29 +47,14 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 class StatusFault(Exception):
-    """A response with a retryable status, raised inside the pipeline so it is retried."""
+    """A response with a retryable status, raised inside the pipeline so it is retried.
 
-    def __init__(self, response: Any, fault: Fault) -> None:
-        super().__init__(f"HTTP {getattr(response, 'status_code', '?')}")
-        self.response = response
-        self.fault = fault
-
-
-def response_fault(status: int, headers: Any) -> Fault | None:
-    """The verdict on a response, or ``None`` when its status is not retried.
-
-    ``headers`` is the client's case-insensitive mapping. ``Retryx-Pushback:
-    no-retry`` makes it permanent (cause ``"pushback"``); a pushback number,
-    else ``Retry-After``, is the hint.
+    ``classify`` reads its ``.response`` (status, ``Retry-After``, ``Retryx-Pushback``).
     """
-    cause = _TRANSIENT_STATUSES.get(status)
-    if cause is None:
-        return None
-    pushback = _pushback.parse(headers.get(_pushback.HEADER))
-    if isinstance(pushback, Fault):
-        return pushback
-    hint = pushback if pushback is not None else parse_retry_after(headers.get("retry-after"))
-    return Fault(True, cause, hint)
+
+    def __init__(self, response: Any) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
 
 
 def may_resend(method: str, headers: Container[str], replayable: bool) -> bool:
@@ -109,73 +92,16 @@ class _Judge:
         self.resend = resend
 
     def __call__(self, exc: BaseException) -> Fault:
-        if type(exc) is StatusFault:
-            fault = exc.fault
-        else:
-            fault = self.classifier(exc)
-            if self.classifier is classify and not fault.transient:
-                fault = _fallback(exc) or fault
-        if fault.transient and not self.resend and not (fault.unsent or _unsent(exc)):
+        # A status is judged by its status table, Retry-After and Retryx-Pushback
+        # (classify's rules, whatever retry_on says about exceptions).
+        fault = classify(exc) if type(exc) is StatusFault else self.classifier(exc)
+        if fault.transient and not self.resend and not (fault.unsent or is_unsent(exc)):
             # Sent (or maybe sent) and not safe to send again: the caller gets it.
             return Fault(False, fault.cause)
         return fault
 
     def __repr__(self) -> str:
         return f"http({self.classifier!r}, resend={self.resend})"
-
-
-def _unsent(exc: BaseException) -> bool:
-    if is_unsent(exc):
-        return True
-    fault = _fallback(exc)
-    return fault is not None and fault.unsent
-
-
-# Until ``retryx.classify`` knows the exceptions of httpx, requests and urllib3
-# (API.md section 14, another change), the integrations judge the few they raise
-# themselves. Consulted only when no built-in client rule knows the exception, so
-# it steps aside by itself once those rules exist.
-_CONNECTION = Fault(True, "connection")
-_TIMEOUT = Fault(True, "timeout")
-_FALLBACK: dict[tuple[str, str], Fault | None] = {
-    ("httpx", "ConnectError"): Fault(True, "connection", unsent=True),
-    ("httpx", "ConnectTimeout"): Fault(True, "timeout", unsent=True),
-    ("httpx", "PoolTimeout"): Fault(True, "timeout", unsent=True),
-    ("httpx", "ReadTimeout"): _TIMEOUT,
-    ("httpx", "WriteTimeout"): _TIMEOUT,
-    ("httpx", "ReadError"): _CONNECTION,
-    ("httpx", "WriteError"): _CONNECTION,
-    ("httpx", "RemoteProtocolError"): _CONNECTION,
-    ("requests", "SSLError"): None,  # a ConnectionError subclass: no verdict here
-    ("requests", "ConnectTimeout"): Fault(True, "timeout", unsent=True),
-    ("requests", "ReadTimeout"): _TIMEOUT,
-    ("requests", "ChunkedEncodingError"): _CONNECTION,
-    ("requests", "ConnectionError"): _CONNECTION,  # refused: see _requests_reason
-}
-
-
-def _fallback(exc: BaseException) -> Fault | None:
-    if _client_judge(exc) is not None:
-        return None
-    for klass in type(exc).__mro__:
-        key = (klass.__module__.partition(".")[0], klass.__name__)
-        if key in _FALLBACK:
-            fault = _FALLBACK[key]
-            if fault is _CONNECTION and key == ("requests", "ConnectionError"):
-                return _requests_reason(exc)
-            return fault
-    return None
-
-
-def _requests_reason(exc: BaseException) -> Fault:
-    # requests wraps urllib3's MaxRetryError, whose reason says whether we connected.
-    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
-    names = {k.__name__ for k in type(reason).__mro__}
-    if "NameResolutionError" in names:
-        return Fault(False, "permanent")
-    if "NewConnectionError" in names:
-        return Fault(True, "connection", unsent=True)
-    return _CONNECTION
 
 
 class Hosts:

@@ -1,15 +1,13 @@
 """The ``Retryx-Pushback`` protocol: a service that already retried tells its caller not to.
 
-Both ends live here, so the header's grammar is written once:
-
 - the *sending* side (``retryx.asgi`` / ``retryx.wsgi`` middlewares) opens a
   ``RequestScope`` per request; the pipeline reports every give-up inside it
   (``note_give_up``, on the failure path only), and the middleware turns a 5xx
   response of a request whose retryx layer gave up into ``Retryx-Pushback:
   no-retry`` (or ``<seconds>``: see ``header_value``);
-- the *receiving* side (the HTTP transports and the requests adapter) reads it
-  back with ``parse``: ``no-retry`` makes the response permanent (cause
-  ``"pushback"``), a number is a ``retry_after`` hint.
+- the *receiving* side is ``retryx.classify`` (``_classify._status_fault``):
+  ``no-retry`` makes a response permanent (cause ``"pushback"``), a number is a
+  ``retry_after`` hint; the HTTP clients judge responses through it.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ __all__ = [
     "header_value",
     "note_give_up",
     "open_scope",
-    "parse",
 ]
 
 HEADER = "Retryx-Pushback"
@@ -106,31 +103,6 @@ def header_value(scope: RequestScope, seconds: float | None) -> str | None:
 def _format(seconds: float) -> str:
     text = f"{max(0.0, seconds):.3f}".rstrip("0").rstrip(".")
     return text or "0"
-
-
-def parse(value: Any) -> Fault | float | None:
-    """The caller's reading of a ``Retryx-Pushback`` value.
-
-    ``no-retry`` -> a permanent ``Fault`` (cause ``"pushback"``); a number of
-    seconds -> that float (a ``retry_after`` hint); anything else -> ``None``.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    text = str(value).strip().lower()
-    if text == NO_RETRY:
-        return _NO_RETRY_FAULT
-    try:
-        seconds = float(text)
-    except ValueError:
-        return None
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return seconds
-
-
-_NO_RETRY_FAULT = Fault(False, "pushback")
 
 
 def check_seconds(owner: str, value: Any) -> float | None:

@@ -28,7 +28,7 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
 
 from ._breaker import CircuitBreaker
 from ._budget import RetryBudget
-from ._http_client import RETRYABLE_STATUSES, Hosts, StatusFault, may_resend, response_fault
+from ._http_client import RETRYABLE_STATUSES, Hosts, StatusFault, may_resend
 from ._policy import Policy
 from ._stats import Stats
 
@@ -67,15 +67,13 @@ class Transport(httpx.BaseTransport):
         def attempt(request: httpx.Request) -> httpx.Response:
             response = inner.handle_request(request)
             if response.status_code in RETRYABLE_STATUSES:
-                fault = response_fault(response.status_code, response.headers)
-                if fault is not None:
-                    # Read and close it: a retried attempt must give its connection
-                    # back, and the last one is returned, readable, after giving up.
-                    try:
-                        response.read()
-                    finally:
-                        response.close()
-                    raise StatusFault(response, fault)
+                # Read and close it: a retried attempt must give its connection
+                # back, and the last one is returned, readable, after giving up.
+                try:
+                    response.read()
+                finally:
+                    response.close()
+                raise StatusFault(response)
             return response
 
         self._hosts = Hosts("httpx", policy, breakers, budget, attempt, is_async=False)
@@ -126,13 +124,11 @@ class AsyncTransport(httpx.AsyncBaseTransport):
         async def attempt(request: httpx.Request) -> httpx.Response:
             response = await inner.handle_async_request(request)
             if response.status_code in RETRYABLE_STATUSES:
-                fault = response_fault(response.status_code, response.headers)
-                if fault is not None:
-                    try:
-                        await response.aread()
-                    finally:
-                        await response.aclose()
-                    raise StatusFault(response, fault)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+                raise StatusFault(response)
             return response
 
         self._hosts = Hosts("httpx", policy, breakers, budget, attempt, is_async=True)

@@ -36,7 +36,7 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
 
 from ._breaker import CircuitBreaker
 from ._budget import RetryBudget
-from ._http_client import RETRYABLE_STATUSES, Host, Hosts, StatusFault, may_resend, response_fault
+from ._http_client import RETRYABLE_STATUSES, Host, Hosts, StatusFault, may_resend
 from ._policy import Policy
 from ._stats import Stats
 
@@ -77,15 +77,13 @@ class Adapter(HTTPAdapter):
         ) -> requests.Response:
             response = send(request, **options)
             if response.status_code in RETRYABLE_STATUSES:
-                fault = response_fault(response.status_code, response.headers)
-                if fault is not None:
-                    # Read and release it: a retried attempt gives its connection back
-                    # to the pool, and the last one is returned, readable, on giving up.
-                    try:
-                        response.content  # noqa: B018
-                    finally:
-                        response.close()
-                    raise StatusFault(response, fault)
+                # Read and release it: a retried attempt gives its connection back
+                # to the pool, and the last one is returned, readable, on giving up.
+                try:
+                    response.content  # noqa: B018
+                finally:
+                    response.close()
+                raise StatusFault(response)
             return response
 
         self._hosts = Hosts("requests", policy, breakers, budget, attempt, is_async=False)
