@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import IO, Any, NoReturn
@@ -34,9 +35,13 @@ __all__ = ["main"]
 PROG = "retryx"
 KILL_GRACE = 5.0
 """Seconds a timed-out child gets between SIGTERM and SIGKILL."""
+DEADLINE_GRACE = 0.1
+"""Under ``--deadline``, the share of it kept for the kill grace (at most ``KILL_GRACE``):
+an attempt the deadline ends gets SIGTERM that long before it and SIGKILL at it."""
 SEND_MAX_BYTES = 65536
 """``connect --send`` reads at most this much of the reply."""
 _COUNTDOWN_STEP = 0.1
+_GROUP_POLL = 0.02
 
 
 class UsageError(Exception):
@@ -267,8 +272,10 @@ class _Runner:
         retry_codes: frozenset[int] | None,
         quiet: bool,
         err: IO[str],
+        foreground: bool = False,
     ) -> None:
         self.cmd = cmd
+        self.foreground = foreground
         self.policy = policy
         self.timeout = timeout if timeout is not None else policy.attempt_timeout
         self.retry_codes = retry_codes
@@ -291,8 +298,11 @@ class _Runner:
     def _forward(self) -> None:
         child = self.child
         if child is not None and self.signum is not None:
-            with contextlib.suppress(ProcessLookupError):
-                child.send_signal(self.signum)
+            if self.foreground:
+                with contextlib.suppress(ProcessLookupError):
+                    child.send_signal(self.signum)
+            else:
+                _signal_group(child.pid, self.signum)
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
@@ -316,10 +326,16 @@ class _Runner:
 
     # One attempt ----------------------------------------------------------------
 
-    def _attempt(self, limit: float | None) -> tuple[int, float | None]:
-        """Run the command once; ``(status, timeout that expired or None)``."""
+    def _attempt(self, limit: float | None, grace: float) -> tuple[int, float | None]:
+        """Run the command once; ``(status, timeout that expired or None)``.
+
+        The command runs in a process group of its own (as under GNU ``timeout``), so
+        what it starts gets the same signals: on timeout SIGTERM goes to the group,
+        then SIGKILL to whatever is left of it after ``grace`` seconds. With
+        ``--foreground`` it stays in retryx's group and only it is signalled.
+        """
         try:
-            proc = subprocess.Popen(self.cmd)
+            proc = subprocess.Popen(self.cmd, process_group=None if self.foreground else 0)
         except FileNotFoundError as exc:
             raise _ExecError(127, f"command not found: {self.cmd[0]} ({exc.strerror})") from None
         except OSError as exc:
@@ -331,12 +347,15 @@ class _Runner:
             try:
                 rc = proc.wait(timeout=limit)
             except subprocess.TimeoutExpired:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=KILL_GRACE)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                if self.foreground:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=grace)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+                else:
+                    _stop_group(proc, grace)
                 return 124, limit
         finally:
             self.child = None
@@ -391,15 +410,20 @@ class _Runner:
         status = 0
         for attempt in range(1, p.attempts + 1):
             limit = self.timeout
+            grace = KILL_GRACE
             if p.deadline is not None:
                 left = p.deadline - (_clock.monotonic() - start)
                 if left <= 0:
                     self._say(f"deadline of {_explain.fmt_seconds(p.deadline)} reached; giving up")
                     return status
-                limit = left if limit is None else min(limit, left)
+                # SIGKILL at the latest at the deadline, SIGTERM a grace before it.
+                kill_at = left if limit is None else min(limit + KILL_GRACE, left)
+                reserve = min(KILL_GRACE, p.deadline * DEADLINE_GRACE)
+                limit = max(0.0, left - reserve if limit is None else min(limit, left - reserve))
+                grace = kill_at - limit
             if self.signum is not None:
                 return 128 + self.signum
-            status, timed_out = self._attempt(limit)
+            status, timed_out = self._attempt(limit, grace)
             if self.signum is not None:
                 return status  # interrupted: never retried
             if status == 0:
@@ -422,6 +446,55 @@ class _Runner:
             if self.signum is not None:
                 return 128 + self.signum
         return status  # pragma: no cover - the loop always returns
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Send ``signum`` to the process group; False when nobody is left in it."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member changed its credentials (setuid): it is alive
+        return True
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a live process (zombies do not count) is in the process group."""
+    proc = "/proc"
+    if not os.path.isdir(f"{proc}/self"):
+        return _signal_group(pgid, 0)  # no /proc: zombies count, the grace bounds it
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"{proc}/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue  # it exited meanwhile
+        # After the command name: state, ppid, pgrp.
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
+
+
+def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the attempt's process group, SIGKILL what is left of it after ``grace``.
+
+    Waits for the whole group, not only the command: a grandchild still holding the
+    output pipe would keep a reader of ``retryx run`` waiting, and overlap the retry.
+    """
+    _signal_group(proc.pid, signal.SIGTERM)
+    end = time.monotonic() + grace
+    for _ in range(math.ceil(grace / _GROUP_POLL) + 2):  # bounded: one step per poll
+        if proc.poll() is not None and not _group_alive(proc.pid):
+            return
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(_GROUP_POLL, left))
+    _signal_group(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 class _ExecError(Exception):
@@ -452,6 +525,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         retry_codes=args.retry_exit_codes,
         quiet=args.quiet,
         err=sys.stderr,
+        foreground=args.foreground,
     )
     return runner.run()
 
@@ -830,6 +904,12 @@ def _parser() -> _Parser:
         "--timeout", type=_positive_float, metavar="S", help="per-attempt timeout in seconds"
     )
     run.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    run.add_argument(
+        "--foreground",
+        action="store_true",
+        help="run the command in retryx's process group, so it can read the terminal "
+        "(as timeout(1) --foreground: then only the command itself gets signals)",
+    )
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
     run.set_defaults(func=_cmd_run)
 
