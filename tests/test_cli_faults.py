@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
+
+from retryx.testing._redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -127,3 +132,22 @@ def test_foreground_keeps_the_command_in_retryx_group() -> None:
         assert 0 == proc.returncode, err
         outputs.append(out.strip())
     assert ["False", "True"] == outputs
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_connect_never_waits_on_its_own_breakers_longer_than_the_policy(count: int) -> None:
+    """Against refusing endpoints, connect waits no longer than the policy's backoff allows
+    (it waited the breaker's 30 s recovery); a single endpoint gets all its attempts.
+    """
+    endpoints = [f"127.0.0.1:{free_port()}" for _ in range(count)]
+    start = time.monotonic()
+    proc = spawn("connect", *endpoints, "--attempts", "6", "--max", "0.2", "--json")
+    out, err = proc.communicate(timeout=40)
+    elapsed = time.monotonic() - start
+    assert 1 == proc.returncode, err
+    result = json.loads(out)
+    tried = [a for a in result["attempts"] if "endpoint" in a]
+    if count == 1:
+        assert ["ConnectionRefusedError"] * 6 == [a["error"].split(":")[0] for a in tried]
+    assert all(a["retry_in"] <= 0.2 for a in result["attempts"] if "retry_in" in a)
+    assert elapsed < 5 * 0.2 + SLACK + 0.5
