@@ -12,6 +12,7 @@ one machine, several processes) and ``"redis://host:port/db"`` (extra
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import json
@@ -713,9 +714,12 @@ def cli_run(url: str, limit: int | None = None) -> int:
     if limit is not None:
         total = min(total, limit)
     bar = _ProgressBar(total) if sys.stderr.isatty() else None
+    done = [0, 0]  # replayed, failed: what to report if the storage fails mid-run
 
     def progress(entry: ReplayEntry, error: str | None) -> None:
+        done[0] += 1
         if error is not None:
+            done[1] += 1
             if bar is not None:
                 bar.clear()
             print(f"failed  {entry.call_id}  {entry.target}: {_shorten(error, 200)}", flush=True)
@@ -724,9 +728,26 @@ def cli_run(url: str, limit: int | None = None) -> int:
 
     try:
         report = queue._replay(limit, progress)
+    except Exception as exc:
+        # The storage failed after the queue opened (disk full, read-only file, Redis
+        # gone): one line, exit 1. Nothing is lost: an entry is removed only once its
+        # replay is recorded; one whose outcome could not be written keeps its claim,
+        # which expires after claim_timeout, and it is replayed again.
+        if bar is not None:
+            bar.clear()
+        with contextlib.suppress(Exception):
+            queue.close()
+        print(
+            f"retryx replay run: error: the queue at {_redact(url)} failed after {done[0]} "
+            f"replayed ({done[1]} failed): {_describe_error(exc)}; unfinished entries "
+            "stay queued",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         if bar is not None:
             bar.clear()
+    with contextlib.suppress(Exception):
         queue.close()
     print(
         f"replayed {report.replayed}: {report.succeeded} succeeded, {report.failed} failed"
