@@ -132,6 +132,14 @@ def exclusive(directory: str, i: int) -> None:
 
 
 @retryx.fallback(defer_to=QUEUE)
+@retryx.retry(attempts=2, backoff="none", jitter="none", deadline=0.5)
+def hurried(down: str) -> None:
+    """Fails while ``down`` exists, under a 0.5 s deadline."""
+    if os.path.exists(down):
+        raise ConnectionRefusedError(111, "service down")
+
+
+@retryx.fallback(defer_to=QUEUE)
 def fills_disk(down: str) -> None:
     """Fails while ``down`` exists; replayed, it succeeds, leaving the process unable to
     grow any file (RLIMIT_FSIZE 0, SIGXFSZ ignored): the next commit finds the disk full.
