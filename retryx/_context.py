@@ -55,5 +55,7 @@ def current() -> CallContext | None:
     scope = SCOPE.get()
     if type(scope) is not list:  # None, or a ReplayScope waiting for its call
         return None
+    if scope[6]:  # the call has ended; this is a task or thread that outlived it
+        return None
     context: CallContext = scope[0].context(scope)  # a call's head: [runner, ...]
     return context

@@ -57,7 +57,7 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
     {A}def {NAME}({PARAMS}):
         parent = get()
         start = clock.monotonic()
-        head = [runner, parent, start, None, None, None]
+        head = [runner, parent, start, None, None, None, False]
         token = set_(head)
         try:
             policy = fixed_policy
@@ -104,6 +104,7 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                 bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
             return result
         finally:
+            head[6] = True  # ended (_pipeline.ENDED): a task that outlives it is not nested
             reset(token)
     return {NAME}
 """
