@@ -59,8 +59,9 @@ _TIMEOUT = 1.0
 # While one round trip has hung for this long (Redis frozen: it accepts, never answers),
 # other threads stop queueing behind it and use their local state at once, so an outage
 # costs a process one socket timeout, not one per waiting thread (capped at half the
-# client's socket timeout).
-_STALL = 0.25
+# client's socket timeout). Far above a healthy round trip, even on a loaded host: a
+# thread that goes local keeps its report from the fleet.
+_STALL = 0.5
 
 _ERRORS = (redis.RedisError, OSError)
 _CODES = {"c": _CLOSED, "o": _OPEN, "h": _HALF_OPEN, "f": _FORCED}

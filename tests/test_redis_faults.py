@@ -165,8 +165,8 @@ def test_waiting_threads_do_not_each_wait_a_timeout(server: RedisServer, name: s
             total = time.monotonic() - started
         assert ["failed"] * 8 == results
         assert 12 == len(elapsed)
-        assert max(elapsed) < TIMEOUT + 0.5, elapsed  # was 8 timeouts in a row
-        assert total < TIMEOUT + 0.6
+        assert max(elapsed) < TIMEOUT + 0.8, elapsed  # was 8 timeouts in a row: 3.2 s
+        assert total < TIMEOUT + 1.0
         assert not store.available, elapsed
         assert 100 - 4 == budget.tokens  # counted locally
 
