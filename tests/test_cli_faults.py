@@ -19,8 +19,14 @@ PY = sys.executable
 SLACK = 1.0  # interpreter start-up and scheduling on a loaded 2-core machine
 
 # A command that starts two background sleepers (recording their pids in argv[1]) and
-# waits for them; with "ignore" as argv[2], it and its sleepers ignore SIGTERM.
+# waits for them; with "ignore" as argv[2], it and its sleepers ignore SIGTERM. It first
+# notes in argv[1].overlaps any sleeper of an earlier attempt still running (not a zombie).
 FAMILY = (
+    'for p in $(cat "$1" 2>/dev/null); do\n'
+    '  if [ -e /proc/$p ] && ! grep -q ") Z" /proc/$p/stat 2>/dev/null; then\n'
+    '    echo $p >> "$1.overlaps"\n'
+    "  fi\n"
+    "done\n"
     'if [ "$2" = ignore ]; then trap "" TERM; fi\n'
     'sleep 30 & echo $! >> "$1"\n'
     'sleep 30 & echo $! >> "$1"\n'
@@ -88,6 +94,7 @@ def test_a_timeout_stops_the_whole_process_group(tmp_path: Path) -> None:
     elapsed = time.monotonic() - start
     assert 124 == proc.returncode, err
     assert 4 == len(pids.read_text().split())  # two attempts, two grandchildren each
+    assert not Path(f"{pids}.overlaps").exists()  # the retry started after they were gone
     assert [] == survivors(pids)
     assert elapsed < 2 * 0.3 + SLACK + 1.0
 
