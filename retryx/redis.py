@@ -623,9 +623,10 @@ class RedisStore:
                 return False
         else:
             view.lock.acquire()
-        if self._outages != outages or self._local():
+        failed_meanwhile = self._outages != outages
+        if failed_meanwhile or self._local():
             view.lock.release()
-            if self.on_error == "raise":
+            if failed_meanwhile and self.on_error == "raise" and not self._closed:
                 raise RetryxError(
                     f"Redis store at {self._where} is unreachable: {self._last_error}"
                 ) from self._last_error
