@@ -171,6 +171,37 @@ def test_waiting_threads_do_not_each_wait_a_timeout(server: RedisServer, name: s
         assert 100 - 4 == budget.tokens  # counted locally
 
 
+def test_raise_mode_waiters_raise_with_the_failed_round_trip(
+    server: RedisServer, name: str
+) -> None:
+    """on_error="raise" with Redis frozen: threads queued behind a failing round trip
+    raise RetryxError when it fails, instead of each spending a timeout of its own.
+    """
+    with RedisStore(url(server), on_error="raise", sync_interval=60.0) as store:
+        breaker = CircuitBreaker(name, failure_threshold=100, store=store)
+        time.sleep(0.2)  # let the sync thread's first syncs (woken by the attach) end
+        outcomes: list[str] = []
+        barrier = threading.Barrier(4)
+
+        def report() -> None:
+            barrier.wait(5.0)
+            try:
+                call(breaker, fail=True)
+            except retryx.RetryxError:
+                outcomes.append("raised")
+
+        threads = [threading.Thread(target=report) for _ in range(4)]
+        with frozen(server):
+            started = time.monotonic()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(15.0)
+            total = time.monotonic() - started
+    assert ["raised"] * 4 == outcomes
+    assert total < TIMEOUT + 0.8  # was 4 timeouts in a row
+
+
 def test_reports_a_frozen_redis_runs_late_are_ignored(server: RedisServer, name: str) -> None:
     """A failure report and a token taken while Redis was frozen, given up by the client,
     change nothing when Redis resumes: the breaker stays closed and the budget keeps its
