@@ -7,6 +7,7 @@ call``, whatever order they are written in.
 
 from typing import TYPE_CHECKING
 
+from ._attempts import attempts
 from ._breaker import CircuitBreaker
 from ._budget import RetryBudget
 from ._classify import Fault, classify
@@ -43,6 +44,7 @@ __all__ = [
     "RetryBudget",
     "RetryxError",
     "Transient",
+    "attempts",
     "backoff",
     "carry",
     "circuit_breaker",

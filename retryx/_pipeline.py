@@ -1604,13 +1604,23 @@ def describe(func: Any) -> list[str]:
 def stats(func: Any, *, reset: bool = False) -> Stats:
     """A snapshot of ``func``'s counters; ``reset=True`` zeroes them after reading.
 
+    ``func`` is a decorated callable, or the name of retry blocks (``retryx.attempts``).
+
     Raises:
         ConfigError: when ``func`` carries no retryx layer.
     """
-    runner = _find(func)
-    if runner is None:
-        raise ConfigError(f"stats: {func!r} is not decorated by retryx")
-    recorder: Recorder = runner.recorder
+    if isinstance(func, str):  # the name of retry blocks (retryx.attempts)
+        from ._attempts import recorder_of
+
+        found = recorder_of(func)
+        if found is None:
+            raise ConfigError(f"stats: no retry block named {func!r} has run")
+        recorder: Recorder = found
+    else:
+        runner = _find(func)
+        if runner is None:
+            raise ConfigError(f"stats: {func!r} is not decorated by retryx")
+        recorder = runner.recorder
     snapshot = recorder.snapshot()
     if reset:
         recorder.reset()

@@ -44,6 +44,7 @@ CONTRACT_NAMES = {
     "current",
     "context",
     "carry",
+    "attempts",  # version 2, section 17: retry blocks
     # failover: the default of the endpoint parameter
     "ENDPOINT",
     # modules
