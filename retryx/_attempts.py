@@ -27,8 +27,8 @@ __all__ = ["Attempt", "Attempts", "attempts", "recorder_of"]
 
 # name -> the Recorder every block of that name books into (``stats(name)``).
 _recorders: dict[str, Recorder] = {}
-# (name, policy) -> its runner, so a block inside a loop is not set up per call.
-_runners: dict[tuple[str, Policy], Runner] = {}
+# (name, id(policy)) -> (policy, its runner), so a block in a loop is set up once.
+_runners: dict[tuple[str, int], tuple[Policy | str, Runner]] = {}
 _lock = threading.Lock()
 _MAX_NAMES = 1024  # names made at run time must not grow these without bound
 
@@ -246,7 +246,7 @@ def attempts(
     if isinstance(policy, Policy | str) and fields:
         raise ConfigError("retryx.attempts: pass a policy or policy fields, not both")
     if policy is None:
-        policy = Policy(**fields) if fields else Policy()
+        policy = _policy_of(fields)
     elif not isinstance(policy, Policy | str):
         raise ConfigError(
             f"retryx.attempts: policy must be a Policy or a policy name, got {policy!r}"
@@ -261,11 +261,36 @@ def attempts(
             name = policy.name
         else:
             name = sys._getframe(1).f_code.co_qualname
-    key = (name, policy)
-    runner = _runners.get(key)  # type: ignore[arg-type]
-    if runner is None:
-        runner = _make_runner(name, policy)
-    return Attempts(runner)
+    # Keyed by the policy's identity: hashing a Policy (its strategies included) costs
+    # more than the rest of a block's happy path. The entry keeps the policy alive,
+    # so its id is not reused while the entry exists.
+    entry = _runners.get((name, id(policy)))
+    if entry is None or entry[0] is not policy:
+        return Attempts(_make_runner(name, policy))
+    return Attempts(entry[1])
+
+
+_DEFAULT = Policy()
+# Field sets seen in blocks -> their Policy: a block in a function body is made per
+# call, and its policy must be the same object each time (runners are keyed by it).
+_from_fields: dict[tuple[tuple[str, Any], ...], Policy] = {}
+
+
+def _policy_of(fields: dict[str, Any]) -> Policy:
+    if not fields:
+        return _DEFAULT
+    try:
+        key = tuple(sorted(fields.items()))
+        found = _from_fields.get(key)
+    except TypeError:  # an unhashable value (a list): made per call
+        return Policy(**fields)
+    if found is None:
+        found = Policy(**fields)
+        with _lock:
+            if len(_from_fields) >= _MAX_NAMES:
+                _from_fields.pop(next(iter(_from_fields)))
+            _from_fields[key] = found
+    return found
 
 
 def _make_runner(name: str, policy: Policy | str) -> Runner:
@@ -281,7 +306,7 @@ def _make_runner(name: str, policy: Policy | str) -> Runner:
         runner.pending = recorder.pending
         if len(_runners) >= _MAX_NAMES:
             _runners.pop(next(iter(_runners)))
-        _runners[(name, policy)] = runner  # type: ignore[index]
+        _runners[(name, id(policy))] = (policy, runner)
     return runner
 
 
