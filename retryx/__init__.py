@@ -25,6 +25,7 @@ from ._errors import (
 from ._nesting import carry
 from ._pipeline import circuit_breaker, describe, failover, fallback, retry, stats
 from ._policy import Policy
+from ._switches import override, set_active
 
 from . import backoff, events, jitter  # isort: skip
 
@@ -59,10 +60,12 @@ __all__ = [
     "faults",
     "jitter",
     "otel",
+    "override",
     "prometheus",
     "redis",
     "replay",
     "retry",
+    "set_active",
     "sockets",
     "stats",
     "testing",

@@ -14,7 +14,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from contextvars import Token
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _clock
 from ._context import FINISHED, SCOPE
@@ -22,6 +22,12 @@ from ._errors import ConfigError
 from ._pipeline import _GIVE_UP, STATE, Runner, _Call
 from ._policy import Policy
 from ._stats import Recorder
+from ._switches import BYPASS
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._policy import PolicyFields
 
 __all__ = ["Attempt", "Attempts", "attempts", "recorder_of"]
 
@@ -186,6 +192,10 @@ class _Block:
             self.succeed()
             return None
         policy = self.policy
+        if policy is BYPASS:  # retryx switched off: the block ran once, plainly
+            self.done = True
+            self.end()
+            raise exc
         assert policy is not None
         call = self.call
         if call is None:
@@ -197,7 +207,10 @@ class _Block:
         return delay
 
     def succeed(self) -> None:
-        if not self.done:
+        if self.policy is BYPASS:
+            self.done = True
+            self.end()
+        elif not self.done:
             self.done = True
             self.runner.succeeded(self.call, self.policy, self.head)
             self.end()
@@ -229,24 +242,25 @@ class _Block:
             self.head[STATE] = FINISHED
 
 
-def attempts(
-    policy: Policy | str | None = None, /, *, name: str | None = None, **fields: Any
-) -> Attempts:
+def attempts(policy: Policy | str | None = None, /, **fields: Unpack[PolicyFields]) -> Attempts:
     """Retry a block: ``for attempt in retryx.attempts(attempts=3): with attempt: ...``.
 
     Takes what ``@retry`` takes: a ``Policy``, a named policy (``"payments"``), or
     policy fields as keywords. ``async for`` waits with the running event loop
-    (asyncio or trio); plain ``for`` sleeps. ``name`` labels logs, events and
-    ``retryx.stats(name)`` (default: the calling function's qualified name).
+    (asyncio or trio); plain ``for`` sleeps. ``name=`` (allowed beside a policy too)
+    labels logs, events and ``retryx.stats(name)`` (default: the policy's name, else
+    the calling function's qualified name).
 
     Raises:
         ConfigError: for bad fields, or ``attempt_timeout`` (a block cannot be
             interrupted from outside: use ``asyncio.timeout`` inside it).
     """
-    if isinstance(policy, Policy | str) and fields:
+    given: dict[str, Any] = dict(fields)
+    name: str | None = given.pop("name", None)  # labels the block, with or without a policy
+    if isinstance(policy, Policy | str) and given:
         raise ConfigError("retryx.attempts: pass a policy or policy fields, not both")
     if policy is None:
-        policy = _policy_of(fields)
+        policy = _policy_of(given)
     elif not isinstance(policy, Policy | str):
         raise ConfigError(
             f"retryx.attempts: policy must be a Policy or a policy name, got {policy!r}"

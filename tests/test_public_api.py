@@ -45,6 +45,8 @@ CONTRACT_NAMES = {
     "context",
     "carry",
     "attempts",  # version 2, section 17: retry blocks
+    "set_active",
+    "override",
     # failover: the default of the endpoint parameter
     "ENDPOINT",
     # modules
