@@ -7,6 +7,7 @@ call``, whatever order they are written in.
 
 from typing import TYPE_CHECKING
 
+from ._attempts import attempts
 from ._breaker import CircuitBreaker
 from ._budget import RetryBudget
 from ._classify import Fault, classify
@@ -24,6 +25,7 @@ from ._errors import (
 from ._nesting import carry
 from ._pipeline import circuit_breaker, describe, failover, fallback, retry, stats
 from ._policy import Policy
+from ._switches import override, set_active
 
 from . import backoff, events, jitter  # isort: skip
 
@@ -43,6 +45,7 @@ __all__ = [
     "RetryBudget",
     "RetryxError",
     "Transient",
+    "attempts",
     "backoff",
     "carry",
     "circuit_breaker",
@@ -57,10 +60,12 @@ __all__ = [
     "faults",
     "jitter",
     "otel",
+    "override",
     "prometheus",
     "redis",
     "replay",
     "retry",
+    "set_active",
     "sockets",
     "stats",
     "testing",

@@ -33,7 +33,7 @@ import threading
 import types
 from typing import Any
 
-from . import _bus, _clock, events
+from . import _bus, _clock, _switches, events
 from ._breaker import _CLOSED
 from ._context import FINISHED, SCOPE
 from ._errors import CircuitOpenError, NestedRetryError
@@ -53,7 +53,7 @@ _TEMPLATE = """\
 def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_call,
             pending, append, fold, recorder, plain, guard, checks_result, fixed,
             fixed_policy, missing, closed, fold_at, length, bus, records,
-            circuit_open, nested_error, error, finished):
+            circuit_open, nested_error, error, finished, switches, bypass):
     {A}def {NAME}({PARAMS}):
         parent = get()
         start = clock.monotonic()
@@ -61,13 +61,15 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
         token = set_(head)
         try:
             policy = fixed_policy
-            if parent is not None or not fixed:
+            if parent is not None or not fixed or switches.slow:
                 try:
                     policy = runner.start(head, parent)
                 except nested_error as refused:
                     return {W}recover(
                         head, None, refused, missing, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
                     )
+                if policy is bypass:  # retryx switched off (set_active): one plain call
+                    return {W}runner.bypass(wrapped, {ARGS}, {KWARGS})
             try:
                 if plain:
                     result = {W}{CALL}
@@ -281,6 +283,8 @@ def _build(runner: Any, wrapped: Any, pieces: dict[str, str]) -> Any:
         NestedRetryError,
         Exception,
         FINISHED,
+        _switches.switches,
+        _switches.BYPASS,
     )
 
 

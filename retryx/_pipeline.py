@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 import wrapt
 
-from . import _bus, _clock, _drivers, _engine, _pushback, events
+from . import _bus, _clock, _drivers, _engine, _pushback, _switches, events
 from ._breaker import _CLOSED, CircuitBreaker
 from ._classify import Classifier, Fault, PredicateClassifier, classify
 from ._context import FINISHED, SCOPE, CallContext, ReplayScope, new_call_id
@@ -158,6 +158,8 @@ class _Call:
         self.head = head
         self.runner: Runner = head[RUNNER]
         self.start: float = head[START]
+        if _switches.switches.test_attempts is not None:
+            policy = _switches.capped(policy)
         self.policy = policy
         self.attempt = 1
         self.previous: float | None = None
@@ -248,7 +250,7 @@ class _Call:
             return self._give_up(exc, decision.reason)
         assert type(decision) is _engine.Wait
         self.previous = decision.previous
-        delay = decision.delay
+        delay = 0.0 if _switches.switches.test_attempts is not None else decision.delay
         cause = fault.cause
         runner = self.runner
         if logger.isEnabledFor(logging.WARNING):
@@ -386,6 +388,7 @@ class Runner:
         self.fallback: _Fallback | None = layers.get("fallback")
         self._warned_loop = False
         self._records: RecordMaker | None = None  # log records pointing at the target
+        self.override: Policy | None = None  # retryx.override(), for tests
         # A plain attempt is just the call: no failover sweep, no breaker, no
         # per-attempt timeout (a named policy may set one, so it is never plain).
         no_timeout = self._named_policy is None and (
@@ -601,8 +604,18 @@ class Runner:
         return CallContext(call_id_of(head), attempt, remaining, head[ENDPOINT], self.name)
 
     def start(self, head: list[Any], parent: Any) -> Policy | None:
-        """The policy for this call; runs the nesting guard when nested in a retry."""
+        """The policy for this call; runs the nesting guard when nested in a retry.
+
+        While a switch is in effect (``_switches``): ``BYPASS`` when retryx is
+        switched off, and an ``override()``'s policy in place of the decorated one.
+        """
         policy = self._policy if self._named_policy is None else self.policy()
+        switches = _switches.switches
+        if switches.slow:
+            if not switches.active:
+                return _switches.BYPASS  # type: ignore[no-any-return]
+            if self.override is not None:
+                policy = self.override
         if policy is not None and policy.nested != "allow":
             outer = retrying_of(parent)
             if outer is not None:
@@ -611,6 +624,14 @@ class Runner:
                     raise NestedRetryError(outer_name, self.name)
                 self.warn_nested(outer_name)
         return policy
+
+    def bypass(self, wrapped: Any, args: Any, kwargs: Any) -> Any:
+        """The plain call of a switched-off pipeline (``set_active(False)``); under
+        failover, on the first endpoint unless the caller pinned one."""
+        fo = self.failover
+        if fo is not None and fo.param not in kwargs:
+            kwargs = {**kwargs, fo.param: self.endpoints()[0]}
+        return wrapped(*args, **kwargs)
 
     def succeeded(self, call: _Call | None, policy: Policy | None, head: list[Any]) -> None:
         """Book a call that returned after the slow path (retried or recovered)."""
@@ -1604,13 +1625,23 @@ def describe(func: Any) -> list[str]:
 def stats(func: Any, *, reset: bool = False) -> Stats:
     """A snapshot of ``func``'s counters; ``reset=True`` zeroes them after reading.
 
+    ``func`` is a decorated callable, or the name of retry blocks (``retryx.attempts``).
+
     Raises:
         ConfigError: when ``func`` carries no retryx layer.
     """
-    runner = _find(func)
-    if runner is None:
-        raise ConfigError(f"stats: {func!r} is not decorated by retryx")
-    recorder: Recorder = runner.recorder
+    if isinstance(func, str):  # the name of retry blocks (retryx.attempts)
+        from ._attempts import recorder_of
+
+        found = recorder_of(func)
+        if found is None:
+            raise ConfigError(f"stats: no retry block named {func!r} has run")
+        recorder: Recorder = found
+    else:
+        runner = _find(func)
+        if runner is None:
+            raise ConfigError(f"stats: {func!r} is not decorated by retryx")
+        recorder = runner.recorder
     snapshot = recorder.snapshot()
     if reset:
         recorder.reset()
