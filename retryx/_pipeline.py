@@ -23,7 +23,7 @@ import logging
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, overload
 
 import wrapt
 
@@ -1416,11 +1416,27 @@ def retry(policy: Any = None, /, **fields: Any) -> Any:
     return decorate
 
 
+class BreakerSettings(TypedDict, total=False):
+    """``circuit_breaker(**settings)``: ``CircuitBreaker``'s keyword arguments, typed so
+    checkers catch ``circuit_breaker(failure_treshold=3)`` (a test compares them)."""
+
+    name: str
+    failure_threshold: int
+    failure_rate: float | None
+    window: int
+    minimum_calls: int
+    recovery_timeout: float
+    half_open_max_calls: int
+    success_threshold: int
+    counts: Any
+    store: Any
+
+
 @overload
 def circuit_breaker(func: Callable[P, R], /) -> Callable[P, R]: ...  # type: ignore[overload-overlap]
 @overload
 def circuit_breaker(
-    breaker: CircuitBreaker | str | None = None, /, **settings: Any
+    breaker: CircuitBreaker | str | None = None, /, **settings: Unpack[BreakerSettings]
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 def circuit_breaker(breaker: Any = None, /, **settings: Any) -> Any:
     """Guard the decorated callable with a circuit breaker.

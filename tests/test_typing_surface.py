@@ -97,3 +97,18 @@ def test_the_plugin_fixtures_yield_typed_values() -> None:
     assert len(returns) >= 7
     assert {} == {name: text for name, text in returns.items() if "Iterator[Any]" in text}
     assert {} == {name: text for name, text in returns.items() if text.endswith("Any]]")}
+
+
+def test_breaker_settings_match_the_circuit_breaker() -> None:
+    """``circuit_breaker(**settings)`` is typed by ``BreakerSettings``: the keyword
+    arguments of ``CircuitBreaker`` with the same annotations."""
+    import inspect
+
+    from retryx import CircuitBreaker
+    from retryx._pipeline import BreakerSettings
+
+    parameters = inspect.signature(CircuitBreaker).parameters
+    expected = {name: str(p.annotation) for name, p in parameters.items()}
+    assert expected == {
+        k: str(v.__forward_arg__) for k, v in BreakerSettings.__annotations__.items()
+    }

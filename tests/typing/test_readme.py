@@ -180,6 +180,8 @@ def check_mistakes() -> None:
     retryx.retry(deadline="30s")  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]
     retryx.retry(nested="never")  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]
     Policy.interactive(atempts=2)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+    retryx.circuit_breaker(failure_treshold=3)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue]
+    retryx.circuit_breaker(recovery_timeout="30")  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]
     Policy().replace(deadline="5")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     retryx.retry("payments", attempts=3)  # fields with a name: refused at run time only
 
