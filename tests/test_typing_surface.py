@@ -78,7 +78,7 @@ def test_ci_runs_both_checkers_on_the_typing_tests() -> None:
     assert "mypy --strict tests/typing" in ci
     assert "pyright tests/typing" in ci
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert '"pyright==' in pyproject
+    assert '"pyright[nodejs]==' in pyproject
     assert 'strict = ["tests/typing"]' in pyproject
 
 
