@@ -1338,6 +1338,23 @@ def _check_endpoint_param(func: Any, param: str) -> None:
         )
 
 
+def _excludes_exceptions(annotation: Any) -> bool:
+    """Whether an annotation is a class no exception is an instance of (``int``, ``str``,
+    a user's class); ``object``, ``Any``, exception classes and non-classes are not."""
+    if (
+        not isinstance(annotation, type)
+        or annotation is Any
+        or annotation is inspect.Parameter.empty
+    ):
+        return False
+    try:
+        return not issubclass(annotation, BaseException) and not issubclass(
+            BaseException, annotation
+        )
+    except TypeError:  # a class issubclass cannot answer for (a non-runtime Protocol)
+        return False
+
+
 def _check_handler(handler: Any) -> None:
     """A fallback handler takes the exception first: a callable that cannot is most
     likely ``@fallback`` written bare on the function to decorate."""
@@ -1345,10 +1362,7 @@ def _check_handler(handler: Any) -> None:
     if first is False:
         return
     wrong = first is None or (
-        isinstance(first, inspect.Parameter)
-        and isinstance(first.annotation, type)
-        and first.annotation is not first.empty
-        and not _is_exception_annotation(first.annotation)
+        isinstance(first, inspect.Parameter) and _excludes_exceptions(first.annotation)
     )
     if wrong:
         raise ConfigError(
