@@ -86,6 +86,13 @@ def check_lazy_modules() -> None:
     )
     assert_type(retryx.otel.instrument(), None)
     assert_type(retryx.prometheus.instrument(), None)
+    assert_type(retryx.httpx.Transport(), retryx.httpx.Transport)
+    assert_type(retryx.requests.Adapter(), retryx.requests.Adapter)
+
+
+def check_middlewares(asgi_app: retryx.asgi.ASGIApp, wsgi_app: retryx.wsgi.WSGIApp) -> None:
+    assert_type(retryx.asgi.Middleware(asgi_app), retryx.asgi.Middleware)
+    assert_type(retryx.wsgi.Middleware(wsgi_app), retryx.wsgi.Middleware)
     assert_type(retryx.redis.RedisStore("redis://localhost:6379"), retryx.redis.RedisStore)
 
 
