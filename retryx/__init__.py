@@ -30,7 +30,13 @@ from ._switches import override, set_active
 from . import backoff, events, jitter  # isort: skip
 
 if TYPE_CHECKING:  # typed for checkers; loaded on first use at run time (__getattr__)
+    # asgi, httpx, requests, wsgi: not in __all__ (a star-import never needs an extra),
+    # so re-exported by the alias.
+    from . import asgi as asgi
     from . import faults, otel, prometheus, redis, replay, sockets, testing
+    from . import httpx as httpx
+    from . import requests as requests
+    from . import wsgi as wsgi
 
 __all__ = [
     "ENDPOINT",
@@ -76,15 +82,15 @@ __version__ = "0.1.0"
 
 # Heavier modules load on first use so ``import retryx`` stays light. A module added
 # here is also imported under TYPE_CHECKING above, so checkers see its types.
-_LAZY = ("faults", "otel", "prometheus", "redis", "replay", "sockets", "testing")
+# httpx, requests, asgi, wsgi: the HTTP integrations (section 16), not in __all__.
+_LAZY = (
+    *("faults", "otel", "prometheus", "redis", "replay", "sockets", "testing"),
+    *("httpx", "requests", "asgi", "wsgi"),
+)
 
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        import importlib
-
-        return importlib.import_module(f".{name}", __name__)
-    if name in ("httpx", "requests", "asgi", "wsgi"):  # the HTTP integrations (section 16)
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

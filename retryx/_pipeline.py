@@ -23,7 +23,7 @@ import logging
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, overload
 
 import wrapt
 
@@ -1360,6 +1360,23 @@ def _check_endpoint_param(func: Any, param: str) -> None:
         )
 
 
+def _excludes_exceptions(annotation: Any) -> bool:
+    """Whether an annotation is a class no exception is an instance of (``int``, ``str``,
+    a user's class); ``object``, ``Any``, exception classes and non-classes are not."""
+    if (
+        not isinstance(annotation, type)
+        or annotation is Any
+        or annotation is inspect.Parameter.empty
+    ):
+        return False
+    try:
+        return not issubclass(annotation, BaseException) and not issubclass(
+            BaseException, annotation
+        )
+    except TypeError:  # a class issubclass cannot answer for (a non-runtime Protocol)
+        return False
+
+
 def _check_handler(handler: Any) -> None:
     """A fallback handler takes the exception first: a callable that cannot is most
     likely ``@fallback`` written bare on the function to decorate."""
@@ -1367,10 +1384,7 @@ def _check_handler(handler: Any) -> None:
     if first is False:
         return
     wrong = first is None or (
-        isinstance(first, inspect.Parameter)
-        and isinstance(first.annotation, type)
-        and first.annotation is not first.empty
-        and not _is_exception_annotation(first.annotation)
+        isinstance(first, inspect.Parameter) and _excludes_exceptions(first.annotation)
     )
     if wrong:
         raise ConfigError(
@@ -1438,11 +1452,27 @@ def retry(policy: Any = None, /, **fields: Any) -> Any:
     return decorate
 
 
+class BreakerSettings(TypedDict, total=False):
+    """``circuit_breaker(**settings)``: ``CircuitBreaker``'s keyword arguments, typed so
+    checkers catch ``circuit_breaker(failure_treshold=3)`` (a test compares them)."""
+
+    name: str
+    failure_threshold: int
+    failure_rate: float | None
+    window: int
+    minimum_calls: int
+    recovery_timeout: float
+    half_open_max_calls: int
+    success_threshold: int
+    counts: Any
+    store: Any
+
+
 @overload
 def circuit_breaker(func: Callable[P, R], /) -> Callable[P, R]: ...  # type: ignore[overload-overlap]
 @overload
 def circuit_breaker(
-    breaker: CircuitBreaker | str | None = None, /, **settings: Any
+    breaker: CircuitBreaker | str | None = None, /, **settings: Unpack[BreakerSettings]
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 def circuit_breaker(breaker: Any = None, /, **settings: Any) -> Any:
     """Guard the decorated callable with a circuit breaker.
