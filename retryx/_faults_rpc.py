@@ -24,6 +24,7 @@ _TIMEOUT_UNSENT = Fault(True, "timeout", unsent=True)
 _SERVER = Fault(True, "server")
 _THROTTLED = Fault(True, "throttled")
 _CONTENTION = Fault(True, "contention")
+_PUSHBACK = Fault(False, "pushback")
 _MAX_LINKS = 5
 _CACHE_SIZE = 1024
 
@@ -170,9 +171,9 @@ def _pushback(call: Any, fault: Fault) -> Fault:
             try:
                 millis = int(value.decode() if isinstance(value, bytes) else value)
             except ValueError:
-                break  # malformed: ignored, as grpc's own retry does
+                millis = -1  # gRFC A6: an unparseable pushback also means "do not retry"
             if millis < 0:
-                return Fault(False, "pushback")  # the server says: do not retry
+                return _PUSHBACK  # the server says: do not retry
             return Fault(True, fault.cause, millis / 1000.0, fault.unsent)
     if fault.cause == "connection":
         details = getattr(call, "details", None)
