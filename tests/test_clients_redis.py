@@ -255,6 +255,66 @@ def test_cluster_without_served_slots_is_transient(cluster_node: RedisServer) ->
     assert ("ClusterDownError", Fault(True, "server")) == (type(exc).__name__, classify(exc)), exc
 
 
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
+    """Two cluster-mode nodes that met: the first serves slots 0-8000 only (full
+    coverage not required), the second none. Yields their ports.
+    """
+    nodes = []
+    for name in ("a", "b"):
+        args = ["--cluster-enabled", "yes", "--cluster-require-full-coverage", "no"]
+        body = serve(tmp_path_factory.mktemp(f"cluster-{name}"), args=args)
+        nodes.append((body, next(body)))
+    try:
+        first = client(nodes[0][1].port)
+        first.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 8000)
+        first.execute_command("CLUSTER", "MEET", "127.0.0.1", nodes[1][1].port)
+        # a node reports cluster_state:ok 2 s after it starts at the earliest
+        wait_for(lambda: b"cluster_state:ok" in first.execute_command("CLUSTER", "INFO"), 10)
+        wait_for(lambda: b"handshake" not in first.execute_command("CLUSTER", "NODES"), 10)
+        yield nodes[0][1].port, nodes[1][1].port
+    finally:
+        for body, _ in nodes:
+            body.close()
+
+
+def key_in_slots(conn: Any, low: int, high: int) -> str:
+    """A hash tag whose slot lies in low..high (found by asking the server)."""
+    for n in range(1000):
+        tag = f"{{t{n}}}"
+        if low <= conn.execute_command("CLUSTER", "KEYSLOT", tag) <= high:
+            return tag
+    raise AssertionError("no hash tag found")  # pragma: no cover
+
+
+def test_multi_key_command_on_a_migrating_slot_is_transient(cluster: tuple[int, int]) -> None:
+    """TRYAGAIN (multi-key command while its slot migrates) is a TryAgainError: transient."""
+    first, second = client(cluster[0]), client(cluster[1])
+    tag = key_in_slots(first, 0, 8000)
+    first.set(f"{tag}present", "1")
+    slot = first.execute_command("CLUSTER", "KEYSLOT", tag)
+    target = second.execute_command("CLUSTER", "MYID")
+    first.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target)
+    try:
+        exc = raised(lambda: first.mget(f"{tag}present", f"{tag}absent"))
+    finally:
+        first.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
+    assert "TryAgainError" == type(exc).__name__
+    assert Fault(True, "server") == classify(exc)
+
+
+def test_slot_without_a_node_is_transient_for_the_cluster_client(cluster: tuple[int, int]) -> None:
+    """RedisCluster on a key whose slot no node serves: SlotNotCoveredError, transient."""
+    conn = RedisCluster(host="127.0.0.1", port=cluster[0], require_full_coverage=False, **NO_RETRY)
+    try:
+        tag = key_in_slots(client(cluster[0]), 8001, 16383)
+        exc = raised(lambda: conn.get(f"{tag}k"))
+    finally:
+        conn.close()
+    assert "SlotNotCoveredError" == type(exc).__name__
+    assert Fault(True, "server") == classify(exc)
+
+
 def test_cluster_client_with_no_reachable_node_is_unsent() -> None:
     """RedisCluster with every startup node refusing: its exception carries the refusal."""
     exc = raised(lambda: RedisCluster(host="127.0.0.1", port=free_port(), **NO_RETRY))
