@@ -417,6 +417,35 @@ def test_retry_recovers_when_the_server_comes_back(own_server: RedisServer) -> N
         restart.join()
 
 
+def test_non_idempotent_retry_resends_only_what_was_never_sent(
+    own_server: RedisServer, silent: int
+) -> None:
+    """idempotent=False: a refused INCR is retried until the server is back; a timed-out
+    INCR (it may have run) is not retried.
+    """
+    policy = Policy(
+        attempts=50, backoff=backoff.fixed(0.05), jitter="none", deadline=10, idempotent=False
+    )
+    conn = client(own_server.port, socket_timeout=1, socket_connect_timeout=1)
+    own_server.stop()
+    restart = threading.Timer(0.3, own_server.start)
+    restart.start()
+    try:
+        assert 1 == retry(policy)(conn.incr)("counter")
+    finally:
+        restart.join()
+    calls = []
+
+    @retry(policy)
+    def bump() -> int:
+        calls.append(1)
+        return int(client(silent, socket_timeout=0.1).incr("counter"))
+
+    with pytest.raises(redis.TimeoutError):
+        bump()
+    assert 1 == len(calls)
+
+
 def test_failover_moves_on_when_a_server_is_killed(
     own_server: RedisServer, second_server: RedisServer
 ) -> None:
