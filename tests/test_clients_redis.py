@@ -30,6 +30,7 @@ from retryx._classify import is_unsent
 pytestmark = pytest.mark.redis
 
 NO_RETRY: dict[str, Any] = {"retry": Retry(NoBackoff(), 0)}  # one attempt per command
+NO_ARETRY: dict[str, Any] = {"retry": redis.asyncio.retry.Retry(NoBackoff(), 0)}
 CONNECTION = Fault(True, "connection")
 CONNECTION_UNSENT = Fault(True, "connection", unsent=True)
 PERMANENT = Fault(False, "permanent")
@@ -340,7 +341,7 @@ async def araised(call: Callable[[], Any]) -> BaseException:
 
 
 def aclient(port: int, **options: Any) -> Any:
-    return redis.asyncio.Redis(host="127.0.0.1", port=port, **NO_RETRY, **options)
+    return redis.asyncio.Redis(host="127.0.0.1", port=port, **NO_ARETRY, **options)
 
 
 def test_async_refused_connection_is_unsent() -> None:
@@ -394,6 +395,22 @@ def test_async_server_answers(own_server: RedisServer, second_server: RedisServe
     assert ("AuthenticationError", PERMANENT) == (type(auth).__name__, classify(auth))
     assert ("ReadOnlyError", CONNECTION) == (type(readonly).__name__, classify(readonly))
     assert ("ResponseError", PERMANENT) == (type(unknown).__name__, classify(unknown))
+
+
+def test_async_cluster_client_with_no_reachable_node_is_unsent() -> None:
+    """redis.asyncio RedisCluster with every startup node refusing: connection, unsent."""
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+    async def main() -> BaseException:
+        conn = AsyncRedisCluster(host="127.0.0.1", port=free_port(), **NO_ARETRY)
+        try:
+            return await araised(lambda: conn.get("k"))
+        finally:
+            await conn.aclose()
+
+    exc = asyncio.run(main())
+    assert "RedisClusterException" == type(exc).__name__
+    assert CONNECTION_UNSENT == classify(exc)
 
 
 # --- end to end ---------------------------------------------------------------------------------
