@@ -103,7 +103,7 @@ _REDIS: dict[str, Fault | str] = {
     "WatchError": _CONTENTION,  # a WATCHed key changed: run the transaction again
     "RedisError": _PERMANENT,
     # the cluster client's own errors: a slot without a node is CLUSTERDOWN seen
-    # from the client; "cannot be connected" carries the last node's fault
+    # from the client; "cannot be connected" is raised from the last node's fault
     "SlotNotCoveredError": _SERVER,
     "RedisClusterException": "cause",
 }
@@ -115,9 +115,10 @@ _redis_names = _Names(("redis",), _REDIS)
 def _redis(exc: BaseException) -> Fault | None:
     verdict = _redis_names(exc)
     if verdict == "cause":
+        # the node's redis fault it was raised from; else no opinion, so classify's
+        # chain walk still finds a socket fault behind it (or calls it permanent)
         cause = exc.__cause__
-        inner = None if cause is None or cause is exc else _redis(cause)
-        return _PERMANENT if inner is None else inner
+        return None if cause is None or cause is exc else _redis(cause)
     if verdict == "connection":
         return _CONNECTION_UNSENT if _refused(exc) else _CONNECTION
     if verdict == "timeout":
