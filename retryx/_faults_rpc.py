@@ -175,13 +175,29 @@ def _pushback(call: Any, fault: Fault) -> Fault:
                 millis = -1  # gRFC A6: an unparseable pushback also means "do not retry"
             if millis < 0:
                 return _PUSHBACK  # the server says: do not retry
-            return Fault(True, fault.cause, millis / 1000.0, fault.unsent)
+            return _hinted(fault, millis)
     if fault.cause == "connection":
         details = getattr(call, "details", None)
         text = details() if callable(details) else None
         if isinstance(text, str) and text.startswith(_GRPC_NOT_CONNECTED):
             return _CONNECTION_UNSENT
     return fault
+
+
+_hints: dict[tuple[Fault, int], Fault] = {}
+
+
+def _hinted(fault: Fault, millis: int) -> Fault:
+    """``fault`` with a pushback of ``millis``; servers repeat a few values, so the
+    records are kept (a frozen dataclass costs about half a microsecond to build).
+    """
+    hinted = _hints.get((fault, millis))
+    if hinted is None:
+        hinted = Fault(True, fault.cause, millis / 1000.0, fault.unsent)
+        if len(_hints) >= _CACHE_SIZE:
+            _hints.clear()
+        _hints[fault, millis] = hinted
+    return hinted
 
 
 # --- botocore / aiobotocore ------------------------------------------------------------
