@@ -23,6 +23,7 @@ from ._errors import (
     ConfigError,
     NestedRetryError,
     Permanent,
+    RetryxError,
     Transient,
 )
 from ._fault import Cause, Fault
@@ -73,6 +74,7 @@ _CONNECTION = Fault(True, "connection")
 _TIMEOUT = Fault(True, "timeout")
 _EXPLICIT = Fault(True, "explicit")
 _PUSHBACK = Fault(False, "pushback")
+_MARKERS = (RetryxError, Transient, Permanent)
 
 
 def _status(exc: BaseException) -> int | None:
@@ -235,18 +237,10 @@ def classify(exc: BaseException) -> Fault:
         return _TIMEOUT
     if not isinstance(exc, Exception):
         return _PERMANENT
-    if isinstance(exc, Permanent | NestedRetryError):
-        return _PERMANENT
-    if isinstance(exc, CircuitOpenError):
-        return Fault(True, "circuit_open", exc.retry_after)
-    if isinstance(exc, AllEndpointsFailed):
-        for error in exc.errors.values():
-            fault = classify(error)
-            if fault.transient:
-                return Fault(True, fault.cause, exc.retry_after)
-        return _PERMANENT
-    if isinstance(exc, Transient):
-        return Fault(True, "explicit", retry_after_hint(exc))
+    if isinstance(exc, _MARKERS):  # one check for all of retryx's own types
+        marked = _marked(exc)
+        if marked is not None:
+            return marked
     if getattr(exc, "is_transient", False) is True:
         return Fault(True, "explicit", retry_after_hint(exc))
     judged = _judge_client(exc)
@@ -259,6 +253,24 @@ def classify(exc: BaseException) -> Fault:
     if judged is not None:
         return judged
     return _from_chain(exc) or _PERMANENT
+
+
+def _marked(exc: Exception) -> Fault | None:
+    """The verdict on retryx's own exceptions: they say what they are (``None``: a
+    ``RetryxError`` such as ``ConfigError`` that is judged like any exception)."""
+    if isinstance(exc, Permanent | NestedRetryError):
+        return _PERMANENT
+    if isinstance(exc, CircuitOpenError):
+        return Fault(True, "circuit_open", exc.retry_after)
+    if isinstance(exc, AllEndpointsFailed):
+        for error in exc.errors.values():
+            fault = classify(error)
+            if fault.transient:
+                return Fault(True, fault.cause, exc.retry_after)
+        return _PERMANENT
+    if isinstance(exc, Transient):
+        return Fault(True, "explicit", retry_after_hint(exc))
+    return None
 
 
 def _loaded(module: str) -> Any:

@@ -8,6 +8,7 @@ import http.client
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -150,6 +151,46 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     thread.start()
     try:
         yield f"https://127.0.0.1:{listener.getsockname()[1]}/"
+    finally:
+        stop.set()
+        thread.join(LONG)
+        listener.close()
+
+
+@pytest.fixture
+def reset_after_head() -> Iterator[str]:
+    """The URL of a server that reads each request head, then resets the connection (RST)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(LONG)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data and len(data) < 65536:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError:
+                pass
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
     finally:
         stop.set()
         thread.join(LONG)
@@ -449,13 +490,20 @@ def test_httpx_remote_protocol_error(httpx: Any) -> None:
     assert CONNECTION == verdict(exc)
 
 
-def test_httpx_reset_is_a_connection_fault(httpx: Any) -> None:
-    """A reset (``ReadError``, or ``ConnectError`` at connect) is a connection fault."""
+def test_httpx_read_error(httpx: Any, reset_after_head: str) -> None:
+    """``httpx.ReadError`` (reset while waiting for the response) is a connection fault."""
+    exc = raised(lambda: httpx.get(reset_after_head, timeout=LONG))
+    assert type(exc) is httpx.ReadError
+    assert CONNECTION == verdict(exc)
+
+
+def test_httpx_reset_at_once_is_a_connection_fault(httpx: Any) -> None:
+    """A server resetting at accept gives a connection fault, unsent only as ``ConnectError``."""
     with servers.resetting() as addr:
-        url = f"http://{addr[0]}:{addr[1]}/"
-        # The reset surfaces at connect or at the first read (API section 13).
-        exc = raised(lambda: httpx.get(url, timeout=LONG))
-    assert isinstance(exc, httpx.ReadError | httpx.ConnectError)
+        # The reset surfaces at connect, at the first read, or as a disconnection
+        # (API section 13): every form is a connection fault.
+        exc = raised(lambda: httpx.get(f"http://{addr[0]}:{addr[1]}/", timeout=LONG))
+    assert isinstance(exc, httpx.ReadError | httpx.ConnectError | httpx.RemoteProtocolError)
     expected = CONNECTION_UNSENT if isinstance(exc, httpx.ConnectError) else CONNECTION
     assert expected == verdict(exc)
 
