@@ -146,6 +146,7 @@ def config_changed() -> None:
 
 def _sync_config() -> None:
     global _config, _configured, _stale
+    _stale = False  # first: a change while reading marks it stale again
     if _config is None:
         from . import _config as config
 
@@ -155,7 +156,6 @@ def _sync_config() -> None:
     except Exception:  # a ConfigError: configure() and named policies report it
         snap = None  # and a bad file is not read again per fault, only at the next change
     with _lock:
-        _stale = False
         rules = getattr(snap, "faults", ())
         _configured = tuple(rules)
         _rules_changed()

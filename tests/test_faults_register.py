@@ -230,6 +230,16 @@ def test_config_faults_table(tmp_path: Path) -> None:
     assert Fault(False, "permanent") == classify(Busy())
 
 
+def test_config_check_reports_the_faults_table(tmp_path: Path) -> None:
+    """``retryx config check`` counts the ``[faults]`` rules of a file."""
+    from retryx import _config
+
+    report, problems = _config.check(
+        str(write(tmp_path / "r.toml", f'[faults]\n"{BUSY}" = "server"\n'))
+    )
+    assert ([], "faults: 1 rule(s) in [faults]") == (problems, report[-1])
+
+
 def test_config_faults_apply_to_builtin_types(tmp_path: Path) -> None:
     """A ``[faults]`` rule on a builtin type overrides its fast verdict after a reload."""
     assert classify(BrokenPipeError()).transient
@@ -257,7 +267,7 @@ def test_registered_rules_come_before_the_config(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (f'[faults]\n"{BUSY}" = "flaky"\n', f'r.toml: [faults] "{BUSY}": cause must be one of'),
+        (f'[faults]\n"{BUSY}" = "flaky"\n', f'r.toml: [faults] "{BUSY}": must be one of conn'),
         (f'[faults]\n"{BUSY}" = 3\n', f'r.toml: [faults] "{BUSY}": must be a cause name, got 3'),
         ('[faults]\n"nocolon" = "server"\n', "r.toml: [faults] nocolon: kind must be"),
         ("faults = 3\n", "r.toml: faults: must be a table [faults], got 3"),
