@@ -33,6 +33,7 @@ __all__ = [
     "Cause",
     "Classifier",
     "Fault",
+    "chained",
     "classify",
     "is_unsent",
     "retry_after_hint",
@@ -68,6 +69,7 @@ _TRANSIENT_STATUSES |= {502: "server", 503: "throttled", 504: "server"}
 _CONNECTION_TYPES = FAST_CONNECTION
 _TIMEOUT_TYPES = FAST_TIMEOUT
 _MAX_LINKS = 5  # links of __cause__/__context__ searched for a socket fault
+_MAX_FRAMES = 1000  # traceback entries followed to find where an exception was raised
 _INF = float("inf")
 _PERMANENT = Fault(False, "permanent")
 _CONNECTION = Fault(True, "connection")
@@ -307,7 +309,7 @@ def _from_chain(exc: BaseException) -> Fault | None:
     link: BaseException | None = exc
     for _ in range(_MAX_LINKS):
         assert link is not None
-        link = link.__cause__ if link.__cause__ is not None else link.__context__
+        link = chained(link)
         if link is None or any(link is s for s in seen):
             return None
         seen.append(link)
@@ -317,6 +319,33 @@ def _from_chain(exc: BaseException) -> Fault | None:
                 return None
             return Fault(True, fault.cause, None, _unsent_builtin(link))
     return None
+
+
+def chained(exc: BaseException) -> BaseException | None:
+    """The error ``exc`` wraps: its ``__cause__``, else its ``__context__`` when ``exc``
+    was raised in the very frame that caught that context (``except E: raise X``).
+
+    An implicit context is set for any exception raised while another is being
+    handled, anywhere below the handler: a retry loop that runs the next attempt
+    in its ``except`` block gives every later fault the first fault as context,
+    though it did not cause them. ``raise X from None`` hides the context.
+    """
+    cause = exc.__cause__
+    if cause is not None:
+        return cause
+    context = exc.__context__
+    if context is None or exc.__suppress_context__:
+        return None
+    tb = exc.__traceback__
+    caught = context.__traceback__
+    if tb is None or caught is None:
+        return context  # nothing tells where they were raised: trust the link
+    for _ in range(_MAX_FRAMES):  # to the frame that raised exc (bounded)
+        if tb.tb_next is None:
+            break
+        tb = tb.tb_next
+    # A traceback starts at the frame that caught the exception.
+    return context if tb.tb_frame is caught.tb_frame else None
 
 
 def _unsent_builtin(exc: BaseException) -> bool:

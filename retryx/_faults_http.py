@@ -32,21 +32,36 @@ _MAX_TYPES = 256  # per package; bounded even for a program that makes types for
 
 _verdict: Callable[[BaseException], Fault] | None = None
 _judge: Callable[[BaseException], Fault | None] | None = None
+_chain: Callable[[BaseException], BaseException | None] | None = None
 _no_name: tuple[int, ...] = ()  # the gaierror errnos meaning "no such name"
 _special: tuple[type[BaseException], ...] = ()  # see _special_types
+
+
+def _bind() -> None:
+    global _verdict, _judge, _chain
+    from ._classify import chained, verdict  # bound late: both modules import this one
+    from ._clients import judge
+
+    _verdict, _judge, _chain = verdict, judge, chained
 
 
 def _wrapped(inner: BaseException) -> Fault:
     """The verdict on a wrapped error, with its ``unsent`` flag: a client judge's
     first (no detour through ``classify``), else ``classify``'s."""
-    global _verdict, _judge
     if _verdict is None or _judge is None:
-        from ._classify import verdict  # bound late: both modules import this one
-        from ._clients import judge
-
-        _verdict, _judge = verdict, judge
+        _bind()
+    assert _verdict is not None
+    assert _judge is not None
     fault = _judge(inner)
     return _verdict(inner) if fault is None else fault
+
+
+def _chained(exc: BaseException) -> BaseException | None:
+    """``retryx._classify.chained``: the cause, or a context raised in its handler."""
+    if _chain is None:
+        _bind()
+    assert _chain is not None
+    return _chain(exc)
 
 
 # --- looking into the wrapped errors --------------------------------------------------
@@ -112,17 +127,15 @@ def _by_inner(default: Fault | None) -> Rule:
     """The verdict of the wrapped error (``reason``, ``args[0]`` or the chain), else ``default``."""
 
     def rule(exc: BaseException) -> Fault | None:
-        # The chain first: requests raises its ConnectionError while handling
-        # urllib3's error, urllib3 raises MaxRetryError from its reason.
-        inner: Any = exc.__cause__
-        if inner is None:
-            inner = exc.__context__
-        if inner is None:
+        # requests' ConnectionError and urllib's URLError hold the error in args[0],
+        # urllib3's MaxRetryError in .reason; else the chain says.
+        args = exc.args
+        inner: Any = args[0] if args else None
+        if not isinstance(inner, BaseException):
             inner = getattr(exc, "reason", None)
-            if not isinstance(inner, BaseException):
-                args = exc.args
-                inner = args[0] if args else None
-        if not isinstance(inner, BaseException) or inner is exc:
+        if not isinstance(inner, BaseException):
+            inner = _chained(exc)
+        if inner is None or inner is exc:
             return default
         return _wrapped(inner)
 

@@ -4,6 +4,7 @@ breakers judging with the policy's classifier."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import socket
 import ssl
@@ -322,6 +323,64 @@ def test_the_context_counts_when_there_is_no_cause() -> None:
     with pytest.raises(RuntimeError) as info:
         slow()
     assert (Fault(True, "timeout"), False) == (classify(info.value), is_unsent(info.value))
+
+
+def test_raise_from_none_hides_the_context() -> None:
+    """``raise X from None`` says the context did not cause it: not walked."""
+
+    def hidden() -> None:
+        try:
+            raise ConnectionResetError("reset")
+        except ConnectionResetError:
+            raise RuntimeError("hidden") from None
+
+    with pytest.raises(RuntimeError) as info:
+        hidden()
+    assert Fault(False, "permanent") == classify(info.value)
+
+
+def test_a_context_not_raised_in_its_handler_is_not_a_cause() -> None:
+    """An error raised further down while another is handled did not wrap it: not walked."""
+
+    def fails() -> None:
+        raise RuntimeError("unrelated")
+
+    def handler() -> None:
+        try:
+            raise ConnectionResetError("reset")
+        except ConnectionResetError:
+            fails()  # raised in another frame than the handler's
+
+    with pytest.raises(RuntimeError) as info:
+        handler()
+    assert Fault(False, "permanent") == classify(info.value)
+
+
+def test_a_later_attempt_is_not_judged_by_the_first_fault(is_async: bool) -> None:
+    """A permanent fault on attempt 2 is not made transient by attempt 1's fault, which
+    the retry loop was handling when attempt 2 ran (its implicit context)."""
+    calls = 0
+
+    def work() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionRefusedError(111, "refused")
+        raise Busy("no")
+
+    async def awork() -> None:
+        work()
+
+    policy = retryx.Policy(attempts=5, backoff=backoff.none(), jitter="none")
+    call = (lambda: asyncio.run(retry(policy)(awork)())) if is_async else retry(policy)(work)
+    with pytest.raises(Busy):
+        call()
+    assert 2 == calls
+
+
+@pytest.fixture(params=[False, True], ids=["sync", "async"])
+def is_async(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
 
 
 def test_the_walk_stops_after_five_links() -> None:
