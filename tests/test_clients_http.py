@@ -333,6 +333,14 @@ def test_requests_certificate_failure_is_permanent(requests: Any, self_signed: s
     assert PERMANENT == verdict(exc)
 
 
+def test_requests_ssl_error_of_a_cut_handshake_is_a_connection_fault(requests: Any) -> None:
+    """``requests.SSLError`` without a certificate failure (the peer hung up) is transient."""
+    with servers.accept_then_close() as addr:
+        exc = raised(lambda: requests.get(f"https://{addr[0]}:{addr[1]}/", timeout=LONG))
+    assert type(exc) is requests.exceptions.SSLError
+    assert CONNECTION == verdict(exc)
+
+
 @pytest.mark.parametrize(
     ("url", "name"),
     [("http://", "InvalidURL"), ("example.com/x", "MissingSchema"), ("foo://x", "InvalidSchema")],
@@ -420,6 +428,16 @@ def test_urllib3_protocol_error(urllib3: Any) -> None:
         exc = raised(lambda: pool.request("GET", f"http://{addr[0]}:{addr[1]}/"))
     assert type(exc) is urllib3.exceptions.ProtocolError
     assert CONNECTION == verdict(exc)
+
+
+def test_urllib3_ssl_errors(urllib3: Any, self_signed: str) -> None:
+    """urllib3's ``SSLError``: permanent for a certificate failure, else a connection fault."""
+    pool = urllib3.PoolManager(**NO_RETRY)
+    cert = raised(lambda: pool.request("GET", self_signed))
+    with servers.accept_then_close() as addr:
+        cut = raised(lambda: pool.request("GET", f"https://{addr[0]}:{addr[1]}/"))
+    assert (urllib3.exceptions.SSLError, urllib3.exceptions.SSLError) == (type(cert), type(cut))
+    assert (PERMANENT, CONNECTION) == (verdict(cert), verdict(cut))
 
 
 # --- httpx ---------------------------------------------------------------------------------
