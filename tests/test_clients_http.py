@@ -628,6 +628,13 @@ def test_aiohttp_server_disconnected(aiohttp: Any) -> None:
     assert CONNECTION == verdict(exc)
 
 
+def test_aiohttp_client_os_error(aiohttp: Any, reset_after_head: str) -> None:
+    """``ClientOSError`` (reset while waiting for the response) is a connection fault."""
+    exc = araised(_aiohttp_get(aiohttp, reset_after_head))
+    assert type(exc) is aiohttp.ClientOSError
+    assert CONNECTION == verdict(exc)
+
+
 def test_aiohttp_payload_error(aiohttp: Any) -> None:
     """``ClientPayloadError`` (a body cut short) is a connection fault."""
     with truncated() as srv:

@@ -454,6 +454,22 @@ def test_pushback_from_a_real_requests_response() -> None:
     assert Fault(False, "pushback") == classify(info.value)
 
 
+def test_pushback_on_a_real_aiohttp_error() -> None:
+    """aiohttp's ``ClientResponseError`` carries the headers itself: pushback seconds are read."""
+    aiohttp = pytest.importorskip("aiohttp")
+
+    async def get(url: str) -> None:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            response.raise_for_status()
+
+    with (
+        servers.http([(503, {"Retryx-Pushback": "4", "Retry-After": "30"}, b"")]) as srv,
+        pytest.raises(aiohttp.ClientResponseError) as info,
+    ):
+        asyncio.run(get(srv.url))
+    assert Fault(True, "throttled", 4.0) == classify(info.value)
+
+
 @pytest.mark.parametrize(
     "headers",
     [
