@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# This folder holds a script named http.py: it must not shadow the stdlib's http.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 THIRD_PARTY_LIMIT_NS = 2_000.0
 
 
