@@ -667,6 +667,19 @@ def test_aiohttp_response_error_takes_the_status(aiohttp: Any) -> None:
     assert Fault(True, "throttled", 2.0) == classify(exc)
 
 
+def test_aiohttp_too_many_redirects_is_permanent(aiohttp: Any) -> None:
+    """aiohttp's ``TooManyRedirects`` is permanent (though a ``ClientResponseError``)."""
+
+    async def get(url: str) -> None:
+        async with aiohttp.ClientSession() as session, session.get(url, max_redirects=3):
+            pass
+
+    with redirect_loop() as srv:
+        exc = araised(get(srv.url))
+    assert type(exc) is aiohttp.TooManyRedirects
+    assert PERMANENT == verdict(exc)
+
+
 def test_aiohttp_unknown_host_is_permanent(aiohttp: Any, no_such_host: str) -> None:
     """A ``ClientConnectorError`` for a name DNS says does not exist is permanent."""
     exc = araised(_aiohttp_get(aiohttp, no_such_host))
@@ -692,9 +705,9 @@ def azure() -> Any:
     exceptions = pytest.importorskip("azure.core.exceptions")
     pytest.importorskip("requests")
 
-    def send(url: str, raise_status: bool = False) -> Any:
+    def send(url: str, raise_status: bool = False, **timeouts: float) -> Any:
         with pipeline.Pipeline(transport.RequestsTransport(connection_timeout=LONG)) as pipe:
-            response = pipe.run(rest.HttpRequest("GET", url)).http_response
+            response = pipe.run(rest.HttpRequest("GET", url), **timeouts).http_response
             if raise_status and response.status_code >= 400:
                 raise exceptions.HttpResponseError(response=response)
             return response
@@ -718,6 +731,19 @@ def test_azure_service_response_error(azure: Any) -> None:
         exc = raised(lambda: send(f"http://{addr[0]}:{addr[1]}/"))
     assert type(exc) is exceptions.ServiceResponseError
     assert CONNECTION == verdict(exc)
+
+
+def test_azure_timeouts(azure: Any, unreachable: str, silent: str) -> None:
+    """``ServiceRequestTimeoutError`` is a timeout, unsent; ``ServiceResponseTimeoutError``
+    is a timeout, sent."""
+    send, exceptions = azure
+    request = raised(lambda: send(unreachable, connection_timeout=TIMEOUT))
+    response = raised(lambda: send(silent, read_timeout=TIMEOUT))
+    assert (exceptions.ServiceRequestTimeoutError, exceptions.ServiceResponseTimeoutError) == (
+        type(request),
+        type(response),
+    )
+    assert (TIMEOUT_UNSENT, TIMEOUT_SENT) == (verdict(request), verdict(response))
 
 
 def test_azure_http_response_error_takes_the_status(azure: Any) -> None:
