@@ -328,13 +328,15 @@ def chained(exc: BaseException) -> BaseException | None:
     An implicit context is set for any exception raised while another is being
     handled, anywhere below the handler: a retry loop that runs the next attempt
     in its ``except`` block gives every later fault the first fault as context,
-    though it did not cause them. ``raise X from None`` hides the context.
+    though it did not cause them. ``__suppress_context__`` is not heeded: libraries
+    re-raise with ``raise exc from None`` to shorten tracebacks (httpcore does), not
+    to say the context did not cause it.
     """
     cause = exc.__cause__
     if cause is not None:
         return cause
     context = exc.__context__
-    if context is None or exc.__suppress_context__:
+    if context is None:
         return None
     tb = exc.__traceback__
     caught = context.__traceback__

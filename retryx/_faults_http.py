@@ -69,7 +69,7 @@ def _chained(exc: BaseException) -> BaseException | None:
 
 def _refused_for_good(exc: BaseException) -> bool:
     """A certificate failure, or DNS saying the name does not exist, in ``exc`` or its
-    ``__cause__``/``__context__`` chain (at most ``_MAX_LINKS``; a cycle only repeats).
+    chain (``_chained``; at most ``_MAX_LINKS``; a cycle only repeats).
 
     On the path of every connect failure, so kept to plain attribute reads.
     """
@@ -85,7 +85,7 @@ def _refused_for_good(exc: BaseException) -> bool:
                 return getattr(link, "errno", None) in _no_name
             return True  # a certificate failure
         cause = link.__cause__
-        link = link.__context__ if cause is None else cause
+        link = cause if cause is not None else None if link.__context__ is None else _chained(link)
     return False
 
 
