@@ -85,7 +85,16 @@ def _refused_for_good(exc: BaseException) -> bool:
                 return getattr(link, "errno", None) in _no_name
             return True  # a certificate failure
         cause = link.__cause__
-        link = cause if cause is not None else None if link.__context__ is None else _chained(link)
+        if cause is not None:
+            link = cause
+            continue
+        context = link.__context__
+        if context is None:
+            return False
+        dead_end = context.__cause__ is None and context.__context__ is None
+        if dead_end and not isinstance(context, special):
+            return False  # nothing to find there: no need to ask where it was raised
+        link = _chained(link)
     return False
 
 
