@@ -240,6 +240,19 @@ def test_postgres_sync_driver_verdicts(
     assert expected == verdict(exc)
 
 
+def test_psycopg_pool_timeout_is_an_unsent_timeout(pg: PostgresServer) -> None:
+    """psycopg_pool's PoolTimeout (no connection free in time) is a timeout that sent nothing."""
+    import psycopg_pool
+
+    with (
+        psycopg_pool.ConnectionPool(pg.dsn(), min_size=1, max_size=1, open=True) as pool,
+        pool.connection(),
+    ):
+        exc = raised(pool.getconn, timeout=0.1)
+    assert isinstance(exc, psycopg_pool.PoolTimeout)
+    assert TIMEOUT_UNSENT == verdict(exc)
+
+
 # --- asyncpg ------------------------------------------------------------------------
 
 
@@ -455,7 +468,9 @@ MYSQL_DRIVERS = {"pymysql": _pymysql_connect, "MySQLdb": _mysqldb_connect}
 
 def mysql_connect(driver: str, port: int) -> Any:
     """A connection through ``driver`` to 127.0.0.1:``port`` (bounded timeouts)."""
-    return MYSQL_DRIVERS[driver](host="127.0.0.1", port=port, connect_timeout=1, read_timeout=1)
+    read_timeout = 0.3 if driver == "pymysql" else 1  # libmysqlclient counts whole seconds
+    connect = MYSQL_DRIVERS[driver]
+    return connect(host="127.0.0.1", port=port, connect_timeout=1, read_timeout=read_timeout)
 
 
 @pytest.mark.parametrize("driver", MYSQL_DRIVERS)
