@@ -253,6 +253,30 @@ def test_psycopg_pool_timeout_is_an_unsent_timeout(pg: PostgresServer) -> None:
     assert TIMEOUT_UNSENT == verdict(exc)
 
 
+@pytest.fixture(scope="module")
+def standby(pg: PostgresServer) -> Iterator[PostgresServer]:
+    """A standby of ``pg`` with hot standby off: it refuses every session with 57P03."""
+    yield from serve(standby_of=pg)
+
+
+@pytest.mark.parametrize("driver", SYNC_DRIVERS)
+def test_postgres_sync_driver_cannot_connect_now(standby: PostgresServer, driver: str) -> None:
+    """A server that cannot take sessions now (57P03, given without SQLSTATE) is unsent."""
+    exc = raised(SYNC_DRIVERS[driver], standby.dsn())
+    assert "the database system is" in str(exc)
+    assert CONNECTION_UNSENT == verdict(exc)
+
+
+def test_asyncpg_cannot_connect_now(standby: PostgresServer) -> None:
+    """asyncpg's CannotConnectNowError (57P03) is an unsent connection fault."""
+    import asyncpg
+
+    connect = asyncpg.connect(host=standby.host, port=standby.port, user="postgres")
+    exc = asyncio.run(araised(connect))
+    assert "57P03" == sqlstate(exc)
+    assert CONNECTION_UNSENT == verdict(exc)
+
+
 # --- asyncpg ------------------------------------------------------------------------
 
 
