@@ -68,6 +68,13 @@ def _sqlstate(code: str) -> Fault:
     return _CONNECTION if code.startswith("08") else _PERMANENT
 
 
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # a subclass with a broken __str__: judged without its words
+        return ""
+
+
 # What the server says when it refuses a session (libpq quotes it after "FATAL:").
 _REFUSALS = (
     ("too many connections", _THROTTLED_UNSENT),  # 53300, for a role or a database
@@ -92,9 +99,10 @@ def _libpq(message: str) -> Fault:
         return _CONNECTION_UNSENT
     if "timeout expired" in message:  # connect_timeout
         return _TIMEOUT_UNSENT
-    if "could not translate host name" in message:
-        # DNS: only "try again" is transient (as for socket.gaierror EAI_AGAIN)
-        if "Temporary failure" in message:
+    if "could not translate host name" in message or "failed to resolve host" in message:
+        # DNS (libpq's words; psycopg 3's own lookup): only "try again" is transient,
+        # as for socket.gaierror EAI_AGAIN
+        if "Temporary failure in name resolution" in message:
             return _CONNECTION_UNSENT
         return _PERMANENT
     return _CONNECTION  # the connection was lost or could not be made
@@ -108,7 +116,7 @@ def _libpq_driver(exc: BaseException, code: object) -> Fault:
     if "ConnectionTimeout" in names or "PoolTimeout" in names:
         return _TIMEOUT_UNSENT  # psycopg's connect_timeout; psycopg_pool had no connection free
     if "OperationalError" in names:
-        return _libpq(str(exc))
+        return _libpq(_message(exc))
     return _PERMANENT  # InterfaceError ("connection already closed"), misuse
 
 
@@ -129,7 +137,7 @@ def _asyncpg(exc: BaseException) -> Fault | None:
     code = getattr(exc, "sqlstate", None)
     if isinstance(code, str) and code:
         return _sqlstate(code)
-    if str(exc) == "connection is closed":  # the server ended the session while idle
+    if _message(exc) == "connection is closed":  # the server ended the session while idle
         return _CONNECTION
     return _PERMANENT
 

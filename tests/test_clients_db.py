@@ -253,6 +253,37 @@ def test_psycopg_pool_timeout_is_an_unsent_timeout(pg: PostgresServer) -> None:
     assert TIMEOUT_UNSENT == verdict(exc)
 
 
+_DNS_PROBE = """
+import psycopg, psycopg2
+from retryx import classify
+from retryx._classify import is_unsent
+for connect in (psycopg.connect, psycopg2.connect):
+    try:
+        connect("host=retryx-no-such-host.invalid user=x connect_timeout=2")
+    except Exception as exc:
+        fault = classify(exc)
+        print(repr((fault.transient, fault.cause, is_unsent(exc), str(exc))))
+"""
+
+
+def test_postgres_unknown_host_is_permanent_and_dns_try_again_unsent() -> None:
+    """A host name DNS says does not exist is permanent; a lookup to try again is unsent."""
+    import ast
+    import os
+    import subprocess
+    import sys
+
+    # a fresh process, so the resolver's bounded timeout applies wherever DNS is unreachable
+    env = os.environ | {"RES_OPTIONS": "timeout:1 attempts:1"}
+    probe = [sys.executable, "-c", _DNS_PROBE]
+    out = subprocess.run(probe, capture_output=True, text=True, timeout=30, env=env, check=True)
+    results = [ast.literal_eval(line) for line in out.stdout.splitlines()]
+    assert 2 == len(results)
+    for transient, cause, unsent, message in results:
+        expected = CONNECTION_UNSENT if "Temporary failure" in message else PERMANENT
+        assert expected == (transient, cause, unsent), message
+
+
 @pytest.fixture(scope="module")
 def standby(pg: PostgresServer) -> Iterator[PostgresServer]:
     """A standby of ``pg`` with hot standby off: it refuses every session with 57P03."""
