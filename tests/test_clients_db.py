@@ -837,3 +837,23 @@ def test_sqlalchemy_asyncio_serialization_failure_is_contention(
     assert isinstance(exc, sqlalchemy.exc.DBAPIError)
     assert "40001" == sqlstate(exc.orig)
     assert CONTENTION == verdict(exc)
+
+
+@pytest.mark.parametrize(("retry_reads", "expected_finds"), [(True, 2), (False, 1)])
+def test_pymongo_retry_reads_off_leaves_retrying_to_retryx(
+    retry_reads: bool, expected_finds: int
+) -> None:
+    """pymongo re-sends a read after a dropped connection unless retryReads=False."""
+    import pymongo
+
+    seen: list[str] = []
+    with _wire.mongo("close", seen) as port:
+        client: Any = pymongo.MongoClient(
+            host="127.0.0.1", port=port, directConnection=True, retryReads=retry_reads
+        )
+        try:
+            exc = raised(client.db.items.find_one)
+        finally:
+            client.close()
+    assert CONNECTION == verdict(exc)
+    assert ["find"] * expected_finds == seen
