@@ -458,6 +458,35 @@ def test_retry_reruns_a_transaction_after_a_serialization_failure(
     assert 2 == len(attempts)
 
 
+def test_retry_reruns_an_asyncpg_transaction_after_a_serialization_failure(
+    pg: PostgresServer, table: str, clock: Any
+) -> None:
+    """@retry over an asyncpg transaction (a coroutine function) does the same."""
+    import asyncpg
+
+    attempts: list[int] = []
+    where = {"host": pg.host, "port": pg.port, "user": "postgres"}
+
+    @retry(Policy(attempts=3))
+    async def add_ten() -> int:
+        attempts.append(1)
+        conn = await asyncpg.connect(**where)
+        try:
+            async with conn.transaction(isolation="repeatable_read"):
+                n = await conn.fetchval(f"select n from {table} where id = 1")
+                if len(attempts) == 1:  # another client commits in between, once
+                    other = await asyncpg.connect(**where)
+                    await other.execute(_bump(table, 1))
+                    await other.close()
+                await conn.execute(f"update {table} set n = $1 where id = 1", n + 10)
+                return int(n) + 10
+        finally:
+            await conn.close()
+
+    assert 11 == asyncio.run(add_ten())
+    assert 2 == len(attempts)
+
+
 def test_non_idempotent_call_is_not_rerun_after_a_terminated_backend(
     pg: PostgresServer, table: str, clock: Any
 ) -> None:
