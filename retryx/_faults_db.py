@@ -97,6 +97,8 @@ def _libpq(message: str) -> Fault:
         return _PERMANENT  # authentication failed, no such database or role
     if "Connection refused" in message:
         return _CONNECTION_UNSENT
+    if "on socket" in message and "No such file or directory" in message:
+        return _CONNECTION_UNSENT  # no server socket file: the server is not running
     if "timeout expired" in message:  # connect_timeout
         return _TIMEOUT_UNSENT
     if "could not translate host name" in message or "failed to resolve host" in message:

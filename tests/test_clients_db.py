@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -196,6 +197,11 @@ def _refused(s: Session, table: str) -> Exception:
         return raised(s.conn, port=addr.port)
 
 
+def _no_socket(s: Session, table: str) -> Exception:
+    with tempfile.TemporaryDirectory() as empty:  # no server socket file in it
+        return raised(s.conn, host=empty)
+
+
 def _connect_timeout(s: Session, table: str) -> Exception:
     with servers.slow(60) as addr:  # accepts, never answers the startup message
         return raised(s.conn, port=addr.port, connect_timeout=1)
@@ -217,6 +223,7 @@ PG_SCENARIOS: dict[str, tuple[Callable[[Session, str], Exception], Verdict, str 
     "terminated": (_terminated, CONNECTION, None),
     "too_many_connections": (_too_many_connections, THROTTLED_UNSENT, None),
     "refused": (_refused, CONNECTION_UNSENT, None),
+    "no_socket": (_no_socket, CONNECTION_UNSENT, None),
     "connect_timeout": (_connect_timeout, TIMEOUT_UNSENT, None),
     "syntax_error": (_syntax_error, PERMANENT, "42601"),
     "unknown_database": (_unknown_database, PERMANENT, None),
