@@ -217,15 +217,29 @@ def _sqlalchemy(exc: BaseException) -> Fault | None:
     return None
 
 
+# The classifier's entry points, bound at first use: their modules import this one.
+# (A function-level import would cost about a microsecond on every judgement.)
+_judge: Callable[[BaseException], Fault | None] | None = None
+_classify: Callable[[BaseException], Fault] | None = None
+_is_unsent: Callable[[BaseException], bool] | None = None
+
+
 def _verdict(exc: BaseException) -> Fault:
     """The full verdict on ``exc`` (a driver error SQLAlchemy wrapped), ``unsent`` included."""
-    from ._classify import classify, is_unsent  # lazily: _classify imports this module
+    global _judge, _classify, _is_unsent
+    if _judge is None or _classify is None or _is_unsent is None:
+        from ._classify import classify, is_unsent
+        from ._clients import judge
 
-    fault = classify(exc)
+        _judge, _classify, _is_unsent = judge, classify, is_unsent
+    fault = _judge(exc)  # a driver's error: its rule's verdict is complete
+    if fault is not None:
+        return fault
+    fault = _classify(exc)
     if fault.unsent or not fault.transient:
         return fault
     # the default rules leave ``unsent`` to is_unsent (a refused connect under asyncpg)
-    return Fault(True, fault.cause, fault.retry_after, True) if is_unsent(exc) else fault
+    return Fault(True, fault.cause, fault.retry_after, True) if _is_unsent(exc) else fault
 
 
 JUDGES: dict[str, Callable[[BaseException], Fault | None]] = {
