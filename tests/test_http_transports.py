@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -205,6 +206,18 @@ def test_deadline_bounds_the_request(make: Any, clock: FakeClock) -> None:
     with servers.http([(503, {}, b"")]) as srv:
         assert 503 == client.send("GET", srv.url)[0]
         assert 1 == len(srv.requests)
+
+
+def test_deadline_ends_a_hanging_attempt(make: Any) -> None:
+    """With a 0.5 s deadline, an attempt that hangs is cut by the client's timeout, capped
+    by the time left (the client's own timeout is 5 s)."""
+    client = make(FAST.replace(deadline=0.5))
+    with servers.slow(3.0) as addr:
+        started = time.monotonic()
+        with pytest.raises((httpx.TimeoutException, requests.Timeout)):
+            client.send("GET", f"http://{addr.host}:{addr.port}/")
+        assert time.monotonic() - started < 2.0
+        assert 1 == addr.connections
 
 
 def test_budget_denies_retries(make: Any) -> None:
