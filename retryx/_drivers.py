@@ -88,21 +88,31 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                 else:
                     result = {W}attempt(head, {POLICY_ARG}wrapped, {ARGS}, {KWARGS})
             except error as exc:
-                return {W}recover(head, policy, exc, missing, wrapped, {INSTANCE}, {ARGS}, {KWARGS})
-            if checks_result and policy is not None:
-                check = policy.retry_if_result
-                if check is not None and check(result):
-                    return {W}recover(
-                        head, policy, None, result, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
-                    )
-                if policy.budget is not None:
-                    policy.budget.record_success()
-            append(clock.monotonic() - start)
-            if length(pending) > fold_at:
-                fold()
-            if bus._subscribers:
-                bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
-            return result
+                failed = exc
+            else:
+                if checks_result and policy is not None:
+                    check = policy.retry_if_result
+                    if check is not None and {CHECK}:
+                        return {W}recover(
+                            head, policy, None, result, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
+                        )
+                    if policy.budget is not None:
+                        policy.budget.record_success()
+                append(clock.monotonic() - start)
+                if length(pending) > fold_at:
+                    fold()
+                if bus._subscribers:
+                    bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
+                return result
+            # Attempts 2..n run outside attempt 1's handler: else each later fault would
+            # get attempt 1's as its __context__ (chaining every attempt's frames, and
+            # feeding the classifier's chain walk a fault that did not cause it).
+            try:
+                return {W}recover(
+                    head, policy, failed, missing, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
+                )
+            finally:
+                failed = None  # the traceback holds this frame: no cycle through it
         finally:
             reset(token)
             # STATE: ended. Drops the retry state (its last exception) that a task or
@@ -148,6 +158,11 @@ def _factory(is_async: bool, pieces: dict[str, str]) -> Any:
             W="await " if is_async else "",
             NAME="retryx_call",
             POLICY_ARG="policy, " if is_async else "",
+            # An async pipeline awaits an async retry_if_result (sync ones refuse it).
+            CHECK="(v if (v := check(result)) is True or v is False or v is None "
+            "else await runner.verdict(v))"
+            if is_async
+            else "check(result)",
             **pieces,
         )
         # A file name per shape, registered with linecache so tracebacks show the lines.
