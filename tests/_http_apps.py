@@ -86,6 +86,8 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """A raw ASGI application over ``outcome`` (``/async-gave-up`` awaits a retry layer)."""
     assert scope["type"] == "http"
     path = scope["path"]
+    if path == "/raises":
+        always_fails()  # gives up and raises: no response started
     if path == "/async-gave-up":
         with contextlib.suppress(retryx.Transient):
             await always_fails_async()

@@ -4,6 +4,7 @@ retryx layer gave up, served by real servers (uvicorn, wsgiref) to a real client
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -114,3 +115,30 @@ def test_pushback_accepts_a_timedelta() -> None:
     """``pushback=timedelta(seconds=3)`` is 3 seconds."""
     middleware = retryx.asgi.Middleware(_http_apps.asgi_app, pushback=datetime.timedelta(seconds=3))
     assert 3.0 == middleware.pushback
+
+
+def test_asgi_app_raising_after_a_give_up_answers_500_with_pushback() -> None:
+    """An ASGI app that raises after its retry layer gave up still tells the caller."""
+    with _http_apps.serve_asgi(retryx.asgi.Middleware(_http_apps.asgi_app)) as url:
+        response = fetch(url + "/raises")
+        assert (500, "no-retry") == (response.status_code, response.headers.get("retryx-pushback"))
+
+
+def test_asgi_scopes_other_than_http_pass_through() -> None:
+    """A lifespan scope reaches the app untouched, without a request scope."""
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope)
+        await send({"type": "lifespan.startup.complete"})
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "lifespan.startup"}
+
+    asyncio.run(retryx.asgi.Middleware(app)({"type": "lifespan"}, receive, send))
+    assert ([{"type": "lifespan"}], [{"type": "lifespan.startup.complete"}]) == (seen, sent)

@@ -364,6 +364,20 @@ def test_an_outer_retry_defers_the_transport(make: Any) -> None:
     assert 3 == len(srv.requests)
 
 
+def test_an_outer_retry_never_resends_a_sent_post(make: Any) -> None:
+    """The transport's verdict travels to the outer layer: a POST that reached the server
+    and dropped is not sent again by the outer retry either."""
+    client = make()
+
+    @retryx.retry(FAST)
+    def pay(url: str) -> int:
+        return client.send("POST", url, content=b"pay")[0]
+
+    with servers.accept_then_close() as addr, pytest.raises(SENT_ERRORS[client.kind]):
+        pay(f"http://{addr.host}:{addr.port}/")
+    assert 1 == addr.connections
+
+
 # --- construction --------------------------------------------------------------------
 
 
