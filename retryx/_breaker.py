@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from . import _bus, _clock, events
 from ._classify import Classifier, classify, to_classifier
-from ._errors import CircuitOpenError, ConfigError
+from ._errors import MAX_INT, CircuitOpenError, ConfigError, shown, to_float
 
 __all__ = ["CircuitBreaker", "State"]
 
@@ -49,6 +49,8 @@ _cm_tokens: ContextVar[tuple[tuple[CircuitBreaker, Token], ...]] = ContextVar(
 def _int(owner: str, name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{owner}.{name} must be an int >= {minimum}, got {value!r}")
+    if value > MAX_INT:
+        raise ConfigError(f"{owner}.{name} must be <= 2**63-1, got {shown(value)}")
     return value
 
 
@@ -130,7 +132,10 @@ class CircuitBreaker:
         if (
             isinstance(recovery_timeout, bool)
             or not isinstance(recovery_timeout, int | float)
-            or not (recovery_timeout >= 0 and math.isfinite(recovery_timeout))
+            or not (
+                recovery_timeout >= 0
+                and math.isfinite(to_float(f"{owner}.recovery_timeout", recovery_timeout))
+            )
         ):
             raise ConfigError(
                 f"{owner}.recovery_timeout must be >= 0 seconds, got {recovery_timeout!r}"

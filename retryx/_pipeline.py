@@ -274,7 +274,7 @@ class _Call:
         if exc is None:
             level = logging.WARNING  # a result is returned: the caller is not failing
         if logger.isEnabledFor(level):
-            what = _Described(exc) if exc is not None else "returning last result"
+            what = _described(exc) if exc is not None else "returning last result"
             runner.log(
                 level,
                 "giving up on %s after %d attempt%s in %.2fs (reason: %s): %s",
@@ -288,21 +288,16 @@ class _Call:
         return _GIVE_UP
 
 
-class _Described:
-    """``"Type: message"`` of an exception, formatted only when a handler asks, and never
-    raising: an exception whose ``__str__`` fails must not replace the caller's."""
-
-    __slots__ = ("exc",)
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-    def __str__(self) -> str:
-        name = type(self.exc).__name__
-        try:
-            return f"{name}: {self.exc}"
-        except Exception as error:  # any failure of a user's __str__
-            return f"{name}: <str() failed: {type(error).__name__}>"
+def _described(exc: BaseException) -> str:
+    """``"Type: message"`` of an exception, never raising: an exception whose ``__str__``
+    fails must not replace the caller's. A string, not a lazy object: a record that
+    held the exception would keep its traceback's frames alive in any handler that
+    keeps records (and only enabled levels get here)."""
+    name = type(exc).__name__
+    try:
+        return f"{name}: {exc}"
+    except Exception as error:  # any failure of a user's __str__
+        return f"{name}: <str() failed: {type(error).__name__}>"
 
 
 _NO_JITTER = _jitter.none

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from ._errors import ConfigError
+from ._errors import ConfigError, to_float
 from ._frozen import Frozen
 
 __all__ = [
@@ -46,6 +46,7 @@ def _bad_n(n: int) -> ValueError:
 def _check_delay(kind: str, name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"backoff.{kind}: {name} must be a number, got {value!r}")
+    value = to_float(f"backoff.{kind}: {name}", value)
     if not math.isfinite(value) or value < 0:
         raise ConfigError(f"backoff.{kind}: {name} must be >= 0 and finite, got {value!r}")
     return float(value)
