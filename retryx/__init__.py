@@ -19,6 +19,7 @@ from ._errors import (
     RetryxError,
     Transient,
 )
+from ._nesting import carry
 from ._pipeline import circuit_breaker, describe, failover, fallback, retry, stats
 from ._policy import Policy
 
@@ -37,6 +38,7 @@ __all__ = [
     "RetryxError",
     "Transient",
     "backoff",
+    "carry",
     "circuit_breaker",
     "classify",
     "configure",

@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import IO, Any, NoReturn
 
-from . import _clock, _explain
+from . import _clock, _engine, _explain
 from . import backoff as _backoff
 from ._errors import ConfigError
+from ._fault import Fault
 from ._policy import Policy
 
 __all__ = ["main"]
@@ -37,6 +38,7 @@ KILL_GRACE = 5.0
 SEND_MAX_BYTES = 65536
 """``connect --send`` reads at most this much of the reply."""
 _COUNTDOWN_STEP = 0.1
+_FAILED = Fault(True, "explicit")  # a failed attempt of `retryx run`, for the retry engine
 
 
 class UsageError(Exception):
@@ -387,7 +389,7 @@ class _Runner:
     def _loop(self) -> int:
         p = self.policy
         start = _clock.monotonic()
-        delays = _explain.delays(p)
+        previous: float | None = None  # the jitter's memory (decorrelated)
         status = 0
         for attempt in range(1, p.attempts + 1):
             limit = self.timeout
@@ -408,17 +410,21 @@ class _Runner:
             if self.retry_codes is not None and status not in self.retry_codes:
                 self._say(f"{what}; not retrying: {status} is not in --retry-exit-codes")
                 return status
-            if attempt == p.attempts:
-                self._say(f"{what}; giving up")
+            time_left = None if p.deadline is None else p.deadline - (_clock.monotonic() - start)
+            decision = _engine.decide(
+                p, _FAILED, idempotent=True, attempt=attempt, previous=previous, remaining=time_left
+            )
+            if isinstance(decision, _engine.GiveUp):
+                if decision.delay is not None and p.deadline is not None:
+                    self._say(
+                        f"{what}; giving up: waiting {decision.delay:.1f}s would cross the "
+                        f"{_explain.fmt_seconds(p.deadline)} deadline"
+                    )
+                else:
+                    self._say(f"{what}; giving up")
                 return status
-            delay = next(delays)
-            if p.deadline is not None and _clock.monotonic() - start + delay > p.deadline:
-                self._say(
-                    f"{what}; giving up: waiting {delay:.1f}s would cross the "
-                    f"{_explain.fmt_seconds(p.deadline)} deadline"
-                )
-                return status
-            self._wait(delay, what)
+            previous = decision.previous
+            self._wait(decision.delay, what)
             if self.signum is not None:
                 return 128 + self.signum
         return status  # pragma: no cover - the loop always returns

@@ -29,7 +29,9 @@ class RetryScheduled:
 
 @dataclass(frozen=True, slots=True)
 class GaveUp:
-    """The call failed for good; ``reason`` is attempts, deadline, budget or permanent.
+    """The call failed for good; ``reason`` says why (``retryx._engine.REASONS``).
+
+    ``permanent``, ``not_idempotent``, ``attempts``, ``deadline`` or ``budget``.
 
     ``exception`` is ``None`` when the last attempt returned a result that
     ``retry_if_result`` still matched: that result is returned to the caller.

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from . import _engine
 from . import backoff as _backoff
 from . import jitter as _jitter
 from ._policy import Policy
@@ -86,21 +87,19 @@ def _mark(policy: Policy, best: float, worst: float) -> DeadlineMark | None:
 def schedule_rows(policy: Policy, *, limit: int = MAX_ROWS) -> list[Row]:
     """The schedule of ``policy``: one ``Row`` per attempt, at most ``limit`` rows."""
     b = policy.backoff_strategy
-    j = policy.jitter_strategy
-    base = b.delay(1)
-    cap = _backoff.cap_of(b)
     rows = [Row(1, 0.0, 0.0, 0.0, 0.0, 0.0, _mark(policy, 0.0, 0.0))]
-    prev_lo = prev_hi = base
+    prev_lo: float | None = None
+    prev_hi: float | None = None
     best = worst = 0.0
     for attempt in range(2, min(policy.attempts, limit) + 1):
-        delay = b.delay(attempt - 1)
-        # Bounds may depend on the previous draw (decorrelated): take the
-        # extremes over the previous row's range.
-        lo_a, hi_a = j.bounds(delay, prev_lo, base, cap)
-        lo_b, hi_b = j.bounds(delay, prev_hi, base, cap)
+        # The engine's bounds for each wait; they may depend on the previous draw
+        # (decorrelated): take the extremes over the previous row's range.
+        lo_a, hi_a = _engine.bounds(policy, attempt - 1, prev_lo)
+        lo_b, hi_b = _engine.bounds(policy, attempt - 1, prev_hi)
         lo, hi = min(lo_a, lo_b), max(hi_a, hi_b)
         best += lo
         worst += hi
+        delay = b.delay(attempt - 1)
         rows.append(Row(attempt, delay, lo, hi, best, worst, _mark(policy, best, worst)))
         prev_lo, prev_hi = lo, hi
     return rows
@@ -109,16 +108,13 @@ def schedule_rows(policy: Policy, *, limit: int = MAX_ROWS) -> list[Row]:
 def delays(policy: Policy) -> Iterator[float]:
     """Draw the jittered waits before retry 1, 2, ... (``attempts - 1`` of them).
 
-    Decorrelated jitter gets base = ``backoff.delay(1)``, the previous draw
-    (base at first) and the backoff's cap, as the retry engine does.
+    The retry engine's own draws (``retryx._engine.draw``): decorrelated jitter
+    grows from the previous draw, as in a retried call.
     """
-    b = policy.backoff_strategy
-    base = b.delay(1)
-    cap = _backoff.cap_of(b)
-    prev = base
+    previous: float | None = None
     for n in range(1, policy.attempts):
-        prev = policy.jitter_strategy.apply(b.delay(n), prev, base, cap)
-        yield prev
+        previous = _engine.draw(policy, n, previous)
+        yield previous
 
 
 def fmt_seconds(seconds: float) -> str:

@@ -27,18 +27,16 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 import wrapt
 
-from . import _bus, _clock, _drivers, events
-from . import jitter as _jitter
+from . import _bus, _clock, _drivers, _engine, events
 from ._breaker import _CLOSED, CircuitBreaker
-from ._classify import Classifier, Fault, classify, is_unsent
-from ._context import FINISHED, SCOPE, CallContext, ReplayScope, new_call_id
+from ._classify import Classifier, Fault, classify
+from ._context import SCOPE, CallContext, ReplayScope, new_call_id
 from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError, NestedRetryError
 from ._frozen import Frozen
+from ._nesting import Verdict, address, carried
 from ._policy import Policy
 from ._records import RecordMaker
 from ._stats import _FOLD_AT, Recorder, Stats
-from .backoff import Backoff, cap_of
-from .jitter import Jitter
 
 __all__ = [
     "circuit_breaker",
@@ -110,7 +108,9 @@ class _Fallback(Frozen):
 # The retry state (``_Call``) is made only once attempt 1 did not simply succeed,
 # and hangs off the head so ``current()`` sees the attempt number.
 
-RUNNER, PARENT, START, CALL_ID, ENDPOINT, STATE = range(6)
+RUNNER, PARENT, START, CALL_ID, ENDPOINT, STATE, ENDED = range(7)
+# ENDED: set by the driver when the call returns or raises (a task or a thread
+# given the context may outlive the call, and must not defer to it then).
 
 
 def call_id_of(head: list[Any]) -> str:
@@ -124,21 +124,25 @@ def call_id_of(head: list[Any]) -> str:
 
 
 def retrying_of(scope: Any) -> list[Any] | None:
-    """The head of the innermost retrying call in ``scope`` (a head, or None)."""
+    """The head of the innermost retrying call still running in ``scope`` (a head, or None)."""
     while type(scope) is list:
-        if scope[RUNNER].has_retry:
+        if scope[RUNNER].has_retry and not scope[ENDED]:
             return scope
         scope = scope[PARENT]
     return None
 
 
 class _Call:
-    """The retry state of one call, made once attempt 1 did not simply succeed."""
+    """The retry state of one call, made once attempt 1 did not simply succeed.
+
+    The decisions are the engine's (``retryx._engine``); this class carries them
+    out: it books causes and budget tokens, notes, logs and emits.
+    """
 
     __slots__ = (
         "attempt",
         "deadline_at",
-        "deferred",
+        "deferred_to",
         "gave_up",
         "head",
         "last_exc",
@@ -154,28 +158,43 @@ class _Call:
         self.start: float = head[START]
         self.policy = policy
         self.attempt = 1
-        self.previous = -1.0
+        self.previous: float | None = None
         self.last_exc: Exception | None = None
         self.deadline_at = None if policy.deadline is None else self.start + policy.deadline
-        # Nested in another retrying call (and not allowed to multiply): one
-        # attempt, no waits, the outer layer retries.
+        # Nested in another retrying call that is still running (and not allowed
+        # to multiply): one attempt, no waits; the outer call (whose id this is)
+        # retries, with this layer's verdict.
         parent = head[PARENT]
-        self.deferred = (
-            parent is not None and policy.nested == "defer" and retrying_of(parent) is not None
-        )
+        outer = None
+        if parent is not None and policy.nested == "defer":
+            outer = retrying_of(parent)
+        self.deferred_to: str | None = None if outer is None else call_id_of(outer)
         self.gave_up = False
         head[STATE] = self
+
+    @property
+    def deferred(self) -> bool:
+        return self.deferred_to is not None
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline, or ``None``."""
         return None if self.deadline_at is None else self.deadline_at - _clock.monotonic()
 
+    def judge(self, exc: Exception) -> Verdict:
+        """This call's verdict on ``exc``: one carried to it (from a deferring inner
+        layer, or from this call's own failover sweep), else its policy's own."""
+        policy = self.policy
+        verdict = carried(exc, self.head[CALL_ID])
+        if verdict is not None and verdict[1] and policy.idempotent:
+            return verdict  # judged already, nothing left to settle
+        classifier: Classifier = policy.retry_on  # type: ignore[assignment]  # normalised
+        return _engine.judge(classifier, policy.idempotent, exc, verdict)
+
     def on_error(self, exc: Exception) -> float | None:
         """Decide after a failed attempt: the delay before the next one, or ``None``."""
         policy = self.policy
         runner = self.runner
-        classifier: Classifier = policy.retry_on  # type: ignore[assignment]  # normalised
-        fault: Fault = classifier(exc)
+        fault, idempotent = verdict = self.judge(exc)
         causes = runner.recorder.causes  # booked lock-free, like a success (see Recorder)
         causes.append(fault.cause)
         if len(causes) > _FOLD_AT:
@@ -183,13 +202,14 @@ class _Call:
         if fault.transient and policy.budget is not None:
             policy.budget.record_failure()
         self.last_exc = exc
-        if self.deferred:
-            return _GIVE_UP  # the outer layer retries; no note, no GaveUp
-        if not fault.transient:
-            return self._give_up(exc, "permanent")
-        if not policy.idempotent and not is_unsent(exc):
-            return self._give_up(exc, "permanent")
-        return self._next_delay(exc, fault.cause, fault.retry_after)
+        if self.deferred_to is not None:
+            # The outer layer retries, with this layer's judgement; no note, no GaveUp.
+            address(exc, self.deferred_to, verdict)
+            return _GIVE_UP
+        fb = runner.fallback
+        if fb is not None and fb.defer_to is not None:
+            address(exc, call_id_of(self.head), verdict)  # defer() reads it, if this is the last
+        return self._decide(exc, fault, idempotent)
 
     def on_result(self, result: Any) -> float | None:
         """Decide after an attempt whose result matched ``retry_if_result``."""
@@ -201,37 +221,27 @@ class _Call:
         if policy.budget is not None:
             policy.budget.record_failure()
         self.last_exc = None
-        if self.deferred:
+        if self.deferred_to is not None:
             return _GIVE_UP
-        return self._next_delay(None, "result", None)
+        return self._decide(None, _engine.RESULT, True)
 
-    def _next_delay(self, exc: Exception | None, cause: str, hint: float | None) -> float | None:
+    def _decide(self, exc: Exception | None, fault: Fault, idempotent: bool) -> float | None:
+        """The engine's decision, carried out: the delay to wait, or ``_GIVE_UP``."""
         policy = self.policy
-        if self.attempt >= policy.attempts:
-            return self._give_up(exc, "attempts")
-        if hint is not None:
-            # A peer's hint replaces the backoff and is not jittered.
-            delay = hint
-            # An infinite hint (a breaker opened by hand) is never waited, whatever the cap.
-            if delay > policy.retry_after_max or delay == _INF:
-                return self._give_up(exc, "deadline")
-        else:
-            # Policy normalised both at construction (see Policy.backoff_strategy).
-            backoff: Backoff = policy.backoff  # type: ignore[assignment]
-            delay = backoff.delay(self.attempt)
-            jitter: Jitter = policy.jitter  # type: ignore[assignment]
-            if jitter is not _NO_JITTER:
-                base = backoff.delay(1)
-                previous = base if self.previous < 0 else self.previous
-                delay = jitter.apply(delay, previous, base, cap_of(backoff))
-            self.previous = delay
-        if delay > _MAX_WAIT or (
-            self.deadline_at is not None and _clock.monotonic() + delay > self.deadline_at
-        ):
-            # (A wait no clock can sleep, from a huge backoff or hint, is past any deadline.)
-            return self._give_up(exc, "deadline")
-        if policy.budget is not None and not policy.budget.allows_retry():
-            return self._give_up(exc, "budget")
+        decision = _engine.decide(
+            policy,
+            fault,
+            idempotent=idempotent,
+            attempt=self.attempt,
+            previous=self.previous,
+            remaining=None if self.deadline_at is None else self.deadline_at - _clock.monotonic(),
+        )
+        if type(decision) is _engine.GiveUp:
+            return self._give_up(exc, decision.reason)
+        assert type(decision) is _engine.Wait
+        self.previous = decision.previous
+        delay = decision.delay
+        cause = fault.cause
         runner = self.runner
         if logger.isEnabledFor(logging.WARNING):
             what = type(exc).__name__ if exc is not None else "a result to retry"
@@ -254,9 +264,11 @@ class _Call:
 
     def next_attempt(self) -> bool:
         """After the wait: move on, unless the deadline has passed."""
-        if self.deadline_at is not None and _clock.monotonic() > self.deadline_at:
-            self._give_up(self.last_exc, "deadline")
-            return False
+        if self.deadline_at is not None:
+            stop = _engine.before_attempt(self.deadline_at - _clock.monotonic())
+            if stop is not None:
+                self._give_up(self.last_exc, stop.reason)
+                return False
         self.attempt += 1
         return True
 
@@ -270,6 +282,7 @@ class _Call:
                 f"retryx: gave up after {n} attempt{'s' if n != 1 else ''} in {elapsed:.2f}s "
                 f"(policy {label!r}, reason: {reason})"
             )
+        # A permanent fault is the caller's to handle; the others gave up on a retryable one.
         level = logging.DEBUG if reason == "permanent" else logging.ERROR
         if exc is None:
             level = logging.WARNING  # a result is returned: the caller is not failing
@@ -300,12 +313,7 @@ def _described(exc: BaseException) -> str:
         return f"{name}: <str() failed: {type(error).__name__}>"
 
 
-_NO_JITTER = _jitter.none
 _LOGGER_HANDLE = logging.Logger.handle
-_INF = float("inf")
-# The longest wait the platform can sleep (time.sleep overflows beyond it, about 292
-# years): a longer one gives up at once, reason deadline.
-_MAX_WAIT = threading.TIMEOUT_MAX
 _scope_get = SCOPE.get
 _scope_set = SCOPE.set
 _scope_reset = SCOPE.reset
@@ -528,16 +536,9 @@ class Runner:
 
     # --- finishing a call ----------------------------------------------------------
 
-    def context(self, head: list[Any]) -> CallContext | None:
-        """What ``current()`` shows for the call whose head is ``head``.
-
-        An ended call (seen from a task or callback that outlived it) shows the
-        innermost call still running around it, else ``None``.
-        """
+    def context(self, head: list[Any]) -> CallContext:
+        """What ``current()`` shows for the call whose head is ``head``."""
         call: _Call | None = head[STATE]
-        if call is FINISHED:
-            parent = head[PARENT]
-            return parent[RUNNER].context(parent) if type(parent) is list else None
         if call is not None:
             remaining = call.remaining()
             attempt = call.attempt
@@ -654,8 +655,10 @@ class Runner:
             return result
         finally:
             # The traceback holds this frame: drop what holds the exception (as the
-            # stdlib does), so the failed attempts' frames are freed without the GC.
-            exc = call = None
+            # stdlib does), so the failed attempts' frames are freed without the GC;
+            # and the head drops the retry state, which a task that outlives the
+            # call (its context holds the head) would keep alive.
+            exc = call = head[STATE] = None
 
     def _attempt_sync(self, head: list[Any], wrapped: Any, args: Any, kwargs: Any) -> Any:
         """One attempt: a failover sweep, or one guarded call."""
@@ -698,7 +701,7 @@ class Runner:
                     return guard._call(wrapped, args, call_kwargs, self.recorder)
                 return guard._call_with(inner, wrapped, args, call_kwargs, self.recorder)
             except Exception as exc:
-                if not self.sweep_goes_on(exc):
+                if not self.sweep_goes_on(head, exc):
                     raise
                 if errors is None:
                     errors = {}
@@ -788,7 +791,7 @@ class Runner:
             self.succeeded(call, policy, head)
             return result
         finally:
-            exc = call = None  # no cycle through this frame (see _recover_sync)
+            exc = call = head[STATE] = None  # no cycle, no leak (see _recover_sync)
 
     async def _attempt_async(
         self, head: list[Any], policy: Policy | None, wrapped: Any, args: Any, kwargs: Any
@@ -842,7 +845,7 @@ class Runner:
                     inner, wrapped, args, call_kwargs, self.recorder
                 )
             except Exception as exc:
-                if not self.sweep_goes_on(exc):
+                if not self.sweep_goes_on(head, exc):
                     raise
                 if errors is None:
                     errors = {}
@@ -883,25 +886,46 @@ class Runner:
 
     # --- shared by both drivers (no I/O) ------------------------------------------------
 
-    def sweep_goes_on(self, exc: Exception) -> bool:
-        """Whether a failover sweep moves to the next endpoint after ``exc``."""
+    def sweep_goes_on(self, head: list[Any], exc: Exception) -> bool:
+        """Whether a failover sweep moves to the next endpoint after ``exc``.
+
+        Judged once: the verdict of a deferring inner layer when the fault carries
+        one, else this pipeline's policy; a fault that ends the sweep takes its
+        verdict along to the retry decision (and ``defer``), which do not judge again.
+        """
         if isinstance(exc, CircuitOpenError):
             return True  # an endpoint skipped by its open breaker: nothing was sent
-        policy = self._policy if self.has_retry else None
-        classifier = classify if policy is None else policy.classifier
-        if not classifier(exc).transient:
-            return False
+        retrying = retrying_of(head)
+        verdict = carried(exc, None if retrying is None else retrying[CALL_ID])
+        if not self.has_retry:
+            # No policy here: the inner layer's judgement, else the default classifier.
+            fault, idempotent = (classify(exc), True) if verdict is None else verdict
+            return fault.transient and (idempotent or fault.unsent)
+        policy = self._policy if self._named_policy is None else self.policy()
+        assert policy is not None
+        classifier: Classifier = policy.retry_on  # type: ignore[assignment]  # normalised
+        judged = _engine.judge(classifier, policy.idempotent, exc, verdict)
+        fault, idempotent = judged
         # Not idempotent: move on only when the request provably never left.
-        return policy is None or policy.idempotent or is_unsent(exc)
+        if fault.transient and (idempotent or fault.unsent):
+            return True
+        address(exc, call_id_of(head), judged)
+        return False
 
     def defer(self, head: list[Any], exc: Exception, instance: Any, args: Any, kwargs: Any) -> Any:
         """Store the failed call in the fallback's replay queue; the call returns ``None``."""
         fb = self.fallback
         assert fb is not None
-        classifier = self.policy().classifier if self.has_retry else classify
-        if not classifier(exc).transient:
-            raise exc  # a permanent fault is the caller's, never stored
         call_id = call_id_of(head)
+        verdict = carried(exc, call_id)
+        if verdict is None:
+            classifier = self.policy().classifier if self.has_retry else classify
+            verdict = (classifier(exc), True)
+        fault, idempotent = verdict
+        if not fault.transient or not (idempotent or fault.unsent):
+            # A permanent fault is the caller's, never stored; nor is a request that
+            # may have been sent when a layer says it must not be sent twice.
+            raise exc
         fb.defer_to.defer(self, call_id, exc, instance, args, kwargs)
         if _bus._subscribers:
             _bus.emit(events.Deferred(self.name, call_id, exc, fb.defer_to))
@@ -912,11 +936,9 @@ async def _timed(
     fn: Callable[..., Any], timeout: float, deadline_at: float | None, *args: Any, **kwargs: Any
 ) -> Any:
     """``await fn(...)`` within ``timeout`` seconds, capped by the time left (TimeoutError)."""
-    import asyncio
-
     if deadline_at is not None:
         timeout = max(0.0, min(timeout, deadline_at - _clock.monotonic()))
-    async with asyncio.timeout(timeout):
+    async with _clock.timeout_scope(timeout):
         return await fn(*args, **kwargs)
 
 

@@ -75,9 +75,11 @@ class Policy:
         budget: a shared ``RetryBudget``; when it denies a retry the call gives
             up (reason ``budget``).
         idempotent: ``False`` retries (and fails over) only faults that prove the
-            request never reached the peer.
+            request never reached the peer; other transient faults end the call
+            (reason ``not_idempotent``), also in an outer layer it defers to.
         nested: what this policy does when it runs inside another retrying call:
-            ``"defer"`` (one attempt, the outer layer retries), ``"raise"``
+            ``"defer"`` (one attempt, with this policy's verdict on the fault;
+            the outer layer schedules the retries), ``"raise"
             (``NestedRetryError``) or ``"allow"`` (attempts multiply).
         name: the label in logs, events and stats (default: the callable's
             qualified name).

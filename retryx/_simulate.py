@@ -23,11 +23,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import _clock
-from . import backoff as _backoff
+from . import _clock, _engine
 from . import jitter as _jitter
 from ._errors import ConfigError
 from ._explain import fmt_seconds
+from ._fault import Fault
 from ._policy import Policy
 
 __all__ = ["JITTERS", "MAX_CALLS", "Result", "render", "simulate", "simulate_all", "to_json"]
@@ -94,11 +94,12 @@ def simulate(
     """
     _check(clients, capacity, tick, policy.attempts)
     rng = random.Random(seed)
-    b = policy.backoff_strategy
-    base = b.delay(1)
-    cap = _backoff.cap_of(b)
+    # The service's answer to a call it could not serve: a transient fault, no hint.
+    overloaded = Fault(True, "throttled")
+    # The decisions are the retry engine's, with the budget left out (clients share none).
+    policy = policy.replace(budget=None)
     made = [0] * clients  # attempts made per client
-    previous = [base] * clients  # previous jittered delay (decorrelated)
+    previous: list[float | None] = [None] * clients  # the jitter's memory (decorrelated)
     due: dict[int, list[int]] = {0: list(range(clients))}
     ticks_heap = [0]
     calls = succeeded = failed = last = 0
@@ -119,16 +120,20 @@ def simulate(
                 if client in served:
                     succeeded += 1
                     continue
-                n = made[client]
-                if n >= policy.attempts:
+                decision = _engine.decide(
+                    policy,
+                    overloaded,
+                    idempotent=True,
+                    attempt=made[client],
+                    previous=previous[client],
+                    remaining=None if policy.deadline is None else policy.deadline - now * tick,
+                )
+                if not isinstance(decision, _engine.Wait):
+                    # Out of attempts, or retryx gives up rather than sleep past the deadline.
                     failed += 1
                     continue
-                delay = policy.jitter_strategy.apply(b.delay(n), previous[client], base, cap)
-                previous[client] = delay
-                if policy.deadline is not None and now * tick + delay > policy.deadline:
-                    failed += 1  # retryx gives up rather than sleep past the deadline
-                    continue
-                later = now + max(1, round(delay / tick))
+                previous[client] = decision.previous
+                later = now + max(1, round(decision.delay / tick))
                 if later not in due:
                     due[later] = []
                     heapq.heappush(ticks_heap, later)

@@ -37,7 +37,10 @@ CONSTRUCTORS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "incremental.max": ("max", lambda v: backoff.incremental(max=v)),
     "fixed.delay": ("delay", lambda v: backoff.fixed(v)),
     "schedule.delays": ("delays", lambda v: backoff.schedule([1.0, v])),
+    "exponential.min": ("min", lambda v: backoff.exponential(min=v, max=None)),
+    "incremental.min": ("min", lambda v: backoff.incremental(min=v, max=None)),
     "jitter.proportional": ("proportional", lambda v: jitter.proportional(v)),
+    "jitter.additive": ("max", lambda v: jitter.additive(v)),
     "CircuitBreaker.failure_threshold": (
         "failure_threshold",
         lambda v: CircuitBreaker("b", failure_threshold=v),

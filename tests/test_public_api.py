@@ -42,6 +42,7 @@ CONTRACT_NAMES = {
     "stats",
     "configure",
     "current",
+    "carry",
     # modules
     "backoff",
     "jitter",
