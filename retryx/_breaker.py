@@ -54,6 +54,19 @@ def _int(owner: str, name: str, value: Any, minimum: int) -> int:
     return value
 
 
+# The settings a configure() reload replaces (the state stays).
+_SETTINGS = (
+    "failure_threshold",
+    "failure_rate",
+    "window",
+    "minimum_calls",
+    "recovery_timeout",
+    "half_open_max_calls",
+    "success_threshold",
+    "counts",
+)
+
+
 class CircuitBreaker:
     """A circuit breaker, shared by every call that goes through it.
 
@@ -259,6 +272,20 @@ class CircuitBreaker:
             f"<CircuitBreaker {self.name!r} state={self.state} failures={self._failures} "
             f"threshold={self.failure_threshold}>"
         )
+
+    def _take_settings(self, fresh: CircuitBreaker) -> None:
+        """Take ``fresh``'s settings, keeping the state (``configure()`` reloaded).
+
+        All at once under the lock, so no locked step sees half of them: a window
+        without a failure rate, or the reverse.
+        """
+        with self._lock:
+            for slot in _SETTINGS:
+                setattr(self, slot, getattr(fresh, slot))
+            if (self._window is None) != (fresh._window is None) or (
+                self._window is not None and self._window.maxlen != self.window
+            ):
+                self._window = fresh._window
 
     # --- the protocol the pipeline drives ---------------------------------------------
 

@@ -349,6 +349,7 @@ class Runner:
         if fo is not None and fo.order == "priority" and isinstance(fo.hosts, tuple):
             self._hosts = fo.hosts
         self._endpoint_breakers: dict[Hashable, CircuitBreaker] = {}
+        self._endpoints_lock = threading.Lock()  # making, evicting (reads stay lock-free)
         # endpoint -> (its breaker, {param: endpoint}): the sweep's lookups in one.
         self._routes: dict[Hashable, tuple[CircuitBreaker, dict[str, Hashable]]] = {}
         self._rr = itertools.count()
@@ -434,6 +435,14 @@ class Runner:
     def endpoint_breaker(self, endpoint: Hashable) -> CircuitBreaker:
         breaker = self._endpoint_breakers.get(endpoint)
         if breaker is None:
+            with self._endpoints_lock:
+                return self._new_endpoint_breaker(endpoint)
+        return breaker
+
+    def _new_endpoint_breaker(self, endpoint: Hashable) -> CircuitBreaker:
+        """``endpoint``'s breaker, made and remembered (the endpoints lock held)."""
+        breaker = self._endpoint_breakers.get(endpoint)
+        if breaker is None:  # (made by another thread meanwhile otherwise)
             fo = self.failover
             assert fo is not None
             template = fo.breaker
@@ -462,7 +471,10 @@ class Runner:
         fo = self.failover
         assert fo is not None
         route = (self.endpoint_breaker(endpoint), {fo.param: endpoint})
-        self._routes[endpoint] = route  # (forgotten with its breaker: endpoint_breaker)
+        with self._endpoints_lock:
+            # Remembered only while its breaker is (an eviction meanwhile forgot it).
+            if self._endpoint_breakers.get(endpoint) is route[0]:
+                self._routes[endpoint] = route
         return route
 
     def endpoint_failed(self, endpoint: Hashable, exc: Exception) -> None:
@@ -968,21 +980,7 @@ def named_breaker(name: str) -> CircuitBreaker:
         else:
             # configure() reloaded: take the new settings, keep the state.
             breaker = entry[1]
-            for slot in (
-                "failure_threshold",
-                "failure_rate",
-                "window",
-                "minimum_calls",
-                "recovery_timeout",
-                "half_open_max_calls",
-                "success_threshold",
-                "counts",
-            ):
-                setattr(breaker, slot, getattr(fresh, slot))
-            if (breaker._window is None) != (fresh._window is None) or (
-                breaker._window is not None and breaker._window.maxlen != breaker.window
-            ):
-                breaker._window = fresh._window
+            breaker._take_settings(fresh)
         _named[name] = (snapshot.generation, breaker)
         return breaker
 
@@ -1361,7 +1359,4 @@ def stats(func: Any, *, reset: bool = False) -> Stats:
     if runner is None:
         raise ConfigError(f"stats: {func!r} is not decorated by retryx")
     recorder: Recorder = runner.recorder
-    snapshot = recorder.snapshot()
-    if reset:
-        recorder.reset()
-    return snapshot
+    return recorder.snapshot(reset=reset)
