@@ -56,7 +56,8 @@ REASONS = ("permanent", "not_idempotent", "attempts", "deadline", "budget")
 _setattr = object.__setattr__
 _NO_JITTER = _jitter.none
 _INF = float("inf")
-# The longest wait the platform can sleep (about 292 years): longer gives up, deadline.
+# The longest wait the platform can sleep (time.sleep overflows beyond it, about 292
+# years): a longer one gives up at once, reason deadline.
 _MAX_WAIT = threading.TIMEOUT_MAX
 
 
@@ -131,7 +132,9 @@ def draw(policy: Policy, retry: int, previous: float | None) -> float:
     if jitter is _NO_JITTER:
         return delay
     base = backoff.delay(1)
-    return jitter.apply(delay, base if previous is None else previous, base, cap_of(backoff))
+    drawn = jitter.apply(delay, base if previous is None else previous, base, cap_of(backoff))
+    floor: float = getattr(backoff, "min", 0.0)  # backoff.exponential(min=...) floors every wait
+    return floor if drawn < floor else drawn
 
 
 def bounds(policy: Policy, retry: int, previous: float | None) -> tuple[float, float]:
@@ -140,7 +143,9 @@ def bounds(policy: Policy, retry: int, previous: float | None) -> tuple[float, f
     jitter: _jitter.Jitter = policy.jitter  # type: ignore[assignment]
     base = backoff.delay(1)
     delay = backoff.delay(retry)
-    return jitter.bounds(delay, base if previous is None else previous, base, cap_of(backoff))
+    lo, hi = jitter.bounds(delay, base if previous is None else previous, base, cap_of(backoff))
+    floor: float = getattr(backoff, "min", 0.0)
+    return (max(lo, floor), max(hi, floor))
 
 
 def decide(
@@ -185,8 +190,6 @@ def decide(
     else:
         delay = previous = draw(policy, attempt, previous)
     if delay > _MAX_WAIT or (remaining is not None and delay > remaining):
-        # (A wait longer than the platform can sleep, from a huge backoff or hint,
-        # is past any deadline: time.sleep would raise OverflowError.)
         return GiveUp("deadline", delay)
     if policy.budget is not None and not policy.budget.allows_retry():
         return BUDGET

@@ -38,6 +38,34 @@ def test_an_exception_whose_str_raises_reaches_the_caller(
     assert record.getMessage().endswith("Unprintable: <str() failed: RuntimeError>")
 
 
+def test_the_give_up_line_is_formatted_only_when_a_handler_asks(clock: FakeClock) -> None:
+    """The record keeps the exception's text unformatted until it is emitted."""
+    formatted = 0
+
+    class Counted(ConnectionError):
+        def __str__(self) -> str:
+            nonlocal formatted
+            formatted += 1
+            return "counted"
+
+    @retry(attempts=1)
+    def fetch() -> None:
+        raise Counted()
+
+    logger = logging.getLogger("retryx")
+    logger.setLevel(logging.ERROR)
+    handler = logging.NullHandler()  # emits nothing, formats nothing
+    logger.addHandler(handler)
+    logger.propagate = False  # (pytest's own handlers format every record)
+    try:
+        with pytest.raises(Counted):
+            fetch()
+    finally:
+        logger.propagate = True
+        logger.removeHandler(handler)
+    assert 0 == formatted
+
+
 # --- waits too long to sleep (item 9) ----------------------------------------------------
 
 
