@@ -53,7 +53,7 @@ _TEMPLATE = """\
 def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_call,
             pending, append, fold, recorder, plain, guard, checks_result, fixed,
             fixed_policy, missing, closed, fold_at, length, bus, records,
-            circuit_open, nested_error, error, finished):
+            circuit_open, nested_error, error, finished, base_error):
     {A}def {NAME}({PARAMS}):
         parent = get()
         start = clock.monotonic()
@@ -89,6 +89,9 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                     result = {W}attempt(head, {POLICY_ARG}wrapped, {ARGS}, {KWARGS})
             except error as exc:
                 return {W}recover(head, policy, exc, missing, wrapped, {INSTANCE}, {ARGS}, {KWARGS})
+            except base_error as interrupted:
+                runner.failed(head, interrupted)  # cancelled or interrupted: booked, not retried
+                raise
             if checks_result and policy is not None:
                 check = policy.retry_if_result
                 if check is not None and check(result):
@@ -266,6 +269,7 @@ def _build(runner: Any, wrapped: Any, pieces: dict[str, str]) -> Any:
         NestedRetryError,
         Exception,
         FINISHED,
+        BaseException,
     )
 
 

@@ -22,7 +22,7 @@ import itertools
 import logging
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 import wrapt
@@ -61,7 +61,10 @@ _ORDER = ("fallback", "retry", "failover", "circuit_breaker")
 _GIVE_UP = None  # what the decision methods return to say "stop and re-raise"
 _MAX_ENDPOINT_BREAKERS = 1024
 # (outer name, inner name) pairs already warned about: once per process, per pair.
+# Bounded: per-request policy names would make it grow forever; once full it starts
+# over (a pair may then be warned about once more).
 _warned_nested: set[tuple[str, str]] = set()
+_MAX_WARNED_NESTED = 1024
 _warned_nested_lock = threading.Lock()
 
 
@@ -278,9 +281,11 @@ class _Call:
         n = self.attempt
         label = self.policy.name or runner.name
         if exc is not None:
-            exc.add_note(
+            _note(
+                exc,
                 f"retryx: gave up after {n} attempt{'s' if n != 1 else ''} in {elapsed:.2f}s "
-                f"(policy {label!r}, reason: {reason})"
+                f"(policy {label!r}, reason: {reason})",
+                f"(policy {label!r}, reason: ",
             )
         # A permanent fault is the caller's to handle; the others gave up on a retryable one.
         level = logging.DEBUG if reason == "permanent" else logging.ERROR
@@ -329,6 +334,24 @@ class _Described:
         return self.text
 
 
+def _note(exc: BaseException, note: str, tag: str) -> None:
+    """Add the give-up ``note``, replacing one this policy (``tag``) added before.
+
+    One note per raise: an exception instance raised again and again (a constant,
+    a ``FaultSequence`` outcome) would otherwise pile up a note per call forever.
+    Other layers' notes (an inner policy that gave up) stay.
+    """
+    notes = getattr(exc, "__notes__", None)
+    if type(notes) is list and notes:
+        notes[:] = [
+            old
+            for old in notes
+            if not (type(old) is str and old.startswith(_NOTE_PREFIX) and tag in old)
+        ]
+    exc.add_note(note)
+
+
+_NOTE_PREFIX = "retryx: gave up after "
 _LOGGER_HANDLE = logging.Logger.handle
 _scope_get = SCOPE.get
 _scope_set = SCOPE.set
@@ -436,7 +459,15 @@ class Runner:
         assert fo is not None
         hosts = fo.hosts
         if callable(hosts):
-            hosts = tuple(hosts())
+            made = hosts()
+            if isinstance(made, str | bytes) or not isinstance(made, Iterable):
+                # A str would be split into one endpoint per character.
+                function = getattr(hosts, "__qualname__", None) or repr(hosts)
+                raise ConfigError(
+                    f"{self.name}: failover hosts callable {function} must return a sequence "
+                    f"of endpoints, got {type(made).__name__} {made!r}"
+                )
+            hosts = tuple(made)
             if not hosts:
                 raise ConfigError(f"{self.name}: failover hosts callable returned no endpoints")
         if fo.order == "priority" or len(hosts) == 1:
@@ -513,6 +544,8 @@ class Runner:
         if pair not in _warned_nested:
             with _warned_nested_lock:
                 first = pair not in _warned_nested
+                if len(_warned_nested) >= _MAX_WARNED_NESTED:
+                    _warned_nested.clear()
                 _warned_nested.add(pair)
         else:
             first = False
@@ -693,6 +726,9 @@ class Runner:
             if self.fallback is None:
                 raise
             return self._fallback_sync(head, final, instance, args, kwargs)
+        except BaseException as interrupted:  # cancelled or interrupted: booked, not retried
+            self.failed(head, interrupted)
+            raise
         else:
             self.succeeded(call, policy, head)
             return result
@@ -828,6 +864,9 @@ class Runner:
             if self.fallback is None:
                 raise
             return await self._fallback_async(head, final, instance, args, kwargs)
+        except BaseException as interrupted:  # cancelled or interrupted: booked, not retried
+            self.failed(head, interrupted)
+            raise
         else:
             self.succeeded(call, policy, head)
             return result
