@@ -88,24 +88,34 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                 else:
                     result = {W}attempt(head, {POLICY_ARG}wrapped, {ARGS}, {KWARGS})
             except error as exc:
-                return {W}recover(head, policy, exc, missing, wrapped, {INSTANCE}, {ARGS}, {KWARGS})
+                failed = exc
             except base_error as interrupted:
                 runner.failed(head, interrupted)  # cancelled or interrupted: booked, not retried
                 raise
-            if checks_result and policy is not None:
-                check = policy.retry_if_result
-                if check is not None and check(result):
-                    return {W}recover(
-                        head, policy, None, result, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
-                    )
-                if policy.budget is not None:
-                    policy.budget.record_success()
-            append(clock.monotonic() - start)
-            if length(pending) > fold_at:
-                fold()
-            if bus._subscribers:
-                bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
-            return result
+            else:
+                if checks_result and policy is not None:
+                    check = policy.retry_if_result
+                    if check is not None and check(result):
+                        return {W}recover(
+                            head, policy, None, result, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
+                        )
+                    if policy.budget is not None:
+                        policy.budget.record_success()
+                append(clock.monotonic() - start)
+                if length(pending) > fold_at:
+                    fold()
+                if bus._subscribers:
+                    bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
+                return result
+            # Attempts 2..n run outside attempt 1's handler: else each later fault would
+            # get attempt 1's as its __context__ (chaining every attempt's frames, and
+            # feeding the classifier's chain walk a fault that did not cause it).
+            try:
+                return {W}recover(
+                    head, policy, failed, missing, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
+                )
+            finally:
+                failed = None  # the traceback holds this frame: no cycle through it
         finally:
             reset(token)
             # STATE: ended. Drops the retry state (its last exception) that a task or
