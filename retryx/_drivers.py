@@ -53,8 +53,9 @@ _TEMPLATE = """\
 def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_call,
             pending, append, fold, recorder, plain, guard, checks_result, fixed,
             fixed_policy, missing, closed, fold_at, length, bus, records,
-            circuit_open, nested_error, error, finished, base_error):
+            circuit_open, nested_error, error, finished, base_error, probe):
     {A}def {NAME}({PARAMS}):
+        nonlocal probe
         parent = get()
         start = clock.monotonic()
         head = [runner, parent, start, None, None, None]
@@ -93,6 +94,8 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                 runner.failed(head, interrupted)  # cancelled or interrupted: booked, not retried
                 raise
             else:
+                if probe:  # a sync callable's first result (Runner.first_result)
+                    probe = runner.first_result(result)
                 if checks_result and policy is not None:
                     check = policy.retry_if_result
                     if check is not None and check(result):
@@ -280,6 +283,7 @@ def _build(runner: Any, wrapped: Any, pieces: dict[str, str]) -> Any:
         Exception,
         FINISHED,
         BaseException,
+        not is_async,  # probe: only a sync callable's first result is looked at
     )
 
 

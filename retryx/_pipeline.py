@@ -660,6 +660,27 @@ class Runner:
         if _bus._subscribers and not gave_up:  # GaveUp already told that story
             _bus.emit(events.Succeeded(self.name, attempts, elapsed))
 
+    def first_result(self, result: Any) -> bool:
+        """Look at a sync callable's first result; ``False``: no need to look again.
+
+        An awaitable there is a coroutine function in disguise (``lambda: fetch(url)``
+        over an ``async def``): the call "succeeded" as soon as the coroutine
+        existed, and its failures would never be retried, counted or seen by a
+        breaker. That is refused at once (see docs/decisions.md).
+
+        Raises:
+            ConfigError: naming the callable, when ``result`` is awaitable.
+        """
+        if not inspect.isawaitable(result):
+            return False
+        if inspect.iscoroutine(result):
+            result.close()  # never awaited: closed, so no "never awaited" warning
+        raise ConfigError(
+            f"{self.name} is not a coroutine function but returned an awaitable "
+            f"({type(result).__name__}): retryx would see only its creation, never its "
+            "outcome; decorate an async def instead (async def call(): return await ...)"
+        )
+
     def failed(self, head: list[Any], exc: BaseException) -> None:
         """Book a call that ended in an exception."""
         elapsed = _clock.monotonic() - head[START]

@@ -93,3 +93,53 @@ def test_a_call_ending_in_system_exit_is_booked() -> None:
     with pytest.raises(SystemExit):
         leave()
     assert (1, 1) == (stats(leave).calls, stats(leave).failures)
+
+
+# --- a sync callable returning an awaitable (item 13) -------------------------------------
+
+
+async def fetch(url: str) -> str:
+    raise ConnectionError(f"{url} is down")
+
+
+class Caller:
+    """A callable object whose sync ``__call__`` returns a coroutine."""
+
+    def __call__(self) -> Any:
+        return fetch("http://b")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: retry(attempts=3)(lambda: fetch("http://a")), lambda: retry(attempts=3)(Caller())],
+    ids=["lambda", "callable object"],
+)
+def test_a_sync_callable_returning_a_coroutine_is_refused_at_its_first_call(make: Any) -> None:
+    """The first call raises a ConfigError naming the callable; the coroutine is closed."""
+    decorated = make()
+
+    async def main() -> None:
+        for _ in range(2):  # and again: it never starts passing silently
+            with pytest.raises(ConfigError, match="not a coroutine function"):
+                decorated()
+
+    asyncio.run(main())
+    assert 0 == stats(decorated).successes
+
+
+def test_a_sync_callable_returning_a_future_is_refused_too() -> None:
+    """Any awaitable (here an asyncio Future) is refused the same way."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        decorated = retry(attempts=2)(loop.create_future)
+        with pytest.raises(ConfigError, match="create_future"):
+            decorated()
+
+    asyncio.run(main())
+
+
+def test_a_sync_callable_returning_plain_values_is_untouched(clock: FakeClock) -> None:
+    """Plain results pass as always, first call included."""
+    decorated = retry(attempts=2)(lambda: 42)
+    assert [42, 42] == [decorated(), decorated()]
