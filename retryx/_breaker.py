@@ -247,11 +247,15 @@ class CircuitBreaker:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         stack = _cm_tokens.get()
         token: Token = None
-        for index in range(len(stack) - 1, -1, -1):  # this breaker's innermost block
-            if stack[index][0] is self:
-                token = stack[index][1]
-                _cm_tokens.set(stack[:index] + stack[index + 1 :])
-                break
+        if stack and stack[-1][0] is self:  # blocks that nest: the last one entered
+            token = stack[-1][1]
+            _cm_tokens.set(stack[:-1])
+        else:
+            for index in range(len(stack) - 2, -1, -1):  # this breaker's innermost block
+                if stack[index][0] is self:
+                    token = stack[index][1]
+                    _cm_tokens.set(stack[:index] + stack[index + 1 :])
+                    break
         if exc is None:
             self._on_success(token)
         elif isinstance(exc, Exception) and not isinstance(exc, CircuitOpenError):

@@ -48,7 +48,8 @@ MISSING: Any = object()  # "no result yet", passed to the runner's recovery
 # parameters, {CALL} the call of the decorated function with them, {ARGS} and
 # {KWARGS} the same arguments as a tuple and a dict, for the runner's slow paths;
 # {INSTANCE} what a @fallback handler gets first (wrapt's bound instance); and
-# {POLICY_ARG} the policy for the async attempt (its attempt_timeout bounds it).
+# {POLICY_ARG} the policy for the async attempt (its attempt_timeout bounds it); {PROBE}
+# "probe" (sync: look at the first result, see Runner.first_result) or "False" (async).
 _TEMPLATE = """\
 def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_call,
             pending, append, fold, recorder, plain, guard, checks_result, fixed,
@@ -94,7 +95,7 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                 runner.failed(head, interrupted)  # cancelled or interrupted: booked, not retried
                 raise
             else:
-                if probe:  # a sync callable's first result (Runner.first_result)
+                if {PROBE}:  # a sync callable's first result (Runner.first_result)
                     probe = runner.first_result(result)
                 if checks_result and policy is not None:
                     check = policy.retry_if_result
@@ -164,6 +165,7 @@ def _factory(is_async: bool, pieces: dict[str, str]) -> Any:
             W="await " if is_async else "",
             NAME="retryx_call",
             POLICY_ARG="policy, " if is_async else "",
+            PROBE="False" if is_async else "probe",  # (compiled away when async)
             # An async pipeline awaits an async retry_if_result (sync ones refuse it).
             CHECK="(v if (v := check(result)) is True or v is False or v is None "
             "else await runner.verdict(v))"
