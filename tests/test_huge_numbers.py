@@ -14,7 +14,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from retryx import CircuitBreaker, ConfigError, Policy, RetryBudget, backoff, configure, jitter
+from retryx import (
+    CircuitBreaker,
+    ConfigError,
+    Policy,
+    RetryBudget,
+    backoff,
+    configure,
+    jitter,
+    testing,
+)
+from retryx.testing import servers  # noqa: F401 - testing.servers for the table
 
 NUMBERS = st.one_of(
     st.sampled_from([10**400, -(10**400), 2**63, 2**64 + 1, math.inf, -math.inf, math.nan]),
@@ -69,6 +79,12 @@ CONSTRUCTORS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     ),
     "RetryBudget.max_tokens": ("max_tokens", lambda v: RetryBudget(max_tokens=v)),
     "RetryBudget.token_ratio": ("token_ratio", lambda v: RetryBudget(token_ratio=v)),
+    "inject_faults.rate": ("rate", lambda v: testing.inject_faults(v, ConnectionError)),
+    "inject_faults.latency": (
+        "latency",
+        lambda v: testing.inject_faults(0.5, ConnectionError, latency=v),
+    ),
+    "servers.slow": ("delay", lambda v: testing.servers.slow(v)),
 }
 
 
