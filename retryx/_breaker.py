@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from . import _bus, _clock, events
 from ._classify import Classifier, classify, to_classifier
-from ._errors import CircuitOpenError, ConfigError
+from ._errors import MAX_INT, CircuitOpenError, ConfigError, shown, to_float
 
 __all__ = ["CircuitBreaker", "State"]
 
@@ -49,7 +49,22 @@ _cm_tokens: ContextVar[tuple[tuple[CircuitBreaker, Token], ...]] = ContextVar(
 def _int(owner: str, name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{owner}.{name} must be an int >= {minimum}, got {value!r}")
+    if value > MAX_INT:
+        raise ConfigError(f"{owner}.{name} must be <= 2**63-1, got {shown(value)}")
     return value
+
+
+# The settings a configure() reload replaces (the state stays).
+_SETTINGS = (
+    "failure_threshold",
+    "failure_rate",
+    "window",
+    "minimum_calls",
+    "recovery_timeout",
+    "half_open_max_calls",
+    "success_threshold",
+    "counts",
+)
 
 
 class CircuitBreaker:
@@ -130,7 +145,10 @@ class CircuitBreaker:
         if (
             isinstance(recovery_timeout, bool)
             or not isinstance(recovery_timeout, int | float)
-            or not (recovery_timeout >= 0 and math.isfinite(recovery_timeout))
+            or not (
+                recovery_timeout >= 0
+                and math.isfinite(to_float(f"{owner}.recovery_timeout", recovery_timeout))
+            )
         ):
             raise ConfigError(
                 f"{owner}.recovery_timeout must be >= 0 seconds, got {recovery_timeout!r}"
@@ -229,11 +247,15 @@ class CircuitBreaker:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         stack = _cm_tokens.get()
         token: Token = None
-        for index in range(len(stack) - 1, -1, -1):  # this breaker's innermost block
-            if stack[index][0] is self:
-                token = stack[index][1]
-                _cm_tokens.set(stack[:index] + stack[index + 1 :])
-                break
+        if stack and stack[-1][0] is self:  # blocks that nest: the last one entered
+            token = stack[-1][1]
+            _cm_tokens.set(stack[:-1])
+        else:
+            for index in range(len(stack) - 2, -1, -1):  # this breaker's innermost block
+                if stack[index][0] is self:
+                    token = stack[index][1]
+                    _cm_tokens.set(stack[:index] + stack[index + 1 :])
+                    break
         if exc is None:
             self._on_success(token)
         elif isinstance(exc, Exception) and not isinstance(exc, CircuitOpenError):
@@ -254,6 +276,20 @@ class CircuitBreaker:
             f"<CircuitBreaker {self.name!r} state={self.state} failures={self._failures} "
             f"threshold={self.failure_threshold}>"
         )
+
+    def _take_settings(self, fresh: CircuitBreaker) -> None:
+        """Take ``fresh``'s settings, keeping the state (``configure()`` reloaded).
+
+        All at once under the lock, so no locked step sees half of them: a window
+        without a failure rate, or the reverse.
+        """
+        with self._lock:
+            for slot in _SETTINGS:
+                setattr(self, slot, getattr(fresh, slot))
+            if (self._window is None) != (fresh._window is None) or (
+                self._window is not None and self._window.maxlen != self.window
+            ):
+                self._window = fresh._window
 
     # --- the protocol the pipeline drives ---------------------------------------------
 

@@ -6,15 +6,18 @@ import math
 import threading
 from typing import Any
 
-from ._errors import ConfigError
+from ._errors import ConfigError, to_float
 
 __all__ = ["RetryBudget"]
 
 
 def _number(field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"RetryBudget.{field} must be a finite number, got {value!r}")
-    return float(value)
+    number = to_float(f"RetryBudget.{field}", value)
+    if not math.isfinite(number):
+        raise ConfigError(f"RetryBudget.{field} must be a finite number, got {value!r}")
+    return number
 
 
 class RetryBudget:

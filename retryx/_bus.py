@@ -9,6 +9,7 @@ cheap, specialised load here.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ logger = logging.getLogger("retryx")
 # A tuple swapped as a whole on (un)subscribe: emitting iterates a snapshot with
 # no lock, and the hot path tests its truthiness only.
 _subscribers: tuple[Callable[[Any], object], ...] = ()
+_subscribers_lock = threading.Lock()  # writers only: emit reads the tuple lock-free
 
 
 def subscribe(callback: Callable[[Any], object]) -> Callable[[], None]:
@@ -29,14 +31,16 @@ def subscribe(callback: Callable[[Any], object]) -> Callable[[], None]:
         from ._errors import ConfigError
 
         raise ConfigError(f"events.subscribe: callback must be callable, got {callback!r}")
-    _subscribers = (*_subscribers, callback)
+    with _subscribers_lock:  # read-modify-write: a concurrent change must not be lost
+        _subscribers = (*_subscribers, callback)
 
     def unsubscribe() -> None:
         global _subscribers
-        subs = list(_subscribers)
-        if callback in subs:
-            subs.remove(callback)
-            _subscribers = tuple(subs)
+        with _subscribers_lock:
+            subs = list(_subscribers)
+            if callback in subs:
+                subs.remove(callback)
+                _subscribers = tuple(subs)
 
     return unsubscribe
 
@@ -59,4 +63,5 @@ def emit(event: Any) -> None:
 def clear() -> None:
     """Drop every subscriber (for tests)."""
     global _subscribers
-    _subscribers = ()
+    with _subscribers_lock:
+        _subscribers = ()

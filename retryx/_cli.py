@@ -803,7 +803,11 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         from . import _config
     except ImportError:
         raise UsageError("config check needs retryx._config, which is not available") from None
-    report, problems = _config.check(args.file)
+    try:
+        report, problems = _config.check(args.file)
+    except Exception as exc:  # a value no check foresaw: one line, never a traceback
+        sys.stderr.write(f"{PROG}: error: {type(exc).__name__}: {exc}\n")
+        return 1
     out = sys.stdout
     for line in report:
         out.write(f"{line}\n")

@@ -333,7 +333,7 @@ def _read(source: _Source, problems: list[str]) -> dict[str, Any] | None:
 
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an int of more than 4300 digits
         problems.append(f"{label}: invalid TOML: {exc}")  # tomllib's text gives line and column
         return None
 
@@ -658,7 +658,7 @@ def _build_breaker(where: _Where, name: str, table: dict[str, Any]) -> dict[str,
                 problem = f"must be in (0, 1], got {value!r}"
         elif not _is_number(value):  # recovery_timeout
             problem = f"must be a number of seconds, got {_show(value)}"
-        elif not (value >= 0 and math.isfinite(value)):
+        elif not 0 <= value < math.inf:  # (math.isfinite overflows on a huge int)
             problem = f"must be >= 0 seconds and finite, got {value!r}"
         if problem is not None:
             where.bad(key, f"CircuitBreaker.{key} {problem}")

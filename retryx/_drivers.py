@@ -48,13 +48,16 @@ MISSING: Any = object()  # "no result yet", passed to the runner's recovery
 # parameters, {CALL} the call of the decorated function with them, {ARGS} and
 # {KWARGS} the same arguments as a tuple and a dict, for the runner's slow paths;
 # {INSTANCE} what a @fallback handler gets first (wrapt's bound instance); and
-# {POLICY_ARG} the policy for the async attempt (its attempt_timeout bounds it).
+# {POLICY_ARG} the policy for the async attempt (its attempt_timeout bounds it); {PROBE}
+# "probe" (sync: look at the first result, see Runner.first_result) or "False" (async).
 _TEMPLATE = """\
 def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_call,
             pending, append, fold, recorder, plain, guard, checks_result, fixed,
             fixed_policy, missing, closed, fold_at, length, bus, records,
-            circuit_open, nested_error, error, finished, switches, bypass):
+            circuit_open, nested_error, error, finished, switches, bypass, base_error,
+            probe):
     {A}def {NAME}({PARAMS}):
+        nonlocal probe
         parent = get()
         start = clock.monotonic()
         head = [runner, parent, start, None, None, None]
@@ -91,7 +94,12 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                     result = {W}attempt(head, {POLICY_ARG}wrapped, {ARGS}, {KWARGS})
             except error as exc:
                 failed = exc
+            except base_error as interrupted:
+                runner.failed(head, interrupted)  # cancelled or interrupted: booked, not retried
+                raise
             else:
+                if {PROBE}:  # a sync callable's first result (Runner.first_result)
+                    probe = runner.first_result(result)
                 if checks_result and policy is not None:
                     check = policy.retry_if_result
                     if check is not None and {CHECK}:
@@ -160,6 +168,7 @@ def _factory(is_async: bool, pieces: dict[str, str]) -> Any:
             W="await " if is_async else "",
             NAME="retryx_call",
             POLICY_ARG="policy, " if is_async else "",
+            PROBE="False" if is_async else "probe",  # (compiled away when async)
             # An async pipeline awaits an async retry_if_result (sync ones refuse it).
             CHECK="(v if (v := check(result)) is True or v is False or v is None "
             "else await runner.verdict(v))"
@@ -285,6 +294,8 @@ def _build(runner: Any, wrapped: Any, pieces: dict[str, str]) -> Any:
         FINISHED,
         _switches.switches,
         _switches.BYPASS,
+        BaseException,
+        not is_async,  # probe: only a sync callable's first result is looked at
     )
 
 

@@ -28,6 +28,27 @@ class ConfigError(RetryxError, ValueError):
     """
 
 
+# The largest int any setting takes (a C ssize_t: deque lengths, counts); larger ints
+# are ConfigErrors, as are numbers of seconds too large to be a float.
+MAX_INT = 2**63 - 1
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for an error message; a huge int by its size (printing all its
+    digits may itself fail: Python limits int-to-str conversions to 4300 digits)."""
+    if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
+        return f"an int of {value.bit_length()} bits"
+    return repr(value)
+
+
+def to_float(owner: str, value: int | float) -> float:
+    """``float(value)``, or a ``ConfigError`` naming ``owner`` for an int too large for one."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise ConfigError(f"{owner} is too large, got {shown(value)}") from None
+
+
 class CircuitOpenError(RetryxError):
     """A circuit breaker rejected the call without running it.
 

@@ -199,8 +199,9 @@ def warnings(policy: Policy) -> list[str]:
 def _bar(lo: float, hi: float, scale: float) -> str:
     if scale <= 0 or math.isinf(scale):
         return ""
-    sure = round(_BAR_WIDTH * lo / scale)
-    total = max(round(_BAR_WIDTH * hi / scale), sure, 1 if hi > 0 else 0)
+    # (Ratios first: _BAR_WIDTH * 1e308 would overflow to infinity.)
+    sure = round(_BAR_WIDTH * min(lo / scale, 1.0))
+    total = max(round(_BAR_WIDTH * min(hi / scale, 1.0)), sure, 1 if hi > 0 else 0)
     return "#" * sure + "-" * (total - sure)
 
 

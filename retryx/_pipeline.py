@@ -63,7 +63,10 @@ _ORDER = ("fallback", "retry", "failover", "circuit_breaker")
 _GIVE_UP = None  # what the decision methods return to say "stop and re-raise"
 _MAX_ENDPOINT_BREAKERS = 1024
 # (outer name, inner name) pairs already warned about: once per process, per pair.
+# Bounded: per-request policy names would make it grow forever; once full it starts
+# over (a pair may then be warned about once more).
 _warned_nested: set[tuple[str, str]] = set()
+_MAX_WARNED_NESTED = 1024
 _warned_nested_lock = threading.Lock()
 
 
@@ -288,9 +291,11 @@ class _Call:
         n = self.attempt
         label = self.policy.name or runner.name
         if exc is not None:
-            exc.add_note(
+            _note(
+                exc,
                 f"retryx: gave up after {n} attempt{'s' if n != 1 else ''} in {elapsed:.2f}s "
-                f"(policy {label!r}, reason: {reason})"
+                f"(policy {label!r}, reason: {reason})",
+                f"(policy {label!r}, reason: ",
             )
         # A permanent fault is the caller's to handle; the others gave up on a retryable one.
         level = logging.DEBUG if reason == "permanent" else logging.ERROR
@@ -340,6 +345,24 @@ class _Described:
         return self.text
 
 
+def _note(exc: BaseException, note: str, tag: str) -> None:
+    """Add the give-up ``note``, replacing one this policy (``tag``) added before.
+
+    One note per raise: an exception instance raised again and again (a constant,
+    a ``FaultSequence`` outcome) would otherwise pile up a note per call forever.
+    Other layers' notes (an inner policy that gave up) stay.
+    """
+    notes = getattr(exc, "__notes__", None)
+    if type(notes) is list and notes:
+        notes[:] = [
+            old
+            for old in notes
+            if not (type(old) is str and old.startswith(_NOTE_PREFIX) and tag in old)
+        ]
+    exc.add_note(note)
+
+
+_NOTE_PREFIX = "retryx: gave up after "
 _LOGGER_HANDLE = logging.Logger.handle
 _scope_get = SCOPE.get
 _scope_set = SCOPE.set
@@ -376,6 +399,7 @@ class Runner:
         if fo is not None and fo.order == "priority" and isinstance(fo.hosts, tuple):
             self._hosts = fo.hosts
         self._endpoint_breakers: dict[Hashable, CircuitBreaker] = {}
+        self._endpoints_lock = threading.Lock()  # making, evicting (reads stay lock-free)
         # endpoint -> (its breaker, {param: endpoint}): the sweep's lookups in one.
         self._routes: dict[Hashable, tuple[CircuitBreaker, dict[str, Hashable]]] = {}
         self._rr = itertools.count()
@@ -469,6 +493,14 @@ class Runner:
     def endpoint_breaker(self, endpoint: Hashable) -> CircuitBreaker:
         breaker = self._endpoint_breakers.get(endpoint)
         if breaker is None:
+            with self._endpoints_lock:
+                return self._new_endpoint_breaker(endpoint)
+        return breaker
+
+    def _new_endpoint_breaker(self, endpoint: Hashable) -> CircuitBreaker:
+        """``endpoint``'s breaker, made and remembered (the endpoints lock held)."""
+        breaker = self._endpoint_breakers.get(endpoint)
+        if breaker is None:  # (made by another thread meanwhile otherwise)
             fo = self.failover
             assert fo is not None
             template = fo.breaker
@@ -505,7 +537,10 @@ class Runner:
         fo = self.failover
         assert fo is not None
         route = (self.endpoint_breaker(endpoint), {fo.param: endpoint})
-        self._routes[endpoint] = route  # (forgotten with its breaker: endpoint_breaker)
+        with self._endpoints_lock:
+            # Remembered only while its breaker is (an eviction meanwhile forgot it).
+            if self._endpoint_breakers.get(endpoint) is route[0]:
+                self._routes[endpoint] = route
         return route
 
     def endpoint_failed(self, endpoint: Hashable, exc: Exception) -> None:
@@ -520,6 +555,8 @@ class Runner:
         if pair not in _warned_nested:
             with _warned_nested_lock:
                 first = pair not in _warned_nested
+                if len(_warned_nested) >= _MAX_WARNED_NESTED:
+                    _warned_nested.clear()
                 _warned_nested.add(pair)
         else:
             first = False
@@ -652,6 +689,27 @@ class Runner:
         if _bus._subscribers and not gave_up:  # GaveUp already told that story
             _bus.emit(events.Succeeded(self.name, attempts, elapsed))
 
+    def first_result(self, result: Any) -> bool:
+        """Look at a sync callable's first result; ``False``: no need to look again.
+
+        An awaitable there is a coroutine function in disguise (``lambda: fetch(url)``
+        over an ``async def``): the call "succeeded" as soon as the coroutine
+        existed, and its failures would never be retried, counted or seen by a
+        breaker. That is refused at once (see docs/decisions.md).
+
+        Raises:
+            ConfigError: naming the callable, when ``result`` is awaitable.
+        """
+        if not inspect.isawaitable(result):
+            return False
+        if inspect.iscoroutine(result):
+            result.close()  # never awaited: closed, so no "never awaited" warning
+        raise ConfigError(
+            f"{self.name} is not a coroutine function but returned an awaitable "
+            f"({type(result).__name__}): retryx would see only its creation, never its "
+            "outcome; decorate an async def instead (async def call(): return await ...)"
+        )
+
     def failed(self, head: list[Any], exc: BaseException) -> None:
         """Book a call that ended in an exception."""
         elapsed = _clock.monotonic() - head[START]
@@ -718,6 +776,9 @@ class Runner:
             if self.fallback is None:
                 raise
             return self._fallback_sync(head, final, instance, args, kwargs)
+        except BaseException as interrupted:  # cancelled or interrupted: booked, not retried
+            self.failed(head, interrupted)
+            raise
         else:
             self.succeeded(call, policy, head)
             return result
@@ -856,6 +917,9 @@ class Runner:
             if self.fallback is None:
                 raise
             return await self._fallback_async(head, final, instance, args, kwargs)
+        except BaseException as interrupted:  # cancelled or interrupted: booked, not retried
+            self.failed(head, interrupted)
+            raise
         else:
             self.succeeded(call, policy, head)
             return result
@@ -1087,21 +1151,7 @@ def named_breaker(name: str) -> CircuitBreaker:
         else:
             # configure() reloaded: take the new settings, keep the state.
             breaker = entry[1]
-            for slot in (
-                "failure_threshold",
-                "failure_rate",
-                "window",
-                "minimum_calls",
-                "recovery_timeout",
-                "half_open_max_calls",
-                "success_threshold",
-                "counts",
-            ):
-                setattr(breaker, slot, getattr(fresh, slot))
-            if (breaker._window is None) != (fresh._window is None) or (
-                breaker._window is not None and breaker._window.maxlen != breaker.window
-            ):
-                breaker._window = fresh._window
+            breaker._take_settings(fresh)
         _named[name] = (snapshot.generation, breaker)
         return breaker
 
@@ -1672,7 +1722,4 @@ def stats(func: Any, *, reset: bool = False) -> Stats:
         if runner is None:
             raise ConfigError(f"stats: {func!r} is not decorated by retryx")
         recorder = runner.recorder
-    snapshot = recorder.snapshot()
-    if reset:
-        recorder.reset()
-    return snapshot
+    return recorder.snapshot(reset=reset)

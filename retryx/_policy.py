@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict
 from . import backoff as _backoff
 from . import jitter as _jitter
 from ._classify import Classifier, Fault, classify, to_classifier
-from ._errors import ConfigError
+from ._errors import MAX_INT, ConfigError, shown, to_float
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -42,7 +42,7 @@ def _number(name: str, value: Any, *, allow_none: bool = False) -> float | None:
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"Policy.{name} must be a number of seconds, got {value!r}")
-    return float(value)
+    return to_float(f"Policy.{name}", value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +113,8 @@ class Policy:
             raise ConfigError(f"Policy.attempts must be an int, got {a!r}")
         if a < 1:
             raise ConfigError(f"Policy.attempts must be >= 1, got {a!r}")
+        if a > MAX_INT:
+            raise ConfigError(f"Policy.attempts must be <= 2**63-1, got {shown(a)}")
 
         b: Any = self.backoff
         if isinstance(b, str):

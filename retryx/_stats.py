@@ -69,13 +69,18 @@ class Recorder:
         self.causes: list[str] = []
         # (elapsed, ok, retries, gave_up) of calls that took the slow path
         self.finished: list[tuple[float, bool, int, bool]] = []
-        self.reset()
+        self._zero()
 
     def reset(self) -> None:
-        """Zero every counter."""
-        self.pending.clear()
-        self.causes.clear()
-        self.finished.clear()
+        """Zero every counter (what was booked so far is dropped)."""
+        with self._lock:
+            _take(self.pending)
+            _take(self.causes)
+            _take(self.finished)
+            self._zero()
+
+    def _zero(self) -> None:
+        """Zero the folded counters (lock held, or in ``__init__``)."""
         self.successes = 0
         self.failures = 0
         self.retries = 0
@@ -94,27 +99,31 @@ class Recorder:
     def fold(self) -> None:
         """Add the pending successes, finished calls and failed attempts into the counters."""
         with self._lock:
-            batch = _take(self.pending)
-            if batch:
-                self.successes += len(batch)
-                self.total_elapsed += sum(batch)
-                most = max(batch)
-                if most > self.max_elapsed:
-                    self.max_elapsed = most
-            for elapsed, ok, retries, gave_up in _take(self.finished):
-                if ok:
-                    self.successes += 1
-                else:
-                    self.failures += 1
-                self.retries += retries
-                if gave_up:
-                    self.gave_up += 1
-                self.total_elapsed += elapsed
-                if elapsed > self.max_elapsed:
-                    self.max_elapsed = elapsed
-            by_cause = self.by_cause
-            for cause in _take(self.causes):
-                by_cause[cause] = by_cause.get(cause, 0) + 1
+            self._fold()
+
+    def _fold(self) -> None:
+        """``fold`` with the lock held."""
+        batch = _take(self.pending)
+        if batch:
+            self.successes += len(batch)
+            self.total_elapsed += sum(batch)
+            most = max(batch)
+            if most > self.max_elapsed:
+                self.max_elapsed = most
+        for elapsed, ok, retries, gave_up in _take(self.finished):
+            if ok:
+                self.successes += 1
+            else:
+                self.failures += 1
+            self.retries += retries
+            if gave_up:
+                self.gave_up += 1
+            self.total_elapsed += elapsed
+            if elapsed > self.max_elapsed:
+                self.max_elapsed = elapsed
+        by_cause = self.by_cause
+        for cause in _take(self.causes):
+            by_cause[cause] = by_cause.get(cause, 0) + 1
 
     def finish(self, elapsed: float, ok: bool, retries: int, gave_up: bool) -> None:
         """A call that took the slow path (retried, failed or gave up): appended like
@@ -135,12 +144,13 @@ class Recorder:
         with self._lock:
             self.switches += 1
 
-    def snapshot(self) -> Stats:
-        """The counters now, as a frozen ``Stats``."""
-        self.fold()
+    def snapshot(self, reset: bool = False) -> Stats:
+        """The counters now, as a frozen ``Stats``; ``reset`` zeroes them in the same
+        locked step, so a call booked meanwhile counts in this snapshot or the next."""
         with self._lock:
+            self._fold()
             calls = self.successes + self.failures
-            return Stats(
+            snapshot = Stats(
                 calls=calls,
                 successes=self.successes,
                 failures=self.failures,
@@ -153,6 +163,9 @@ class Recorder:
                 rejections=self.rejections,
                 switches=self.switches,
             )
+            if reset:
+                self._zero()
+            return snapshot
 
 
 def _take(items: list[T]) -> list[T]:

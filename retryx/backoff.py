@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
-from ._errors import ConfigError
+from ._errors import ConfigError, to_float
 from ._frozen import Frozen
 
 __all__ = [
@@ -49,6 +49,7 @@ def _check_delay(kind: str, name: str, value: float | timedelta) -> float:
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"backoff.{kind}: {name} must be a number, got {value!r}")
+    value = to_float(f"backoff.{kind}: {name}", value)
     if not math.isfinite(value) or value < 0:
         raise ConfigError(f"backoff.{kind}: {name} must be >= 0 and finite, got {value!r}")
     return float(value)

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from . import _clock
-from ._errors import ConfigError
+from ._errors import ConfigError, to_float
 from ._frozen import Frozen
 
 __all__ = ["Jitter", "additive", "decorrelated", "equal", "full", "none", "proportional"]
@@ -120,7 +120,7 @@ class _Additive(Frozen):
         m = max.total_seconds() if isinstance(max, timedelta) else max
         if isinstance(m, bool) or not isinstance(m, int | float) or not (0 <= m < math.inf):
             raise ConfigError(f"jitter.additive: max must be >= 0 and finite, got {max!r}")
-        self._set("max", float(m))
+        self._set("max", to_float("jitter.additive: max", m))
 
     def apply(self, delay: float, previous: float, base: float, cap: float) -> float:
         return delay + _clock.rng.uniform(0.0, self.max)

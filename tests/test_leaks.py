@@ -257,3 +257,55 @@ def test_a_task_of_an_ended_inner_call_sees_the_outer_call_still_running() -> No
 
     asyncio.run(outer())
     assert ["outer"] == [context.name for context in seen]
+
+
+# --- growth: notes on a reused exception, the nesting warning's memory (items 5, 6) -----
+
+
+def test_a_reused_exception_instance_carries_one_give_up_note(clock: FakeClock) -> None:
+    """Raising the same instance in many calls leaves one note per policy, not one per call."""
+    down = ConnectionError("down")
+
+    @retry(attempts=2, backoff="none", name="fetch")
+    def fetch() -> None:
+        raise down
+
+    for _ in range(50):
+        with pytest.raises(ConnectionError):
+            fetch()
+    assert 1 == len(down.__notes__)
+    assert down.__notes__[0].startswith("retryx: gave up after 2 attempts")
+
+
+def test_notes_of_other_layers_and_the_users_own_stay(clock: FakeClock) -> None:
+    """Only this policy's earlier note is replaced: an inner policy's and the user's stay."""
+    down = ConnectionError("down")
+    down.add_note("user note")
+
+    @retry(attempts=2, backoff="none", nested="allow", name="inner")
+    def inner() -> None:
+        raise down
+
+    @retry(attempts=2, backoff="none", name="outer")
+    def outer() -> None:
+        inner()
+
+    for _ in range(3):
+        with pytest.raises(ConnectionError):
+            outer()
+    assert ["user note", "inner", "outer"] == [
+        note if note == "user note" else note.split("'")[1] for note in down.__notes__
+    ]
+
+
+def test_the_nesting_warning_remembers_a_bounded_number_of_pairs(clock: FakeClock) -> None:
+    """Per-request policy names do not grow the once-per-pair memory without bound."""
+    from retryx import _pipeline
+
+    @retry(attempts=1, name="outer")
+    def outer(inner: Callable[[], None]) -> None:
+        inner()
+
+    for n in range(_pipeline._MAX_WARNED_NESTED + 200):
+        outer(retry(attempts=2, name=f"inner-{n}")(lambda: None))
+    assert len(_pipeline._warned_nested) <= _pipeline._MAX_WARNED_NESTED

@@ -15,7 +15,7 @@ from typing import Any, ParamSpec, TypeAlias, TypeVar, cast
 import wrapt
 
 from .. import _clock
-from .._errors import ConfigError
+from .._errors import ConfigError, to_float
 
 __all__ = ["inject_faults"]
 
@@ -187,6 +187,7 @@ def _check_latency(latency: Any) -> float:
         latency = latency.total_seconds()
     if isinstance(latency, bool) or not isinstance(latency, int | float):
         raise ConfigError(f"inject_faults.latency must be a number of seconds, got {latency!r}")
+    latency = to_float("inject_faults.latency", latency)
     if not math.isfinite(latency) or latency < 0:
         raise ConfigError(f"inject_faults.latency must be a finite number >= 0, got {latency!r}")
     return float(latency)

@@ -41,7 +41,7 @@ from http import HTTPStatus
 from http.client import HTTPMessage, parse_headers
 from typing import Any, NamedTuple, Self
 
-from .._errors import ConfigError
+from .._errors import ConfigError, to_float
 
 __all__ = [
     "Address",
@@ -226,6 +226,7 @@ def _seconds(name: str, value: Any) -> float:
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{name} must be a number of seconds, got {value!r}")
+    value = to_float(name, value)
     if not math.isfinite(value) or value < 0:
         raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
