@@ -172,29 +172,24 @@ class _Call:
         self.gave_up = False
         head[STATE] = self
 
-    @property
-    def deferred(self) -> bool:
-        return self.deferred_to is not None
-
     def remaining(self) -> float | None:
         """Seconds left before the deadline, or ``None``."""
         return None if self.deadline_at is None else self.deadline_at - _clock.monotonic()
-
-    def judge(self, exc: Exception) -> Verdict:
-        """This call's verdict on ``exc``: one carried to it (from a deferring inner
-        layer, or from this call's own failover sweep), else its policy's own."""
-        policy = self.policy
-        verdict = carried(exc, self.head[CALL_ID])
-        if verdict is not None and verdict[1] and policy.idempotent:
-            return verdict  # judged already, nothing left to settle
-        classifier: Classifier = policy.retry_on  # type: ignore[assignment]  # normalised
-        return _engine.judge(classifier, policy.idempotent, exc, verdict)
 
     def on_error(self, exc: Exception) -> float | None:
         """Decide after a failed attempt: the delay before the next one, or ``None``."""
         policy = self.policy
         runner = self.runner
-        fault, idempotent = verdict = self.judge(exc)
+        # This call's verdict on exc: one carried to it (from a deferring inner layer,
+        # or from this call's own failover sweep), else its policy's own.
+        call_id = self.head[CALL_ID]
+        carried_verdict = None if call_id is None else carried(exc, call_id)
+        classifier: Classifier = policy.retry_on  # type: ignore[assignment]  # normalised
+        if carried_verdict is None and policy.idempotent:
+            verdict: Verdict = (classifier(exc), True)  # all _engine.judge would do here
+        else:
+            verdict = _engine.judge(classifier, policy.idempotent, exc, carried_verdict)
+        fault, idempotent = verdict
         causes = runner.recorder.causes  # booked lock-free, like a success (see Recorder)
         causes.append(fault.cause)
         if len(causes) > _FOLD_AT:
@@ -228,17 +223,11 @@ class _Call:
     def _decide(self, exc: Exception | None, fault: Fault, idempotent: bool) -> float | None:
         """The engine's decision, carried out: the delay to wait, or ``_GIVE_UP``."""
         policy = self.policy
-        decision = _engine.decide(
-            policy,
-            fault,
-            idempotent=idempotent,
-            attempt=self.attempt,
-            previous=self.previous,
-            remaining=None if self.deadline_at is None else self.deadline_at - _clock.monotonic(),
-        )
-        if type(decision) is _engine.GiveUp:
+        deadline_at = self.deadline_at
+        remaining = None if deadline_at is None else deadline_at - _clock.monotonic()
+        decision = _engine.decide(policy, fault, idempotent, self.attempt, self.previous, remaining)
+        if isinstance(decision, _engine.GiveUp):
             return self._give_up(exc, decision.reason)
-        assert type(decision) is _engine.Wait
         self.previous = decision.previous
         delay = decision.delay
         cause = fault.cause

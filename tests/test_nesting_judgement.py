@@ -679,3 +679,33 @@ def test_current_is_none_once_the_call_has_ended() -> None:
         return await asyncio.wait_for(task, WAIT)
 
     assert None is asyncio.run(main())
+
+
+def test_not_idempotent_reaches_opentelemetry() -> None:
+    """The outer give-up on an inner idempotent=False fault is counted with its reason."""
+    sdk_metrics = pytest.importorskip("opentelemetry.sdk.metrics")
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from retryx import otel
+
+    memory = InMemoryMetricReader()
+    provider = sdk_metrics.MeterProvider(metric_readers=[memory])
+    otel.instrument(provider)
+    try:
+        stack = Stack(_reset, inner=fast(idempotent=False), outer=fast(), is_async=False)
+        with retryx.testing.fake_time(), pytest.raises(ConnectionResetError):
+            stack.run()
+        data = memory.get_metrics_data()
+    finally:
+        otel.uninstrument()
+        provider.shutdown()
+    assert data is not None
+    reasons = [
+        (dict(point.attributes)["retryx.name"], dict(point.attributes)["retryx.reason"])
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "retryx.give_ups"
+        for point in metric.data.data_points
+    ]
+    assert [("checkout", "not_idempotent")] == reasons
