@@ -86,8 +86,8 @@ _BREAKER_INTS = (
 # kind -> (constructor, keys of its inline table); the keys are the constructors'
 # own parameter names, so a table maps straight onto a call.
 _BACKOFFS: dict[str, tuple[Callable[..., _backoff.Backoff], tuple[str, ...]]] = {
-    "exponential": (_backoff.exponential, ("initial", "multiplier", "max")),
-    "incremental": (_backoff.incremental, ("initial", "step", "max")),
+    "exponential": (_backoff.exponential, ("initial", "multiplier", "max", "min")),
+    "incremental": (_backoff.incremental, ("initial", "step", "max", "min")),
     "fixed": (_backoff.fixed, ("delay",)),
     "immediate": (_backoff.immediate, ("then",)),
     "none": (_backoff.none, ()),

@@ -897,11 +897,9 @@ async def _timed(
     fn: Callable[..., Any], timeout: float, deadline_at: float | None, *args: Any, **kwargs: Any
 ) -> Any:
     """``await fn(...)`` within ``timeout`` seconds, capped by the time left (TimeoutError)."""
-    import asyncio
-
     if deadline_at is not None:
         timeout = max(0.0, min(timeout, deadline_at - _clock.monotonic()))
-    async with asyncio.timeout(timeout):
+    async with _clock.timeout_scope(timeout):
         return await fn(*args, **kwargs)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from ._errors import ConfigError
@@ -43,7 +44,9 @@ def _bad_n(n: int) -> ValueError:
     return ValueError(f"backoff delay(n) needs n >= 1, got {n}")
 
 
-def _check_delay(kind: str, name: str, value: float) -> float:
+def _check_delay(kind: str, name: str, value: float | timedelta) -> float:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"backoff.{kind}: {name} must be a number, got {value!r}")
     if not math.isfinite(value) or value < 0:
@@ -51,68 +54,107 @@ def _check_delay(kind: str, name: str, value: float) -> float:
     return float(value)
 
 
+def _check_max(kind: str, value: float | timedelta | None) -> float:
+    """``max=None`` means uncapped (``inf``); anything else is a finite delay."""
+    return math.inf if value is None else _check_delay(kind, "max", value)
+
+
+def _check_min(kind: str, value: float | timedelta, cap: float) -> float:
+    floor = _check_delay(kind, "min", value)
+    if floor > cap:
+        raise ConfigError(f"backoff.{kind}: min must be <= max, got min={floor!r}, max={cap!r}")
+    return floor
+
+
+def _max_repr(cap: float) -> str:
+    return "None" if cap == math.inf else repr(cap)
+
+
 class _Exponential(Frozen):
-    __slots__ = ("initial", "max", "multiplier")
+    __slots__ = ("initial", "max", "min", "multiplier")
     initial: float
     multiplier: float
     max: float
+    min: float
 
-    def __init__(self, initial: float = 0.1, multiplier: float = 2.0, max: float = 30.0) -> None:
+    def __init__(
+        self,
+        initial: float | timedelta = 0.1,
+        multiplier: float = 2.0,
+        max: float | timedelta | None = 30.0,
+        min: float | timedelta = 0.0,
+    ) -> None:
         self._set("initial", _check_delay("exponential", "initial", initial))
         m = _check_delay("exponential", "multiplier", multiplier)
         if m < 1:
             raise ConfigError(f"backoff.exponential: multiplier must be >= 1, got {m!r}")
         self._set("multiplier", m)
-        self._set("max", _check_delay("exponential", "max", max))
+        self._set("max", _check_max("exponential", max))
+        self._set("min", _check_min("exponential", min, self.max))
 
     def delay(self, n: int) -> float:
         if n < 1:
             raise _bad_n(n)
         try:
-            return min(self.max, self.initial * self.multiplier ** (n - 1))
+            d = self.initial * self.multiplier ** (n - 1)
         except OverflowError:
             return self.max
+        return self.min if d < self.min else (self.max if d > self.max else d)
 
     @property
     def cap(self) -> float:
         return self.max
 
     def __repr__(self) -> str:
+        floor = f", min={self.min}" if self.min else ""
         return (
             f"backoff.exponential(initial={self.initial}, multiplier={self.multiplier}, "
-            f"max={self.max})"
+            f"max={_max_repr(self.max)}{floor})"
         )
 
 
 class _Incremental(Frozen):
-    __slots__ = ("initial", "max", "step")
+    __slots__ = ("initial", "max", "min", "step")
     initial: float
     step: float
     max: float
+    min: float
 
-    def __init__(self, initial: float = 1.0, step: float = 1.0, max: float = 30.0) -> None:
+    def __init__(
+        self,
+        initial: float | timedelta = 1.0,
+        step: float | timedelta = 1.0,
+        max: float | timedelta | None = 30.0,
+        min: float | timedelta = 0.0,
+    ) -> None:
         self._set("initial", _check_delay("incremental", "initial", initial))
         self._set("step", _check_delay("incremental", "step", step))
-        self._set("max", _check_delay("incremental", "max", max))
+        self._set("max", _check_max("incremental", max))
+        self._set("min", _check_min("incremental", min, self.max))
 
     def delay(self, n: int) -> float:
         if n < 1:
             raise _bad_n(n)
-        return min(self.max, self.initial + self.step * (n - 1))
+        d = self.initial + self.step * (n - 1)
+        return self.min if d < self.min else (self.max if d > self.max else d)
 
     @property
     def cap(self) -> float:
         return self.max
 
     def __repr__(self) -> str:
-        return f"backoff.incremental(initial={self.initial}, step={self.step}, max={self.max})"
+        floor = f", min={self.min}" if self.min else ""
+        return (
+            f"backoff.incremental(initial={self.initial}, step={self.step}, "
+            f"max={_max_repr(self.max)}{floor})"
+        )
 
 
 class _Fixed(Frozen):
     __slots__ = ("delay_s",)
     delay_s: float
 
-    def __init__(self, delay_s: float = 1.0) -> None:
+    def __init__(self, delay_s: float | timedelta = 1.0) -> None:
         self._set("delay_s", _check_delay("fixed", "delay", delay_s))
 
     def delay(self, n: int) -> float:
@@ -171,7 +213,7 @@ class _Schedule(Frozen):
     __slots__ = ("delays",)
     delays: tuple[float, ...]
 
-    def __init__(self, delays: Sequence[float]) -> None:
+    def __init__(self, delays: Sequence[float | timedelta]) -> None:
         if isinstance(delays, str | bytes) or not isinstance(delays, Sequence):
             raise ConfigError(f"backoff.schedule: delays must be a sequence, got {delays!r}")
         if not delays:
@@ -191,17 +233,36 @@ class _Schedule(Frozen):
         return f"backoff.schedule({list(self.delays)!r})"
 
 
-def exponential(initial: float = 0.1, multiplier: float = 2.0, max: float = 30.0) -> Backoff:
-    """``min(max, initial * multiplier**(n-1))``: the usual choice for remote calls."""
-    return _Exponential(initial=initial, multiplier=multiplier, max=max)
+def exponential(
+    initial: float | timedelta = 0.1,
+    multiplier: float = 2.0,
+    max: float | timedelta | None = 30.0,
+    *,
+    min: float | timedelta = 0.0,
+) -> Backoff:
+    """``min(max, initial * multiplier**(n-1))``: the usual choice for remote calls.
+
+    ``max=None`` leaves it uncapped (bound it with a deadline); ``min`` floors
+    every delay. Durations are seconds or ``datetime.timedelta``.
+    """
+    return _Exponential(initial=initial, multiplier=multiplier, max=max, min=min)
 
 
-def incremental(initial: float = 1.0, step: float = 1.0, max: float = 30.0) -> Backoff:
-    """``min(max, initial + step*(n-1))``: a linear ramp."""
-    return _Incremental(initial=initial, step=step, max=max)
+def incremental(
+    initial: float | timedelta = 1.0,
+    step: float | timedelta = 1.0,
+    max: float | timedelta | None = 30.0,
+    *,
+    min: float | timedelta = 0.0,
+) -> Backoff:
+    """``min(max, initial + step*(n-1))``: a linear ramp.
+
+    ``max=None`` leaves it uncapped; ``min`` floors every delay.
+    """
+    return _Incremental(initial=initial, step=step, max=max, min=min)
 
 
-def fixed(delay: float = 1.0) -> Backoff:
+def fixed(delay: float | timedelta = 1.0) -> Backoff:
     """The same ``delay`` before every retry."""
     return _Fixed(delay_s=delay)
 
@@ -216,7 +277,7 @@ def none() -> Backoff:
     return _NONE
 
 
-def schedule(delays: Sequence[float]) -> Backoff:
+def schedule(delays: Sequence[float | timedelta]) -> Backoff:
     """Explicit delays for retries 1, 2, ...; the last one repeats."""
     return _Schedule(delays)
 

@@ -1,7 +1,7 @@
 """Jitter: randomisation applied to each backoff delay, so clients spread out.
 
 ``none``, ``full``, ``equal`` and ``decorrelated`` are ready-made objects;
-``proportional(f)`` builds one. Each has ``apply(delay, previous, base, cap)``
+``proportional(f)`` and ``additive(max)`` build one. Each has ``apply(delay, previous, base, cap)``
 returning the jittered delay and ``bounds(...)`` returning its (min, max), used
 by ``retryx explain``. Randomness comes from retryx's one random source,
 seedable with ``retryx.testing.seed``.
@@ -9,13 +9,15 @@ seedable with ``retryx.testing.seed``.
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from . import _clock
 from ._errors import ConfigError
 from ._frozen import Frozen
 
-__all__ = ["Jitter", "decorrelated", "equal", "full", "none", "proportional"]
+__all__ = ["Jitter", "additive", "decorrelated", "equal", "full", "none", "proportional"]
 
 
 @runtime_checkable
@@ -110,6 +112,26 @@ class _Proportional(Frozen):
         return f"jitter.proportional({self.factor})"
 
 
+class _Additive(Frozen):
+    __slots__ = ("max",)
+    max: float
+
+    def __init__(self, max: float | timedelta) -> None:
+        m = max.total_seconds() if isinstance(max, timedelta) else max
+        if isinstance(m, bool) or not isinstance(m, int | float) or not (0 <= m < math.inf):
+            raise ConfigError(f"jitter.additive: max must be >= 0 and finite, got {max!r}")
+        self._set("max", float(m))
+
+    def apply(self, delay: float, previous: float, base: float, cap: float) -> float:
+        return delay + _clock.rng.uniform(0.0, self.max)
+
+    def bounds(self, delay: float, previous: float, base: float, cap: float) -> tuple[float, float]:
+        return (delay, delay + self.max)
+
+    def __repr__(self) -> str:
+        return f"jitter.additive({self.max})"
+
+
 none: Jitter = _NoJitter()
 """No jitter: the backoff delay as is."""
 full: Jitter = _FullJitter()
@@ -118,6 +140,11 @@ equal: Jitter = _EqualJitter()
 """``d/2 + uniform(0, d/2)``: keeps at least half the delay."""
 decorrelated: Jitter = _DecorrelatedJitter()
 """``min(cap, uniform(base, previous*3))``: grows from the last delay, not from n."""
+
+
+def additive(max: float | timedelta) -> Jitter:
+    """``d + uniform(0, max)``: stamina's shape (its ``wait_jitter``); seconds or ``timedelta``."""
+    return _Additive(max)
 
 
 def proportional(f: float) -> Jitter:

@@ -54,12 +54,10 @@ class FakeClock:
         self._t += delay
 
     async def async_sleep(self, delay: float) -> None:
-        """Record the wait, move time, and yield to the event loop once."""
-        import asyncio
-
+        """Record the wait, move time, and yield to the event loop once (asyncio or trio)."""
         self.sleeps.append(delay)
         self._t += delay
-        await asyncio.sleep(0)
+        await _clock.library_sleep(0)
 
     def __repr__(self) -> str:
         return f"<FakeClock t={self._t:.3f} sleeps={len(self.sleeps)}>"
