@@ -709,3 +709,84 @@ def test_not_idempotent_reaches_opentelemetry() -> None:
         for point in metric.data.data_points
     ]
     assert [("checkout", "not_idempotent")] == reasons
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    inner=policies(),
+    outer=policies(),
+    script=st.lists(st.sampled_from([*sorted(FAULTS), "ok"]), min_size=1, max_size=10),
+    is_async=st.booleans(),
+)
+def test_invariants_through_a_failover_sweep(
+    clock: FakeClock,
+    inner: dict[str, Any],
+    outer: dict[str, Any],
+    script: list[str],
+    is_async: bool,
+) -> None:
+    """Under an outer retry + failover over 2 hosts: a sweep moves on and the retry goes on
+    only for faults the deferring inner calls retryable; nothing else is sent again."""
+    sent: list[str] = []
+
+    def work() -> str:
+        outcome = script[min(len(sent), len(script) - 1)]
+        sent.append(outcome)
+        if outcome == "ok":
+            return "ok"
+        raise FAULTS[outcome]()
+
+    inner_policy = fast(
+        attempts=inner["attempts"],
+        retry_on=RETRY_ON[inner["retry_on"]],
+        idempotent=inner["idempotent"],
+        name="inner",
+    )
+    outer_policy = fast(
+        attempts=outer["attempts"],
+        retry_on=RETRY_ON[outer["retry_on"]],
+        idempotent=outer["idempotent"],
+        name="outer",
+    )
+    never_opens = CircuitBreaker("template", failure_threshold=10_000)
+
+    @retry(inner_policy)
+    def call(host: str) -> str:
+        return work()
+
+    @retry(outer_policy)
+    @failover(["a", "b"], breaker=never_opens)
+    def sweep(*, host: str) -> str:
+        return call(host)
+
+    @retry(inner_policy)
+    async def acall(host: str) -> str:
+        return work()
+
+    @retry(outer_policy)
+    @failover(["a", "b"], breaker=never_opens)
+    async def asweep(*, host: str) -> str:
+        return await acall(host)
+
+    outcome: Any
+    try:
+        outcome = asyncio.run(asweep()) if is_async else sweep()
+    except Exception as exc:
+        outcome = exc
+    idempotent = inner["idempotent"] and outer["idempotent"]
+
+    def retryable(fault: str) -> bool:
+        return transient(inner["retry_on"], fault) and (idempotent or fault in UNSENT)
+
+    assert len(sent) <= 2 * outer["attempts"]
+    assert all(f != "ok" and retryable(f) for f in sent[:-1])
+    last = sent[-1]
+    if last == "ok":
+        assert "ok" == outcome
+    elif retryable(last):
+        assert 2 * outer["attempts"] == len(sent)  # every sweep went through both hosts
+        assert isinstance(outcome, retryx.AllEndpointsFailed)
+    else:
+        assert type(FAULTS[last]()) is type(outcome)  # the sweep stopped, raised as is
