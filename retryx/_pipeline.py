@@ -31,9 +31,10 @@ from . import _bus, _clock, _drivers, _engine, events
 from ._breaker import _CLOSED, CircuitBreaker
 from ._classify import Classifier, Fault, classify
 from ._context import SCOPE, CallContext, ReplayScope, new_call_id
+from ._engine import GiveUp
 from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError, NestedRetryError
 from ._frozen import Frozen
-from ._nesting import Verdict, address, carried
+from ._nesting import address, carried
 from ._policy import Policy
 from ._records import RecordMaker
 from ._stats import _FOLD_AT, Recorder, Stats
@@ -186,10 +187,10 @@ class _Call:
         carried_verdict = None if call_id is None else carried(exc, call_id)
         classifier: Classifier = policy.retry_on  # type: ignore[assignment]  # normalised
         if carried_verdict is None and policy.idempotent:
-            verdict: Verdict = (classifier(exc), True)  # all _engine.judge would do here
+            fault = classifier(exc)  # all _engine.judge would do here
+            idempotent = True
         else:
-            verdict = _engine.judge(classifier, policy.idempotent, exc, carried_verdict)
-        fault, idempotent = verdict
+            fault, idempotent = _engine.judge(classifier, policy.idempotent, exc, carried_verdict)
         causes = runner.recorder.causes  # booked lock-free, like a success (see Recorder)
         causes.append(fault.cause)
         if len(causes) > _FOLD_AT:
@@ -199,11 +200,12 @@ class _Call:
         self.last_exc = exc
         if self.deferred_to is not None:
             # The outer layer retries, with this layer's judgement; no note, no GaveUp.
-            address(exc, self.deferred_to, verdict)
+            address(exc, self.deferred_to, (fault, idempotent))
             return _GIVE_UP
         fb = runner.fallback
         if fb is not None and fb.defer_to is not None:
-            address(exc, call_id_of(self.head), verdict)  # defer() reads it, if this is the last
+            # defer() reads it, if this is the last fault.
+            address(exc, call_id_of(self.head), (fault, idempotent))
         return self._decide(exc, fault, idempotent)
 
     def on_result(self, result: Any) -> float | None:
@@ -226,7 +228,7 @@ class _Call:
         deadline_at = self.deadline_at
         remaining = None if deadline_at is None else deadline_at - _clock.monotonic()
         decision = _engine.decide(policy, fault, idempotent, self.attempt, self.previous, remaining)
-        if isinstance(decision, _engine.GiveUp):
+        if isinstance(decision, GiveUp):
             return self._give_up(exc, decision.reason)
         self.previous = decision.previous
         delay = decision.delay
