@@ -47,6 +47,7 @@ __all__ = [
     "events",
     "failover",
     "fallback",
+    "faults",
     "jitter",
     "replay",
     "retry",
@@ -60,7 +61,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> object:
     # Heavier modules load on first use so ``import retryx`` stays light.
-    if name in ("testing", "sockets", "replay", "redis", "otel"):
+    if name in ("testing", "sockets", "replay", "redis", "otel", "faults"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -38,7 +38,12 @@ Token = int | None
 # under on_error="local", or the store closed): the in-process state decides instead.
 STORE_LOCAL = -1
 
-_cm_tokens: ContextVar[tuple[Token, ...]] = ContextVar("retryx_breaker_cm", default=())
+# The admission tokens of the ``with breaker:`` blocks open in this context, each with
+# its breaker: blocks of different breakers may exit out of order (generators read in
+# turn), and each exit must book its own breaker's token.
+_cm_tokens: ContextVar[tuple[tuple[CircuitBreaker, Token], ...]] = ContextVar(
+    "retryx_breaker_cm", default=()
+)
 
 
 def _int(owner: str, name: str, value: Any, minimum: int) -> int:
@@ -218,13 +223,17 @@ class CircuitBreaker:
 
     def __enter__(self) -> CircuitBreaker:
         token = self._acquire()
-        _cm_tokens.set((*_cm_tokens.get(), token))
+        _cm_tokens.set((*_cm_tokens.get(), (self, token)))
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         stack = _cm_tokens.get()
-        token = stack[-1] if stack else None
-        _cm_tokens.set(stack[:-1])
+        token: Token = None
+        for index in range(len(stack) - 1, -1, -1):  # this breaker's innermost block
+            if stack[index][0] is self:
+                token = stack[index][1]
+                _cm_tokens.set(stack[:index] + stack[index + 1 :])
+                break
         if exc is None:
             self._on_success(token)
         elif isinstance(exc, Exception) and not isinstance(exc, CircuitOpenError):
@@ -304,7 +313,14 @@ class CircuitBreaker:
         self._announce(change)
 
     def _on_failure(self, token: Token, exc: BaseException) -> None:
-        if not self.counts(exc).transient:
+        try:
+            transient = self.counts(exc).transient
+        except BaseException:
+            # The classifier raised, or its answer is no Fault: no verdict, but the
+            # trial slot goes back, or the breaker would stay half-open for good.
+            self._release(token)
+            raise
+        if not transient:
             self._on_success(token)  # the dependency answered: a permanent fault is a success
             return
         if self.store is not None and self.store._breaker_failure(self, token):

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from . import _clock
+from ._clients import FAST_CONNECTION, FAST_TIMEOUT
 from ._clients import judge as _judge_client
 from ._errors import (
     AllEndpointsFailed,
@@ -35,6 +36,7 @@ __all__ = [
     "is_unsent",
     "retry_after_hint",
     "to_classifier",
+    "verdict",
 ]
 
 
@@ -60,19 +62,17 @@ _TRANSIENT_ERRNOS = frozenset(
 _TRANSIENT_STATUSES = {408: "timeout", 425: "server", 429: "throttled", 500: "server"}
 _TRANSIENT_STATUSES |= {502: "server", 503: "throttled", 504: "server"}
 
-_CONNECTION_TYPES = frozenset(
-    {
-        ConnectionError,
-        ConnectionRefusedError,
-        ConnectionResetError,
-        ConnectionAbortedError,
-        BrokenPipeError,
-    }
-)
+# The exact builtin socket types answered at once (sets owned by ``_clients``, which
+# takes out the types a registered or configured rule applies to).
+_CONNECTION_TYPES = FAST_CONNECTION
+_TIMEOUT_TYPES = FAST_TIMEOUT
+_MAX_LINKS = 5  # links of __cause__/__context__ searched for a socket fault
+_INF = float("inf")
 _PERMANENT = Fault(False, "permanent")
 _CONNECTION = Fault(True, "connection")
 _TIMEOUT = Fault(True, "timeout")
 _EXPLICIT = Fault(True, "explicit")
+_PUSHBACK = Fault(False, "pushback")
 
 
 def _status(exc: BaseException) -> int | None:
@@ -121,11 +121,18 @@ def _header(headers: Any, name: str) -> Any:
 
 
 def parse_retry_after(value: Any) -> float | None:
-    """Seconds from a Retry-After value: delta-seconds or an HTTP-date (past -> 0)."""
+    """Seconds from a Retry-After value: delta-seconds or an HTTP-date (past -> 0).
+
+    A value too large for a float (``10**400``, a date past year 9999) is
+    ``inf``: a hint beyond any deadline, so the caller gives up at once.
+    """
     if isinstance(value, bytes):
         value = value.decode("latin-1")
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return max(0.0, float(value))
+        try:
+            return max(0.0, float(value))
+        except OverflowError:  # an int beyond a float's range
+            return _INF if value > 0 else 0.0
     if not isinstance(value, str):
         return None
     text = value.strip()
@@ -137,11 +144,16 @@ def parse_retry_after(value: Any) -> float | None:
 
     try:
         when = parsedate_to_datetime(text)
+    except OverflowError:
+        return _INF
     except (TypeError, ValueError, IndexError):
         return None
     if when is None:  # pragma: no cover - older email.utils
         return None
-    return max(0.0, when.timestamp() - _clock.now())
+    try:
+        return max(0.0, when.timestamp() - _clock.now())
+    except (OverflowError, ValueError):  # pragma: no cover - platform limits of timestamp()
+        return _INF
 
 
 def retry_after_hint(exc: BaseException) -> float | None:
@@ -155,6 +167,27 @@ def retry_after_hint(exc: BaseException) -> float | None:
     return parse_retry_after(_header(headers, "retry-after"))
 
 
+def _status_fault(exc: BaseException, status: int) -> Fault:
+    """The verdict on a response error: its status, Retry-After and ``Retryx-Pushback``.
+
+    ``Retryx-Pushback: no-retry`` (a retryx layer behind the peer already gave
+    up) is permanent, cause ``pushback``; ``Retryx-Pushback: <seconds>`` is the hint.
+    """
+    hint: float | None = None
+    headers = _headers(exc)
+    pushback = None if headers is None else _header(headers, "retryx-pushback")
+    if pushback is not None:
+        if isinstance(pushback, bytes):
+            pushback = pushback.decode("latin-1")
+        if isinstance(pushback, str) and pushback.strip().lower() == "no-retry":
+            return _PUSHBACK
+        hint = parse_retry_after(pushback)
+    cause = _TRANSIENT_STATUSES.get(status)
+    if cause is None:
+        return _PERMANENT
+    return Fault(True, cause, retry_after_hint(exc) if hint is None else hint)
+
+
 def classify(exc: BaseException) -> Fault:
     """The default classifier: transient for connection, timeout, throttling and 5xx faults.
 
@@ -164,6 +197,10 @@ def classify(exc: BaseException) -> Fault:
       (``timeout``), an ``OSError`` with a transient errno (ECONNREFUSED,
       ECONNRESET, ECONNABORTED, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, ENETDOWN,
       EPIPE, EAGAIN), ``socket.gaierror`` with EAI_AGAIN;
+    - the faults of the common clients (requests, urllib3, httpx, aiohttp,
+      redis, grpc, botocore, the database drivers, ...; see ``docs/clients.md``)
+      and the rules taught with ``retryx.faults.register`` or the ``[faults]``
+      configuration table, which come first;
     - an exception carrying an HTTP status (``exc.status_code``, ``exc.status``,
       ``exc.response.status_code``, or ``code`` on ``urllib.error.HTTPError``)
       in 408, 425, 429, 500, 502, 503, 504 (429 and 503: cause ``throttled``);
@@ -171,27 +208,30 @@ def classify(exc: BaseException) -> Fault:
       (cause ``explicit``);
     - ``CircuitOpenError`` (cause ``circuit_open``, ``retry_after`` = seconds
       until the breaker admits a trial call) and an ``AllEndpointsFailed``
-      with at least one transient error.
+      with at least one transient error;
+    - an exception no rule knows whose ``__cause__``/``__context__`` chain
+      (up to 5 links) holds a transient socket fault: that fault's verdict.
 
-    Everything else is permanent, including other HTTP statuses,
+    Everything else is permanent, including other HTTP statuses, a response
+    with ``Retryx-Pushback: no-retry`` (cause ``pushback``),
     ``socket.gaierror`` EAI_NONAME, ``ssl.SSLCertVerificationError``,
     ``Permanent``, ``NestedRetryError``, and ``KeyboardInterrupt``, ``SystemExit``
     and other exceptions that do not derive from ``Exception``. ``retry_after``
-    comes from ``exc.retry_after`` or a ``Retry-After`` header (delta-seconds or
-    HTTP-date) on the response.
+    comes from ``exc.retry_after``, a ``Retryx-Pushback: <seconds>`` or a
+    ``Retry-After`` header (delta-seconds or HTTP-date) on the response.
 
     Args:
         exc: the exception an attempt raised.
 
     Returns:
-        The ``Fault``: ``transient``, ``cause`` and ``retry_after``.
+        The ``Fault``: ``transient``, ``cause``, ``retry_after`` and ``unsent``.
     """
     # The common socket faults first (exact builtin types, so none of the marker
     # classes below can be among them): no further probing needed.
     kind = type(exc)
     if kind in _CONNECTION_TYPES:
         return _CONNECTION
-    if kind is TimeoutError:
+    if kind in _TIMEOUT_TYPES:
         return _TIMEOUT
     if not isinstance(exc, Exception):
         return _PERMANENT
@@ -209,16 +249,16 @@ def classify(exc: BaseException) -> Fault:
         return Fault(True, "explicit", retry_after_hint(exc))
     if getattr(exc, "is_transient", False) is True:
         return Fault(True, "explicit", retry_after_hint(exc))
-    verdict = _judge_client(exc)
-    if verdict is not None:
-        return verdict
+    judged = _judge_client(exc)
+    if judged is not None:
+        return judged
     status = _status(exc)
     if status is not None:
-        cause = _TRANSIENT_STATUSES.get(status)
-        if cause is None:
-            return _PERMANENT
-        return Fault(True, cause, retry_after_hint(exc))
-    return _classify_os(exc)
+        return _status_fault(exc, status)
+    judged = _classify_os(exc)
+    if judged is not None:
+        return judged
+    return _from_chain(exc) or _PERMANENT
 
 
 def _loaded(module: str) -> Any:
@@ -228,7 +268,8 @@ def _loaded(module: str) -> Any:
     return sys.modules.get(module)
 
 
-def _classify_os(exc: Exception) -> Fault:
+def _classify_os(exc: BaseException) -> Fault | None:
+    """The builtin socket rules; ``None`` for an exception they know nothing about."""
     ssl = _loaded("ssl")
     if ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):
         return _PERMANENT
@@ -239,35 +280,73 @@ def _classify_os(exc: Exception) -> Fault:
         return _CONNECTION
     if isinstance(exc, TimeoutError):
         return _TIMEOUT
-    if isinstance(exc, OSError):
+    if isinstance(exc, OSError) and exc.errno is not None:
         if exc.errno in _TRANSIENT_ERRNOS:
             return _TIMEOUT if exc.errno == errno.ETIMEDOUT else _CONNECTION
-        reason = getattr(exc, "reason", None)  # urllib.error.URLError wraps the socket error
-        if isinstance(reason, Exception) and reason is not exc:
-            return classify(reason)
-    return _PERMANENT
+        return _PERMANENT
+    return None
+
+
+def _from_chain(exc: BaseException) -> Fault | None:
+    """A transient socket fault in the ``__cause__``/``__context__`` chain of an
+    exception no rule knows (at most 5 links; a cycle ends the walk), with its
+    ``unsent`` flag. A link the socket rules call permanent ends the walk too."""
+    seen = [exc]
+    link: BaseException | None = exc
+    for _ in range(_MAX_LINKS):
+        assert link is not None
+        link = link.__cause__ if link.__cause__ is not None else link.__context__
+        if link is None or any(link is s for s in seen):
+            return None
+        seen.append(link)
+        fault = _classify_os(link)
+        if fault is not None:
+            if not fault.transient:
+                return None
+            return Fault(True, fault.cause, None, _unsent_builtin(link))
+    return None
+
+
+def _unsent_builtin(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    socket = _loaded("socket")
+    return bool(
+        socket is not None and isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_AGAIN
+    )
 
 
 def is_unsent(exc: BaseException) -> bool:
     """True when ``exc`` proves the request never reached the peer."""
+    if type(exc) in _CONNECTION_TYPES:
+        return type(exc) is ConnectionRefusedError
     fault = _judge_client(exc)
     if fault is not None:
         return fault.unsent
-    if isinstance(exc, ConnectionRefusedError):
+    if _unsent_builtin(exc):
         return True
-    socket = _loaded("socket")
-    if socket is not None and isinstance(exc, socket.gaierror):
-        return bool(exc.errno == socket.EAI_AGAIN)
     if isinstance(exc, Transient):
         return exc.unsent
     if isinstance(exc, CircuitOpenError):
         return True  # rejected by the breaker: nothing was sent
     if isinstance(exc, AllEndpointsFailed):
         return all(is_unsent(e) for e in exc.errors.values())
-    reason = getattr(exc, "reason", None)
-    if isinstance(exc, OSError) and isinstance(reason, Exception) and reason is not exc:
-        return is_unsent(reason)
-    return False
+    if not isinstance(exc, Exception) or isinstance(exc, Permanent | NestedRetryError):
+        return False
+    if getattr(exc, "is_transient", False) is True or _status(exc) is not None:
+        return False
+    if _classify_os(exc) is not None:
+        return False
+    chained = _from_chain(exc)
+    return chained is not None and chained.unsent
+
+
+def verdict(exc: BaseException) -> Fault:
+    """``classify(exc)`` with its ``unsent`` flag set as ``is_unsent`` says (for wrappers)."""
+    fault = classify(exc)
+    if fault.transient and not fault.unsent and is_unsent(exc):
+        return Fault(True, fault.cause, fault.retry_after, True)
+    return fault
 
 
 # --- normalising retry_on / counts -------------------------------------------------

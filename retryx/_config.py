@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
+from . import _clients
 from . import backoff as _backoff
 from . import jitter as _jitter
 from ._classify import classify, import_exception
@@ -105,7 +106,7 @@ class Snapshot:
     (A plain slotted class: a dataclass costs a millisecond of ``import retryx``.)
     """
 
-    __slots__ = ("breakers", "generation", "policies", "source")
+    __slots__ = ("breakers", "faults", "generation", "policies", "source")
 
     def __init__(
         self,
@@ -113,11 +114,13 @@ class Snapshot:
         policies: Mapping[str, Policy],
         breakers: Mapping[str, Mapping[str, Any]],
         generation: int = 0,
+        faults: tuple[tuple[str, Callable[[BaseException], Any]], ...] = (),
     ) -> None:
         self.source = source
         self.policies = policies
         self.breakers = breakers
         self.generation = generation
+        self.faults = faults  # the [faults] table: ("module:Qualname", rule) pairs
 
     def policy(self, name: str) -> Policy:
         """The policy named ``name``.
@@ -199,6 +202,7 @@ def reset_for_tests() -> None:
     global _current
     with _lock:
         _current = None
+    _clients.config_changed()
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Snapshot:
@@ -236,8 +240,9 @@ def scan(path: str | os.PathLike[str] | None = None) -> tuple[Snapshot, list[str
                 "retryx", f"must be a table [tool.retryx], got {_show(doc)}"
             )
             return Snapshot(source.label, _frozen({}), _frozen({})), problems
+    faults = _build_faults(doc.pop("faults", None), source.label, root, problems)
     policies, breakers = _build(doc, source.label, root, problems)
-    return Snapshot(source.label, _frozen(policies), _frozen(breakers)), problems
+    return Snapshot(source.label, _frozen(policies), _frozen(breakers), 0, faults), problems
 
 
 def check(path: str | None = None) -> tuple[list[str], list[str]]:
@@ -273,9 +278,10 @@ def _install(path: str | os.PathLike[str] | None, *, only_if_unset: bool) -> Sna
             return _current  # another thread loaded it while we waited
         snap = load(path)  # raises before anything is swapped
         _generation += 1
-        snap = Snapshot(snap.source, snap.policies, snap.breakers, _generation)
+        snap = Snapshot(snap.source, snap.policies, snap.breakers, _generation, snap.faults)
         _current = snap  # the one swap readers can observe
-        return snap
+    _clients.config_changed()  # the next fault reads the new [faults] table
+    return snap
 
 
 class _Source:
@@ -362,7 +368,8 @@ def _build(
     for section, tables in doc.items():
         if section not in ("policies", "breakers"):
             top.bad(
-                _table_key(section), _unknown("table or key", section, ("breakers", "policies"))
+                _table_key(section),
+                _unknown("table or key", section, ("breakers", "faults", "policies")),
             )
             continue
         dotted = _join(root, section)
@@ -386,6 +393,32 @@ def _build(
                 if settings is not None:
                     breakers[name] = MappingProxyType(settings)
     return policies, breakers
+
+
+def _build_faults(
+    table: Any, file: str, root: str, problems: list[str]
+) -> tuple[tuple[str, Callable[[BaseException], Any]], ...]:
+    """The ``[faults]`` table: ``"module:Qualname" = "cause"`` rules, in file order."""
+    if table is None:
+        return ()
+    if not isinstance(table, dict):
+        _Where(file, root, problems).bad("faults", f"must be a table [faults], got {_show(table)}")
+        return ()
+    from .faults import make_rule, normalise_kind
+
+    where = _Where(file, _join(root, "faults"), problems)
+    rules = []
+    for key, value in table.items():
+        try:
+            kind = normalise_kind(key, field="kind")
+            if not isinstance(kind, str):  # pragma: no cover - TOML keys are strings
+                raise ConfigError(f"must be a 'module:Qualname' string, got {key!r}")
+            if not isinstance(value, str):
+                raise ConfigError(f"must be a cause name, got {_show(value)}")
+            rules.append((kind, make_rule(value, field="cause")))
+        except ConfigError as exc:
+            where.bad(_table_key(key), str(exc))
+    return tuple(rules)  # asked in file order: the first line that matches wins
 
 
 def _build_policy(where: _Where, name: str, table: dict[str, Any]) -> Policy | None:

@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SCOPE", "CallContext", "ReplayScope", "current", "new_call_id"]
+__all__ = ["FINISHED", "SCOPE", "CallContext", "ReplayScope", "current", "new_call_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,18 @@ CallContext.__module__ = "retryx"
 SCOPE: ContextVar[Any] = ContextVar("retryx_scope", default=None)
 
 
+class _Finished:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "FINISHED"
+
+
+# What a call's head holds as its state once the call has ended: a task or a callback
+# that outlives the call still has the head in its context, but no longer the call.
+FINISHED: Any = _Finished()
+
+
 def new_call_id() -> str:
     """A random 128-bit hex id."""
     return os.urandom(16).hex()
@@ -55,7 +67,5 @@ def current() -> CallContext | None:
     scope = SCOPE.get()
     if type(scope) is not list:  # None, or a ReplayScope waiting for its call
         return None
-    if scope[6]:  # the call has ended; this is a task or thread that outlived it
-        return None
-    context: CallContext = scope[0].context(scope)  # a call's head: [runner, ...]
+    context: CallContext | None = scope[0].context(scope)  # a call's head: [runner, ...]
     return context

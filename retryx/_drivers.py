@@ -35,7 +35,7 @@ from typing import Any
 
 from . import _bus, _clock, events
 from ._breaker import _CLOSED
-from ._context import SCOPE
+from ._context import FINISHED, SCOPE
 from ._errors import CircuitOpenError, NestedRetryError
 from ._stats import _FOLD_AT
 
@@ -53,11 +53,11 @@ _TEMPLATE = """\
 def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_call,
             pending, append, fold, recorder, plain, guard, checks_result, fixed,
             fixed_policy, missing, closed, fold_at, length, bus, records,
-            circuit_open, nested_error, error):
+            circuit_open, nested_error, error, finished):
     {A}def {NAME}({PARAMS}):
         parent = get()
         start = clock.monotonic()
-        head = [runner, parent, start, None, None, None, False]
+        head = [runner, parent, start, None, None, None]
         token = set_(head)
         try:
             policy = fixed_policy
@@ -88,24 +88,33 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                 else:
                     result = {W}attempt(head, {POLICY_ARG}wrapped, {ARGS}, {KWARGS})
             except error as exc:
-                return {W}recover(head, policy, exc, missing, wrapped, {INSTANCE}, {ARGS}, {KWARGS})
-            if checks_result and policy is not None:
-                check = policy.retry_if_result
-                if check is not None and check(result):
-                    return {W}recover(
-                        head, policy, None, result, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
-                    )
-                if policy.budget is not None:
-                    policy.budget.record_success()
-            append(clock.monotonic() - start)
-            if length(pending) > fold_at:
-                fold()
-            if bus._subscribers:
-                bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
-            return result
+                failed = [exc]  # emptied by the call below: this frame keeps no exception
+            else:
+                if checks_result and policy is not None:
+                    check = policy.retry_if_result
+                    if check is not None and check(result):
+                        return {W}recover(
+                            head, policy, None, result, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
+                        )
+                    if policy.budget is not None:
+                        policy.budget.record_success()
+                append(clock.monotonic() - start)
+                if length(pending) > fold_at:
+                    fold()
+                if bus._subscribers:
+                    bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
+                return result
+            # Attempt 1 failed. The next attempts run outside the except block, so
+            # their exceptions get no implicit __context__ from this one (a fault
+            # chained to an earlier attempt's would pass for it with classify).
+            return {W}recover(
+                head, policy, failed.pop(), missing, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
+            )
         finally:
-            head[6] = True  # ended (_pipeline.ENDED): a task that outlives it is not nested
             reset(token)
+            # STATE: ended. Drops the retry state (its last exception) that a task or
+            # callback inheriting this scope would keep alive; current() skips it.
+            head[5] = finished
     return {NAME}
 """
 
@@ -263,6 +272,7 @@ def _build(runner: Any, wrapped: Any, pieces: dict[str, str]) -> Any:
         CircuitOpenError,
         NestedRetryError,
         Exception,
+        FINISHED,
     )
 
 

@@ -22,6 +22,7 @@ function, so the contract's give-up order lives here only:
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import jitter as _jitter
@@ -53,6 +54,9 @@ REASONS = ("permanent", "not_idempotent", "attempts", "deadline", "budget")
 
 _NO_JITTER = _jitter.none
 _INF = float("inf")
+# The longest wait the platform can sleep (time.sleep overflows beyond it, about 292
+# years): a longer one gives up at once, reason deadline.
+_MAX_WAIT = threading.TIMEOUT_MAX
 
 
 class Wait(NamedTuple):
@@ -119,7 +123,9 @@ def draw(policy: Policy, retry: int, previous: float | None) -> float:
     if jitter is _NO_JITTER:
         return delay
     base = backoff.delay(1)
-    return jitter.apply(delay, base if previous is None else previous, base, cap_of(backoff))
+    drawn = jitter.apply(delay, base if previous is None else previous, base, cap_of(backoff))
+    floor: float = getattr(backoff, "min", 0.0)  # backoff.exponential(min=...) floors every wait
+    return floor if drawn < floor else drawn
 
 
 def bounds(policy: Policy, retry: int, previous: float | None) -> tuple[float, float]:
@@ -128,7 +134,9 @@ def bounds(policy: Policy, retry: int, previous: float | None) -> tuple[float, f
     jitter: _jitter.Jitter = policy.jitter  # type: ignore[assignment]
     base = backoff.delay(1)
     delay = backoff.delay(retry)
-    return jitter.bounds(delay, base if previous is None else previous, base, cap_of(backoff))
+    lo, hi = jitter.bounds(delay, base if previous is None else previous, base, cap_of(backoff))
+    floor: float = getattr(backoff, "min", 0.0)
+    return (max(lo, floor), max(hi, floor))
 
 
 def decide(
@@ -171,7 +179,7 @@ def decide(
         delay = hint
     else:
         delay = previous = draw(policy, attempt, previous)
-    if remaining is not None and delay > remaining:
+    if delay > _MAX_WAIT or (remaining is not None and delay > remaining):
         return GiveUp("deadline", delay)
     if policy.budget is not None and not policy.budget.allows_retry():
         return BUDGET

@@ -30,7 +30,7 @@ import wrapt
 from . import _bus, _clock, _drivers, _engine, events
 from ._breaker import _CLOSED, CircuitBreaker
 from ._classify import Classifier, Fault, classify
-from ._context import SCOPE, CallContext, ReplayScope, new_call_id
+from ._context import FINISHED, SCOPE, CallContext, ReplayScope, new_call_id
 from ._engine import GiveUp
 from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError, NestedRetryError
 from ._frozen import Frozen
@@ -109,9 +109,9 @@ class _Fallback(Frozen):
 # The retry state (``_Call``) is made only once attempt 1 did not simply succeed,
 # and hangs off the head so ``current()`` sees the attempt number.
 
-RUNNER, PARENT, START, CALL_ID, ENDPOINT, STATE, ENDED = range(7)
-# ENDED: set by the driver when the call returns or raises (a task or a thread
-# given the context may outlive the call, and must not defer to it then).
+RUNNER, PARENT, START, CALL_ID, ENDPOINT, STATE = range(6)
+# STATE is FINISHED once the call has returned or raised (set by the driver): a task
+# or a thread given the context may outlive the call, and must not defer to it then.
 
 
 def call_id_of(head: list[Any]) -> str:
@@ -127,7 +127,7 @@ def call_id_of(head: list[Any]) -> str:
 def retrying_of(scope: Any) -> list[Any] | None:
     """The head of the innermost retrying call still running in ``scope`` (a head, or None)."""
     while type(scope) is list:
-        if scope[RUNNER].has_retry and not scope[ENDED]:
+        if scope[RUNNER].has_retry and scope[STATE] is not FINISHED:
             return scope
         scope = scope[PARENT]
     return None
@@ -278,7 +278,7 @@ class _Call:
         if exc is None:
             level = logging.WARNING  # a result is returned: the caller is not failing
         if logger.isEnabledFor(level):
-            what = f"{type(exc).__name__}: {exc}" if exc is not None else "returning last result"
+            what = _Described(exc) if exc is not None else "returning last result"
             runner.log(
                 level,
                 "giving up on %s after %d attempt%s in %.2fs (reason: %s): %s",
@@ -290,6 +290,34 @@ class _Call:
             _bus.emit(events.GaveUp(runner.name, n, elapsed, exc, reason))
         self.gave_up = True
         return _GIVE_UP
+
+
+class _Described:
+    """``"Type: message"`` of an exception, formatted only when a handler asks, and never
+    raising: an exception whose ``__str__`` fails must not replace the caller's.
+
+    Once formatted it keeps the text and lets the exception go, so a handler that
+    keeps records (pytest's capture, a memory handler) does not keep the failed
+    call's frames alive through it.
+    """
+
+    __slots__ = ("exc", "text")
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc: BaseException | None = exc
+        self.text = ""
+
+    def __str__(self) -> str:
+        exc = self.exc
+        if exc is None:
+            return self.text
+        name = type(exc).__name__
+        try:
+            self.text = f"{name}: {exc}"
+        except Exception as error:  # any failure of a user's __str__
+            self.text = f"{name}: <str() failed: {type(error).__name__}>"
+        self.exc = None
+        return self.text
 
 
 _LOGGER_HANDLE = logging.Logger.handle
@@ -416,12 +444,20 @@ class Runner:
             fo = self.failover
             assert fo is not None
             template = fo.breaker
+            # One predicate, set once: without counts= the breakers judge faults
+            # with the policy's classifier (its retry_on).
+            counts = self.policy().classifier if self.has_retry else classify
             if template is None:
                 made = CircuitBreaker(
-                    f"{self.name}@{endpoint}", failure_threshold=3, recovery_timeout=30.0
+                    f"{self.name}@{endpoint}",
+                    failure_threshold=3,
+                    recovery_timeout=30.0,
+                    counts=counts,
                 )
             else:
                 made = template.copy(f"{template.name}@{endpoint}")
+                if template.counts is classify:
+                    made.counts = counts
             breakers = self._endpoint_breakers
             if len(breakers) >= _MAX_ENDPOINT_BREAKERS:
                 # A hosts callable may keep naming new endpoints: forget the oldest
@@ -515,9 +551,16 @@ class Runner:
 
     # --- finishing a call ----------------------------------------------------------
 
-    def context(self, head: list[Any]) -> CallContext:
-        """What ``current()`` shows for the call whose head is ``head``."""
+    def context(self, head: list[Any]) -> CallContext | None:
+        """What ``current()`` shows for the call whose head is ``head``.
+
+        An ended call (seen from a task or callback that outlived it) shows the
+        innermost call still running around it, else ``None``.
+        """
         call: _Call | None = head[STATE]
+        if call is FINISHED:
+            parent = head[PARENT]
+            return parent[RUNNER].context(parent) if type(parent) is list else None
         if call is not None:
             remaining = call.remaining()
             attempt = call.attempt
@@ -629,8 +672,13 @@ class Runner:
             if self.fallback is None:
                 raise
             return self._fallback_sync(head, final, instance, args, kwargs)
-        self.succeeded(call, policy, head)
-        return result
+        else:
+            self.succeeded(call, policy, head)
+            return result
+        finally:
+            # The traceback holds this frame: drop what holds the exception (as the
+            # stdlib does), so the failed attempts' frames are freed without the GC.
+            exc = call = None
 
     def _attempt_sync(self, head: list[Any], wrapped: Any, args: Any, kwargs: Any) -> Any:
         """One attempt: a failover sweep, or one guarded call."""
@@ -679,7 +727,10 @@ class Runner:
                     errors = {}
                 errors[endpoint] = exc
                 self.endpoint_failed(endpoint, exc)
-        raise AllEndpointsFailed(errors or {})
+        try:
+            raise AllEndpointsFailed(errors or {})
+        finally:
+            errors = None  # its errors' tracebacks hold this frame: no cycle
 
     def _guarded_sync(
         self, endpoint_breaker: CircuitBreaker | None, wrapped: Any, args: Any, kwargs: Any
@@ -756,8 +807,11 @@ class Runner:
             if self.fallback is None:
                 raise
             return await self._fallback_async(head, final, instance, args, kwargs)
-        self.succeeded(call, policy, head)
-        return result
+        else:
+            self.succeeded(call, policy, head)
+            return result
+        finally:
+            exc = call = None  # no cycle through this frame (see _recover_sync)
 
     async def _attempt_async(
         self, head: list[Any], policy: Policy | None, wrapped: Any, args: Any, kwargs: Any
@@ -817,7 +871,10 @@ class Runner:
                     errors = {}
                 errors[endpoint] = exc
                 self.endpoint_failed(endpoint, exc)
-        raise AllEndpointsFailed(errors or {})
+        try:
+            raise AllEndpointsFailed(errors or {})
+        finally:
+            errors = None  # its errors' tracebacks hold this frame: no cycle
 
     async def _guarded_async(
         self, endpoint_breaker: CircuitBreaker | None, wrapped: Any, args: Any, kwargs: Any

@@ -146,3 +146,7 @@ class RecordMaker:
         if not same:
             self.template = None
             _fast = False
+        else:
+            # Every record sets its own msg and args: the template keeps none, so the
+            # first record's arguments (an exception, its frames) are not kept alive.
+            self.template["msg"] = self.template["args"] = None

@@ -33,7 +33,7 @@ try:
 except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise ImportError("retryx.redis needs the redis package: pip install 'retryx[redis]'") from _exc
 
-from . import _clock
+from . import _clock, _faults_rpc
 from ._breaker import _CLOSED, _FORCED, _HALF_OPEN, _NAMES, _OPEN, STORE_LOCAL, CircuitBreaker
 from ._budget import RetryBudget
 from ._errors import CircuitOpenError, ConfigError, RetryxError
@@ -231,6 +231,8 @@ class RedisStore:
         self.sync_interval = float(sync_interval)
         self._client, self._owns_client = _sync_client(client_or_url)
         self._where = _where(self._client)
+        if not self._owns_client:  # the user's client: its own retries would run under ours
+            _faults_rpc.warn_client_retries(self._client, f"RedisStore({self._where})")
         self._breaker_script = self._client.register_script(BREAKER)
         self._budget_script = self._client.register_script(BUDGET)
         self._breakers: weakref.WeakKeyDictionary[CircuitBreaker, _View] = (

@@ -7,7 +7,7 @@ makes it a failure.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -35,11 +35,11 @@ def require_server() -> None:
         pytest.skip(f"{reason} (set RETRYX_REQUIRE_REDIS=1 to fail instead)")
 
 
-def serve(workdir: Path) -> Iterator[RedisServer]:
+def serve(workdir: Path, args: Sequence[str] = ()) -> Iterator[RedisServer]:
     """Generator body for fixtures: a server for the fixture's scope, killed after."""
     require_server()
     try:
-        server = start_server(workdir)
+        server = start_server(workdir, args=args)
     except RuntimeError as exc:
         pytest.fail(str(exc))
     try:

@@ -10,10 +10,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from retryx import CircuitBreaker, CircuitOpenError, Permanent, events
+from retryx import CircuitBreaker, CircuitOpenError, Permanent, classify, events
 from retryx.testing import fake_time
 
-OUTCOMES = st.sampled_from(["success", "transient", "permanent"])
+# "unjudged": the counts classifier raises or answers nonsense (no verdict, slot back).
+OUTCOMES = st.sampled_from(["success", "transient", "permanent", "raises", "nonsense"])
 STEPS = st.sampled_from([0.0, 0.5, 1.0, 2.5, 4.0, 10.0])
 MAX_HELD = 4
 
@@ -117,11 +118,30 @@ class Model:
             self.trials -= 1
 
 
+class Unjudgeable(Exception):
+    """What the model's counts classifier cannot judge (its ``outcome`` says how)."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+def counts(exc: BaseException) -> Any:
+    """``classify``, except that it raises or answers a str for ``Unjudgeable``."""
+    if isinstance(exc, Unjudgeable):
+        if exc.outcome == "raises":
+            raise RuntimeError("classifier bug")
+        return "maybe"
+    return classify(exc)
+
+
 def raise_for(outcome: str) -> None:
     if outcome == "transient":
         raise ConnectionError("down")
     if outcome == "permanent":
         raise Permanent("bad request")
+    if outcome in ("raises", "nonsense"):
+        raise Unjudgeable(outcome)
 
 
 class BreakerMachine(RuleBasedStateMachine):
@@ -166,6 +186,7 @@ class BreakerMachine(RuleBasedStateMachine):
             recovery_timeout=timeout,
             half_open_max_calls=max_trials,
             success_threshold=to_close,
+            counts=counts,
         )
         self.model = Model(self.breaker)
 
@@ -189,6 +210,13 @@ class BreakerMachine(RuleBasedStateMachine):
     def finish(self, token: Any, ticket: Any, outcome: str) -> None:
         try:
             raise_for(outcome)
+        except Unjudgeable as exc:
+            try:
+                self.breaker._on_failure(token, exc)
+            except (RuntimeError, TypeError):
+                self.model.cancel(ticket)  # no verdict: the slot goes back
+                return
+            raise AssertionError("the classifier's failure was swallowed") from None
         except Exception as exc:
             self.breaker._on_failure(token, exc)
         else:
@@ -251,6 +279,8 @@ class BreakerMachine(RuleBasedStateMachine):
         ]
         assert self.model.changes == changes
         assert 0 <= self.model.trials <= self.model.max_trials
+        if self.model.mode == "half_open":  # every trial slot accounted for
+            assert self.model.trials == self.breaker._trials
 
     def teardown(self) -> None:
         self._unsubscribe()

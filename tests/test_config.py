@@ -616,7 +616,7 @@ def test_pyproject_messages_use_the_tool_prefix(tmp_path: Path) -> None:
         _config.configure()
     assert str(info.value).splitlines() == [
         "pyproject.toml: [tool.retryx] polcies: unknown table or key 'polcies' "
-        "(did you mean 'policies'? known: breakers, policies)",
+        "(did you mean 'policies'? known: breakers, faults, policies)",
         "pyproject.toml: [tool.retryx.policies.x] attempts: Policy.attempts must be >= 1, got 0",
     ]
 

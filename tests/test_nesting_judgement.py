@@ -164,19 +164,21 @@ NO_ARETRY = redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0)
 
 
 def redis_ping(port: int, is_async: bool) -> Callable[[], Any]:
-    """A redis PING against a closed port: the real redis.ConnectionError."""
+    """Releasing a redis lock this client does not hold: the real redis LockError, which
+    classify calls permanent (a refused PING is transient for classify too since #16).
+    """
 
     def ping() -> Any:
         client = redis.Redis(port=port, socket_connect_timeout=WAIT, retry=NO_RETRY)
         try:
-            return client.ping()
+            return client.lock("never-taken").release()
         finally:
             client.close()
 
     async def aping() -> Any:
         client = redis.asyncio.Redis(port=port, socket_connect_timeout=WAIT, retry=NO_ARETRY)
         try:
-            return await client.ping()
+            return await client.lock("never-taken").release()
         finally:
             await client.aclose()
 
@@ -186,19 +188,19 @@ def redis_ping(port: int, is_async: bool) -> Callable[[], Any]:
 def test_inner_retry_on_is_honoured_by_the_outer(
     clock: FakeClock, is_async: bool, gave_up: list[tuple[str, str]]
 ) -> None:
-    """redis.ConnectionError, transient for the inner policy only, is retried by the outer."""
+    """redis' LockError, transient for the inner policy only, is retried by the outer."""
     stack = Stack(
         redis_ping(closed_port(), is_async),
-        inner=fast(retry_on=redis.ConnectionError),
+        inner=fast(retry_on=redis.exceptions.LockError),
         outer=fast(),
         is_async=is_async,
     )
-    with pytest.raises(redis.ConnectionError):
+    with pytest.raises(redis.exceptions.LockError):
         stack.run()
     assert 3 == stack.calls  # the outer's attempts, not 1 and not 9
     assert [1.0, 1.0] == clock.sleeps
     assert [("checkout", "attempts")] == gave_up
-    assert False is classify(redis.ConnectionError()).transient  # the outer alone would not
+    assert False is classify(redis.exceptions.LockError()).transient  # the outer alone would not
 
 
 def test_task_that_outlives_its_outer_call_retries_on_its_own(
@@ -790,3 +792,24 @@ def test_invariants_through_a_failover_sweep(
         assert isinstance(outcome, retryx.AllEndpointsFailed)
     else:
         assert type(FAULTS[last]()) is type(outcome)  # the sweep stopped, raised as is
+
+
+# --- attempts are not chained to each other ---------------------------------------------------
+
+
+def test_a_later_attempts_fault_is_not_chained_to_an_earlier_one(
+    clock: FakeClock, is_async: bool, gave_up: list[tuple[str, str]]
+) -> None:
+    """A permanent fault after a refused connection is not retried: retryx runs attempt 2
+    outside attempt 1's except block, so classify finds no socket fault in its chain."""
+    seq = retryx.testing.FaultSequence(ConnectionRefusedError(111, "refused"), ValueError("bug"))
+
+    async def aseq() -> Any:
+        return seq()
+
+    fetch = retry(fast(name="fetch", attempts=4))(aseq if is_async else seq)
+    with pytest.raises(ValueError, match="bug") as info:
+        asyncio.run(fetch()) if is_async else fetch()
+    assert 2 == seq.calls
+    assert None is info.value.__context__
+    assert [("fetch", "permanent")] == gave_up

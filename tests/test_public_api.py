@@ -50,9 +50,10 @@ CONTRACT_NAMES = {
     "testing",
     "sockets",
     "replay",
+    "faults",  # version 2, section 14
 }
 
-MODULES = {"backoff", "jitter", "events", "testing", "sockets", "replay"}
+MODULES = {"backoff", "jitter", "events", "testing", "sockets", "replay", "faults"}
 CLASSES = {
     "Policy",
     "CircuitBreaker",

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 __all__ = ["REDIS_SERVER", "RedisServer", "free_port", "redis_server"]
@@ -31,9 +31,10 @@ def free_port() -> int:
 class RedisServer:
     """A ``redis-server`` child process that can be stopped and restarted on its port."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, args: Sequence[str] = ()) -> None:
         self.workdir = workdir
         self.port = port if port is not None else free_port()
+        self.args = tuple(args)  # more redis-server options, e.g. ("--cluster-enabled", "yes")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -51,7 +52,7 @@ class RedisServer:
             raise RuntimeError("redis-server is not installed")
         argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
-        argv += ["--loglevel", "warning"]
+        argv += ["--loglevel", "warning", *self.args]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
@@ -80,11 +81,11 @@ class RedisServer:
         self.proc = None
 
 
-def start_server(workdir: Path, tries: int = 3) -> RedisServer:
+def start_server(workdir: Path, tries: int = 3, args: Sequence[str] = ()) -> RedisServer:
     """A started server on a free port, trying another port when one was taken."""
     error: RuntimeError | None = None
     for _ in range(tries):
-        server = RedisServer(workdir)
+        server = RedisServer(workdir, args=args)
         try:
             server.start()
         except RuntimeError as exc:
