@@ -88,7 +88,7 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                 else:
                     result = {W}attempt(head, {POLICY_ARG}wrapped, {ARGS}, {KWARGS})
             except error as exc:
-                failed = [exc]  # emptied by the call below: this frame keeps no exception
+                failed = exc
             else:
                 if checks_result and policy is not None:
                     check = policy.retry_if_result
@@ -104,12 +104,15 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                 if bus._subscribers:
                     bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
                 return result
-            # Attempt 1 failed. The next attempts run outside the except block, so
-            # their exceptions get no implicit __context__ from this one (a fault
-            # chained to an earlier attempt's would pass for it with classify).
-            return {W}recover(
-                head, policy, failed.pop(), missing, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
-            )
+            # Attempts 2..n run outside attempt 1's handler: else each later fault would
+            # get attempt 1's as its __context__ (chaining every attempt's frames, and
+            # feeding the classifier's chain walk a fault that did not cause it).
+            try:
+                return {W}recover(
+                    head, policy, failed, missing, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
+                )
+            finally:
+                failed = None  # the traceback holds this frame: no cycle through it
         finally:
             reset(token)
             # STATE: ended. Drops the retry state (its last exception) that a task or
