@@ -5,11 +5,13 @@ and fuse into one pipeline: ``fallback -> retry -> failover -> circuit_breaker -
 call``, whatever order they are written in.
 """
 
+from typing import TYPE_CHECKING
+
 from ._breaker import CircuitBreaker
 from ._budget import RetryBudget
 from ._classify import Fault, classify
 from ._config import configure
-from ._context import current
+from ._context import ENDPOINT, context, current
 from ._errors import (
     AllEndpointsFailed,
     CircuitOpenError,
@@ -25,7 +27,11 @@ from ._policy import Policy
 
 from . import backoff, events, jitter  # isort: skip
 
+if TYPE_CHECKING:  # typed for checkers; loaded on first use at run time (__getattr__)
+    from . import faults, otel, prometheus, redis, replay, sockets, testing
+
 __all__ = [
+    "ENDPOINT",
     "AllEndpointsFailed",
     "CircuitBreaker",
     "CircuitOpenError",
@@ -42,6 +48,7 @@ __all__ = [
     "circuit_breaker",
     "classify",
     "configure",
+    "context",
     "current",
     "describe",
     "events",
@@ -49,6 +56,9 @@ __all__ = [
     "fallback",
     "faults",
     "jitter",
+    "otel",
+    "prometheus",
+    "redis",
     "replay",
     "retry",
     "sockets",
@@ -59,9 +69,13 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+# Heavier modules load on first use so ``import retryx`` stays light. A module added
+# here is also imported under TYPE_CHECKING above, so checkers see its types.
+_LAZY = ("faults", "otel", "prometheus", "redis", "replay", "sockets", "testing")
+
+
 def __getattr__(name: str) -> object:
-    # Heavier modules load on first use so ``import retryx`` stays light.
-    if name in ("testing", "sockets", "replay", "redis", "otel", "faults"):
+    if name in _LAZY:
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -465,6 +465,8 @@ def to_classifier(spec: Any, *, field: str) -> Classifier:
             else:
                 raise ConfigError(f"{field} entries must be exception types or names, got {item!r}")
         return TypesClassifier(tuple(types))
+    if isinstance(spec, type):  # a class is callable, but calling it is no verdict
+        raise ConfigError(f"{field} must be exception classes, got the class {spec.__qualname__}")
     if callable(spec):
         return PredicateClassifier(spec)
     raise ConfigError(

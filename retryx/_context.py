@@ -8,7 +8,18 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FINISHED", "SCOPE", "CallContext", "ReplayScope", "current", "new_call_id"]
+from ._errors import RetryxError
+
+__all__ = [
+    "ENDPOINT",
+    "FINISHED",
+    "SCOPE",
+    "CallContext",
+    "ReplayScope",
+    "context",
+    "current",
+    "new_call_id",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +40,28 @@ class CallContext:
 
 
 CallContext.__module__ = "retryx"
+
+
+class _Endpoint:
+    """The type of ``retryx.ENDPOINT``: one instance, pickled by reference."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "retryx.ENDPOINT"
+
+    def __reduce__(self) -> str:
+        return "ENDPOINT"
+
+
+# Typed ``Any`` so it is a valid default for any annotation (``host: str = ENDPOINT``).
+ENDPOINT: Any = _Endpoint()
+"""The default of a ``@failover`` function's endpoint parameter.
+
+``def query(sql: str, *, host: str = retryx.ENDPOINT)`` lets callers (and type
+checkers) leave the endpoint out: ``@failover`` passes it on every call, so the
+default itself is never used.
+"""
 
 # Holds the innermost retryx call of this thread or task: the call's *head* list
 # made by the pipeline (see ``_pipeline``), or a ``ReplayScope``. Asyncio tasks
@@ -69,3 +102,15 @@ def current() -> CallContext | None:
         return None
     context: CallContext | None = scope[0].context(scope)  # a call's head: [runner, ...]
     return context
+
+
+def context() -> CallContext:
+    """The ``CallContext`` of the retryx call in progress (``current()`` that is never ``None``).
+
+    Raises:
+        RetryxError: outside a retryx call.
+    """
+    found = current()
+    if found is None:
+        raise RetryxError("retryx.context() needs a retryx call in progress (see retryx.current())")
+    return found

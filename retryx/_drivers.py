@@ -92,7 +92,7 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
             else:
                 if checks_result and policy is not None:
                     check = policy.retry_if_result
-                    if check is not None and check(result):
+                    if check is not None and {CHECK}:
                         return {W}recover(
                             head, policy, None, result, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
                         )
@@ -158,6 +158,11 @@ def _factory(is_async: bool, pieces: dict[str, str]) -> Any:
             W="await " if is_async else "",
             NAME="retryx_call",
             POLICY_ARG="policy, " if is_async else "",
+            # An async pipeline awaits an async retry_if_result (sync ones refuse it).
+            CHECK="(v if (v := check(result)) is True or v is False or v is None "
+            "else await runner.verdict(v))"
+            if is_async
+            else "check(result)",
             **pieces,
         )
         # A file name per shape, registered with linecache so tracebacks show the lines.

@@ -22,14 +22,14 @@ import itertools
 import logging
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 import wrapt
 
 from . import _bus, _clock, _drivers, _engine, events
 from ._breaker import _CLOSED, CircuitBreaker
-from ._classify import Classifier, Fault, classify
+from ._classify import Classifier, Fault, PredicateClassifier, classify
 from ._context import FINISHED, SCOPE, CallContext, ReplayScope, new_call_id
 from ._engine import GiveUp
 from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError, NestedRetryError
@@ -49,7 +49,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # typing_extensions is for type checkers only: no import cost
-    from typing_extensions import ParamSpec
+    from typing_extensions import ParamSpec, Unpack
+
+    from ._policy import PolicyFields
 
     P = ParamSpec("P")
 R = TypeVar("R")
@@ -177,8 +179,11 @@ class _Call:
         """Seconds left before the deadline, or ``None``."""
         return None if self.deadline_at is None else self.deadline_at - _clock.monotonic()
 
-    def on_error(self, exc: Exception) -> float | None:
-        """Decide after a failed attempt: the delay before the next one, or ``None``."""
+    def on_error(self, exc: Exception, fault: Fault | None = None) -> float | None:
+        """Decide after a failed attempt: the delay before the next one, or ``None``.
+
+        ``fault``: the policy's verdict already reached (an async ``retry_on``, awaited).
+        """
         policy = self.policy
         runner = self.runner
         # This call's verdict on exc: one carried to it (from a deferring inner layer,
@@ -187,9 +192,13 @@ class _Call:
         carried_verdict = None if call_id is None else carried(exc, call_id)
         classifier: Classifier = policy.retry_on  # type: ignore[assignment]  # normalised
         if carried_verdict is None and policy.idempotent:
-            fault = classifier(exc)  # all _engine.judge would do here
+            if fault is None:
+                fault = classifier(exc)  # all _engine.judge would do here
             idempotent = True
         else:
+            if fault is not None:
+                reached = fault
+                classifier = lambda _exc: reached  # noqa: E731
             fault, idempotent = _engine.judge(classifier, policy.idempotent, exc, carried_verdict)
         causes = runner.recorder.causes  # booked lock-free, like a success (see Recorder)
         causes.append(fault.cause)
@@ -389,6 +398,7 @@ class Runner:
                 f"{self.name}: Policy.attempt_timeout needs a coroutine function "
                 f"(a sync call cannot be interrupted), got attempt_timeout={policy.attempt_timeout}"
             )
+        _check_async_predicates(self.name, policy, self.is_async, self.layers)
 
     def policy(self) -> Policy:
         if self._named_policy is None:
@@ -426,7 +436,13 @@ class Runner:
         assert fo is not None
         hosts = fo.hosts
         if callable(hosts):
-            hosts = tuple(hosts())
+            found = hosts()
+            if isinstance(found, str | bytes) or not isinstance(found, Iterable):
+                raise ConfigError(
+                    f"{self.name}: failover hosts callable {_callable_name(hosts)} returned "
+                    f"{found!r}; it must return a sequence of endpoints"
+                )
+            hosts = tuple(found)
             if not hosts:
                 raise ConfigError(f"{self.name}: failover hosts callable returned no endpoints")
         if fo.order == "priority" or len(hosts) == 1:
@@ -777,7 +793,10 @@ class Runner:
                 assert exc is not None
                 raise exc
             call = _Call(head, policy)
-            delay = call.on_error(exc) if exc is not None else call.on_result(result)
+            if exc is not None:
+                delay = call.on_error(exc, await _fault_async(policy, exc))
+            else:
+                delay = call.on_result(result)
             check = policy.retry_if_result
             while delay is not _GIVE_UP:
                 if delay > 0:
@@ -794,10 +813,10 @@ class Runner:
                         result = await self._attempt_async(head, policy, wrapped, args, kwargs)
                 except Exception as error:
                     exc = error
-                    delay = call.on_error(error)
+                    delay = call.on_error(error, await _fault_async(policy, error))
                     continue
                 exc = None
-                if check is None or not check(result):
+                if check is None or not await self.verdict(check(result)):
                     break
                 delay = call.on_result(result)
             if exc is not None:
@@ -904,6 +923,11 @@ class Runner:
             result = await result
         return result
 
+    @staticmethod
+    async def verdict(matched: Any) -> Any:
+        """A ``retry_if_result`` verdict, awaited when the predicate is async."""
+        return (await matched) if inspect.isawaitable(matched) else matched
+
     # --- shared by both drivers (no I/O) ------------------------------------------------
 
     def sweep_goes_on(self, head: list[Any], exc: Exception) -> bool:
@@ -950,6 +974,51 @@ class Runner:
         if _bus._subscribers:
             _bus.emit(events.Deferred(self.name, call_id, exc, fb.defer_to))
         return None
+
+
+def _async_func(func: Any) -> bool:
+    """Whether calling ``func`` makes an awaitable (a coroutine function, or an object
+    whose class defines ``async def __call__``)."""
+    return _is_async(_unwrap(func))
+
+
+def _async_retry_on(policy: Policy) -> Callable[..., Any] | None:
+    """The async ``retry_on`` predicate of ``policy``, or ``None``."""
+    func = getattr(policy.classifier, "func", None)  # a PredicateClassifier's callable
+    return func if func is not None and _async_func(func) else None
+
+
+def _check_async_predicates(name: str, policy: Policy, is_async: bool, layers: Any) -> None:
+    """Async predicates are awaited by an async retry layer; anywhere else they would
+    never be awaited, so they are refused at decoration."""
+    async_on = _async_retry_on(policy) is not None
+    check = policy.retry_if_result
+    async_result = check is not None and _async_func(check)
+    if not is_async and (async_on or async_result):
+        which = "Policy.retry_on" if async_on else "Policy.retry_if_result"
+        raise ConfigError(
+            f"{name}: {which} is a coroutine function, which only an async callable can "
+            "await; use a plain function here (or decorate an async def)"
+        )
+    fb = layers.get("fallback")
+    if async_on and (layers.get("failover") is not None or (fb and fb.defer_to is not None)):
+        raise ConfigError(
+            f"{name}: Policy.retry_on is a coroutine function; @failover and "
+            "fallback(defer_to=...) judge faults without awaiting, so give them a plain "
+            "predicate"
+        )
+
+
+async def _fault_async(policy: Policy, exc: Exception) -> Fault | None:
+    """An async ``retry_on`` predicate's verdict on ``exc``, awaited (``None``: the
+    classifier is sync and ``_Call.on_error`` runs it)."""
+    if type(policy.retry_on) is not PredicateClassifier:
+        return None  # the default classifier or exception types: no predicate to await
+    func = _async_retry_on(policy)
+    if func is None:
+        return None
+    verdict = await func(exc)
+    return PredicateClassifier(lambda _: verdict)(exc)  # the one reading of a verdict
 
 
 async def _timed(
@@ -1146,6 +1215,149 @@ def _find(obj: Any) -> Runner | None:
     return None
 
 
+# --- common mistakes, refused at decoration with a hint --------------------------------
+
+
+def _callable_name(obj: Any) -> str:
+    target = _unwrap(obj)
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    return str(name) if name else repr(obj)
+
+
+def _is_exception_type(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseException)
+
+
+def _is_exception_annotation(annotation: Any) -> bool:
+    """An exception class, or a union of them (``ValueError | KeyError``)."""
+    if _is_exception_type(annotation):
+        return True
+    args: tuple[Any, ...] = getattr(annotation, "__args__", ())
+    return bool(args) and all(_is_exception_type(a) for a in args)
+
+
+def _first_positional(func: Any) -> inspect.Parameter | bool | None:
+    """``func``'s first positional parameter; ``None`` when it takes none; ``False``
+    when its signature cannot be read (builtins, some C callables)."""
+    try:
+        signature = inspect.signature(func, eval_str=True)
+    except Exception:
+        try:
+            signature = inspect.signature(func)
+        except (TypeError, ValueError):
+            return False
+    for parameter in signature.parameters.values():
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            return parameter
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return False  # takes anything
+    return None
+
+
+def _looks_like_predicate(obj: Any) -> bool:
+    """Whether ``retry(obj)`` was given a ``retry_on`` predicate rather than the callable
+    to decorate: a lambda of exactly one parameter, or a function whose first parameter
+    is annotated with an exception type (see docs/decisions.md)."""
+    if not inspect.isfunction(obj):
+        return False
+    code = obj.__code__
+    if obj.__name__ == "<lambda>":
+        return code.co_argcount == 1 and not code.co_flags & inspect.CO_VARARGS
+    if not code.co_argcount or code.co_varnames[0] not in obj.__annotations__:
+        return False  # no annotated first parameter: nothing to read (and no cost)
+    first = _first_positional(obj)
+    return isinstance(first, inspect.Parameter) and _is_exception_annotation(first.annotation)
+
+
+def _refuse_retry_mistakes(policy: Any) -> None:
+    """``retry(X)`` where ``X`` is a habit from another library or a missing call."""
+    hint = None
+    if _is_exception_type(policy):
+        hint = f"did you mean retry(retry_on={policy.__name__})?"
+    elif isinstance(policy, tuple | list) and policy and all(map(_is_exception_type, policy)):
+        names = ", ".join(t.__name__ for t in policy)
+        hint = f"did you mean retry(retry_on=({names}))?"
+    elif policy is Policy:
+        hint = "did you mean retry(Policy())? (a Policy object, not the class)"
+    elif inspect.ismethod(policy) and policy.__self__ is Policy:
+        hint = f"did you mean retry(Policy.{policy.__name__}())? (call the preset)"
+    elif _looks_like_predicate(policy):
+        hint = (
+            "a predicate goes in a keyword: did you mean retry(retry_on=...) (given the "
+            "exception) or retry(retry_if_result=...) (given the result)? To retry a "
+            "one-argument lambda itself, use retry()(func)"
+        )
+    if hint is not None:
+        raise ConfigError(f"retry({_callable_name(policy)}): {hint}")
+
+
+def _check_hosts_callable(hosts: Any) -> None:
+    """A hosts callable takes no arguments and is not ``async``: anything else is most
+    likely ``@failover`` written bare on the function to decorate."""
+    name = _callable_name(hosts)
+    bare = (
+        f"failover({name}): hosts must be a sequence of endpoints or a zero-argument "
+        f"callable returning one; did you write @failover without its hosts? "
+        f"Use @failover(['db1:5432', 'db2:5432'])"
+    )
+    if inspect.iscoroutinefunction(_unwrap(hosts)):
+        raise ConfigError(bare)
+    try:
+        inspect.signature(hosts).bind()
+    except TypeError:
+        raise ConfigError(bare) from None
+    except ValueError:
+        pass  # no signature to read: trust it
+
+
+def _check_endpoint_param(func: Any, param: str) -> None:
+    """The decorated callable must accept the endpoint as keyword ``param``."""
+    target = _unwrap(func)
+    try:
+        parameters = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return  # no signature to read (some builtins): trust it
+    found = parameters.get(param)
+    if found is None:
+        ok = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    else:
+        ok = found.kind is not found.POSITIONAL_ONLY
+    if not ok:
+        raise ConfigError(
+            f"failover: {_callable_name(func)} has no keyword parameter {param!r} to receive "
+            f"the endpoint; add one ({param}: str = retryx.ENDPOINT) or set param= to the "
+            "name of the parameter it has"
+        )
+
+
+def _check_handler(handler: Any) -> None:
+    """A fallback handler takes the exception first: a callable that cannot is most
+    likely ``@fallback`` written bare on the function to decorate."""
+    first = _first_positional(handler)
+    if first is False:
+        return
+    wrong = first is None or (
+        isinstance(first, inspect.Parameter)
+        and isinstance(first.annotation, type)
+        and first.annotation is not first.empty
+        and not _is_exception_annotation(first.annotation)
+    )
+    if wrong:
+        raise ConfigError(
+            f"fallback({_callable_name(handler)}): a handler is called as "
+            "handler(exc, *args, **kwargs) and this one does not take the exception first; "
+            "did you write @fallback without its handler? "
+            "Use @fallback(handler) or @fallback(value=...)"
+        )
+
+
+def _not_a_callable(kind: str, func: Any) -> ConfigError:
+    return ConfigError(
+        f"{kind}(...) decorates a callable, got {func!r}: was @{kind} written without "
+        "its arguments?"
+    )
+
+
 # --- public decorators ------------------------------------------------------------------
 
 
@@ -1153,7 +1365,7 @@ def _find(obj: Any) -> Runner | None:
 def retry(func: Callable[P, R], /) -> Callable[P, R]: ...
 @overload
 def retry(
-    policy: Policy | str | None = None, /, **fields: Any
+    policy: Policy | str | None = None, /, **fields: Unpack[PolicyFields]
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 def retry(policy: Any = None, /, **fields: Any) -> Any:
     """Retry transient faults of the decorated callable per a ``Policy``.
@@ -1166,6 +1378,7 @@ def retry(policy: Any = None, /, **fields: Any) -> Any:
         ConfigError: for bad policy fields, generators, or ``attempt_timeout``
             on a sync callable (at decoration time).
     """
+    _refuse_retry_mistakes(policy)
     if _is_target(policy):
         if fields:
             raise ConfigError("retry(func, ...) takes no policy fields; use retry(...)(func)")
@@ -1282,6 +1495,7 @@ def failover(
         ConfigError: for empty ``hosts``, an unknown ``order`` or a bad ``param``.
     """
     if callable(hosts) and not isinstance(hosts, Sequence):
+        _check_hosts_callable(hosts)
         normal: Any = hosts
     elif isinstance(hosts, str | bytes) or not isinstance(hosts, Sequence):
         raise ConfigError(f"failover: hosts must be a sequence or a callable, got {hosts!r}")
@@ -1305,6 +1519,9 @@ def failover(
     layer = _Failover(normal, param, order, breaker)
 
     def decorate(func: Any) -> Any:
+        if not callable(func) and not isinstance(func, classmethod | staticmethod):
+            raise _not_a_callable("failover", func)
+        _check_endpoint_param(func, param)
         return _apply(func, "failover", layer)
 
     return decorate
@@ -1355,11 +1572,15 @@ def fallback(
         raise ConfigError("fallback takes a handler or value=, not both")
     if handler is not None and not callable(handler):
         raise ConfigError(f"fallback: handler must be callable, got {handler!r}")
+    if handler is not None:
+        _check_handler(handler)
     if defer_to is not None and not hasattr(defer_to, "defer"):
         raise ConfigError(f"fallback: defer_to must be a replay queue, got {defer_to!r}")
     layer = _Fallback(handler, None if value is _MISSING else value, defer_to)
 
     def decorate(func: Any) -> Any:
+        if not callable(func) and not isinstance(func, classmethod | staticmethod):
+            raise _not_a_callable("fallback", func)
         return _apply(func, "fallback", layer)
 
     return decorate

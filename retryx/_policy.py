@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict
 
 from . import backoff as _backoff
 from . import jitter as _jitter
@@ -15,13 +15,16 @@ from ._classify import Classifier, Fault, classify, to_classifier
 from ._errors import ConfigError
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ._budget import RetryBudget
 
-__all__ = ["Policy", "RetryOn"]
+__all__ = ["Policy", "PolicyFields", "RetryOn"]
 
 RetryOn: TypeAlias = (
     Classifier
     | Callable[[BaseException], Fault | bool]
+    | Callable[[BaseException], Awaitable[Fault | bool]]
     | type[BaseException]
     | tuple[type[BaseException] | str, ...]
     | list[type[BaseException] | str]
@@ -96,7 +99,7 @@ class Policy:
     deadline: float | None = None
     attempt_timeout: float | None = None
     retry_on: RetryOn = classify
-    retry_if_result: Callable[[Any], bool] | None = None
+    retry_if_result: Callable[[Any], bool] | Callable[[Any], Awaitable[bool]] | None = None
     retry_after_max: float = 60.0
     budget: RetryBudget | None = None
     idempotent: bool = True
@@ -182,7 +185,7 @@ class Policy:
         """``jitter``, normalised to a ``Jitter`` object."""
         return self.jitter  # type: ignore[return-value]
 
-    def replace(self, **changes: Any) -> Policy:
+    def replace(self, **changes: Unpack[PolicyFields]) -> Policy:
         """A validated copy with ``changes`` applied.
 
         Raises:
@@ -194,7 +197,7 @@ class Policy:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def interactive(cls, **changes: Any) -> Policy:
+    def interactive(cls, **changes: Unpack[PolicyFields]) -> Policy:
         """A user is waiting: 3 attempts, exponential from 0.1 s capped at 1 s, full jitter,
         a 5 s deadline.
         """
@@ -207,7 +210,7 @@ class Policy:
         return base.replace(**changes) if changes else base
 
     @classmethod
-    def background(cls, **changes: Any) -> Policy:
+    def background(cls, **changes: Unpack[PolicyFields]) -> Policy:
         """Nobody is waiting: 10 attempts, exponential from 1 s doubling to 60 s, full jitter,
         a 10 minute deadline.
         """
@@ -218,6 +221,27 @@ class Policy:
             deadline=600.0,
         )
         return base.replace(**changes) if changes else base
+
+
+class PolicyFields(TypedDict, total=False):
+    """The ``Policy`` fields as keyword arguments (``retry(**fields)``,
+    ``Policy.replace(**changes)``): type checkers catch ``retry(attemps=3)``.
+
+    The same names and annotations as ``Policy``'s fields (a test compares them).
+    """
+
+    attempts: int
+    backoff: _backoff.Backoff | str
+    jitter: _jitter.Jitter | str | None
+    deadline: float | None
+    attempt_timeout: float | None
+    retry_on: RetryOn
+    retry_if_result: Callable[[Any], bool] | Callable[[Any], Awaitable[bool]] | None
+    retry_after_max: float
+    budget: RetryBudget | None
+    idempotent: bool
+    nested: Literal["defer", "raise", "allow"]
+    name: str | None
 
 
 def _checked_init(init: Callable[..., None]) -> Callable[..., None]:

@@ -21,7 +21,8 @@ class Stats:
     ``attempts`` counts every attempt, ``retries`` the attempts after the first;
     ``gave_up`` counts calls a retry layer ended (permanent faults included);
     ``by_cause`` counts every failed attempt by cause; ``rejections`` counts calls
-    a breaker refused; ``switches`` counts failover moves to the next endpoint.
+    a breaker refused; ``switches`` counts endpoint failures in failover sweeps
+    (the last endpoint's included).
     Times are seconds.
     """
 
@@ -130,7 +131,7 @@ class Recorder:
             self.rejections += 1
 
     def switched(self) -> None:
-        """Failover moved on to the next endpoint."""
+        """An endpoint failed during a failover sweep."""
         with self._lock:
             self.switches += 1
 

@@ -8,10 +8,11 @@ sleep for real; the pytest plugin offers it as the ``retryx_clock`` fixture.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Never, TypeVar, overload
 
 from .. import _clock
 from .._errors import ConfigError
@@ -26,12 +27,17 @@ __all__ = ["FakeClock", "FaultSequence", "fake_time", "inject_faults", "seed", "
 class FakeClock:
     """A clock that moves only when retryx waits or the test calls ``advance``.
 
-    ``sleeps`` lists every wait retryx decided, zero waits included.
+    ``sleeps`` lists every wait retryx decided, zero waits included. The monotonic
+    clock starts at ``start``; the wall clock (``now()``, for HTTP-dates) at ``wall``,
+    by default the real time in whole seconds, and both move together.
     """
 
-    def __init__(self, start: float = 1000.0, wall: float = 1_750_000_000.0) -> None:
+    def __init__(self, start: float = 1000.0, wall: float | None = None) -> None:
+        # The wall clock starts at the real time (whole seconds, like HTTP-dates), so a
+        # real server's Retry-After date means what it says.
+        wall = float(int(time.time())) if wall is None else float(wall)
         self._t = float(start)
-        self._wall_offset = float(wall) - float(start)
+        self._wall_offset = wall - float(start)
         self.sleeps: list[float] = []
 
     def monotonic(self) -> float:
@@ -108,22 +114,35 @@ class seed:
         _clock.rng.setstate(self._saved)
 
 
-class FaultSequence:
+T = TypeVar("T")
+
+
+class FaultSequence(Generic[T]):
     """A callable that produces each outcome in turn, then repeats the last one.
 
     Exception instances are raised, exception classes are instantiated and
     raised, other values are returned. Accepts any arguments; ``calls`` counts
     the calls and ``args`` records the arguments of each.
+
+    Typed by the values it returns: ``FaultSequence[str](ConnectionError(), "ok")``
+    returns ``str`` (without the subscript, mypy infers ``str`` and pyright
+    ``ConnectionError | str``); only exceptions: it never returns (``Never``).
     """
 
+    @overload
+    def __init__(
+        self: FaultSequence[Never], *outcomes: BaseException | type[BaseException]
+    ) -> None: ...
+    @overload
+    def __init__(self, *outcomes: T | BaseException | type[BaseException]) -> None: ...
     def __init__(self, *outcomes: Any) -> None:
         if not outcomes:
             raise ConfigError("FaultSequence needs at least one outcome")
         self.outcomes = outcomes
         self.calls = 0
-        self.args: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        self.args: list[tuple[tuple[object, ...], dict[str, object]]] = []
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: object, **kwargs: object) -> T:
         index = min(self.calls, len(self.outcomes) - 1)
         self.calls += 1
         self.args.append((args, kwargs))
@@ -132,7 +151,8 @@ class FaultSequence:
             raise outcome()
         if isinstance(outcome, BaseException):
             raise outcome
-        return outcome
+        value: T = outcome
+        return value
 
     def __repr__(self) -> str:
         return f"<FaultSequence calls={self.calls} outcomes={len(self.outcomes)}>"

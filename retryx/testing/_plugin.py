@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from . import FakeClock, fake_time
+
+if TYPE_CHECKING:  # the servers module loads on first use
+    from .servers import Address, HTTPAddress
 
 
 @pytest.fixture
@@ -28,7 +31,7 @@ def retryx_clock() -> Iterator[FakeClock]:
         yield clock
 
 
-def _serve(name: str) -> Iterator[Any]:
+def _serve(name: str) -> Iterator[Address]:
     from . import servers
 
     with getattr(servers, name)() as address:
@@ -36,31 +39,31 @@ def _serve(name: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def retryx_echo() -> Iterator[Any]:
+def retryx_echo() -> Iterator[Address]:
     """A loopback server echoing every byte back."""
     yield from _serve("echo")
 
 
 @pytest.fixture
-def retryx_refusing() -> Iterator[Any]:
+def retryx_refusing() -> Iterator[Address]:
     """A loopback address that refuses connections."""
     yield from _serve("refusing")
 
 
 @pytest.fixture
-def retryx_resetting() -> Iterator[Any]:
+def retryx_resetting() -> Iterator[Address]:
     """A loopback server that resets (RST) every connection."""
     yield from _serve("resetting")
 
 
 @pytest.fixture
-def retryx_accept_then_close() -> Iterator[Any]:
+def retryx_accept_then_close() -> Iterator[Address]:
     """A loopback server that accepts, then closes cleanly (EOF)."""
     yield from _serve("accept_then_close")
 
 
 @pytest.fixture
-def retryx_slow() -> Iterator[Callable[[float], Any]]:
+def retryx_slow() -> Iterator[Callable[[float], Address]]:
     """A factory: ``retryx_slow(delay)`` starts an echo server answering after ``delay``."""
     from . import servers
 
@@ -69,7 +72,7 @@ def retryx_slow() -> Iterator[Callable[[float], Any]]:
 
 
 @pytest.fixture
-def retryx_http() -> Iterator[Callable[[Iterable[tuple[int, Any, Any]]], Any]]:
+def retryx_http() -> Iterator[Callable[[Iterable[tuple[int, Any, Any]]], HTTPAddress]]:
     """A factory: ``retryx_http(script)`` starts a scripted loopback HTTP server."""
     from . import servers
 

@@ -1,4 +1,5 @@
-"""Static proof (``mypy --strict tests/typing``) that retryx decorators keep signatures.
+"""Static proof (``mypy --strict`` and ``pyright``, strict) that retryx decorators keep
+signatures.
 
 Nothing here runs under pytest: the checks live in functions whose names pytest does
 not collect, and importing the module only defines them.
@@ -88,7 +89,11 @@ def with_value(x: int) -> str:
     return ""
 
 
-@fallback(lambda exc, x: "handled")
+def _sync_handler(exc: Exception, x: int) -> str:
+    return "handled"
+
+
+@fallback(_sync_handler)
 def with_handler(x: int) -> str:
     return ""
 
@@ -148,9 +153,9 @@ async def check_awaiting() -> None:
 
 
 def check_bad_calls_are_errors() -> None:
-    bare("1")  # type: ignore[arg-type]
-    bare(1, z=2)  # type: ignore[call-arg]
-    result_of(async_bare())  # type: ignore[call-arg]
+    bare("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    bare(1, z=2)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+    result_of(async_bare())  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue, reportUnknownArgumentType]
 
 
 # --- methods ------------------------------------------------------------------------------
@@ -214,9 +219,9 @@ def check_methods(client: Client) -> None:
     assert_type(Client.sm_above(1), str)
     assert_type(result_of(Client.async_sm_below(1)), str)
     assert_type(client.method_fallback(1), str)
-    client.method("1")  # type: ignore[arg-type]
-    Client.cm_below("1")  # type: ignore[arg-type]
-    Client.sm_above("1")  # type: ignore[arg-type]
+    client.method("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    Client.cm_below("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    Client.sm_above("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
 
 # --- callables passed in directly -------------------------------------------------------------
@@ -235,4 +240,4 @@ def check_carry() -> None:
     assert_type(carry(len), Callable[[Sized], int])
     assert_type(carry(bare)(1, y="a"), bytes)
     assert_type(result_of(carry(async_bare)(1)), bytes)
-    carry(bare)("1", y="a")  # type: ignore[arg-type]
+    carry(bare)("1", y="a")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
