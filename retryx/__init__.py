@@ -79,4 +79,8 @@ def __getattr__(name: str) -> object:
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
+    if name in ("httpx", "requests", "asgi", "wsgi"):  # the HTTP integrations (section 16)
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'retryx' has no attribute {name!r}")

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import IO, Any, NoReturn
@@ -35,9 +36,13 @@ __all__ = ["main"]
 PROG = "retryx"
 KILL_GRACE = 5.0
 """Seconds a timed-out child gets between SIGTERM and SIGKILL."""
+DEADLINE_GRACE = 0.1
+"""Under ``--deadline``, the share of it kept for the kill grace (at most ``KILL_GRACE``):
+an attempt the deadline ends gets SIGTERM that long before it and SIGKILL at it."""
 SEND_MAX_BYTES = 65536
 """``connect --send`` reads at most this much of the reply."""
 _COUNTDOWN_STEP = 0.1
+_GROUP_POLL = 0.02
 _FAILED = Fault(True, "explicit")  # a failed attempt of `retryx run`, for the retry engine
 
 
@@ -269,8 +274,10 @@ class _Runner:
         retry_codes: frozenset[int] | None,
         quiet: bool,
         err: IO[str],
+        foreground: bool = False,
     ) -> None:
         self.cmd = cmd
+        self.foreground = foreground
         self.policy = policy
         self.timeout = timeout if timeout is not None else policy.attempt_timeout
         self.retry_codes = retry_codes
@@ -293,8 +300,11 @@ class _Runner:
     def _forward(self) -> None:
         child = self.child
         if child is not None and self.signum is not None:
-            with contextlib.suppress(ProcessLookupError):
-                child.send_signal(self.signum)
+            if self.foreground:
+                with contextlib.suppress(ProcessLookupError):
+                    child.send_signal(self.signum)
+            else:
+                _signal_group(child.pid, self.signum)
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
@@ -318,10 +328,16 @@ class _Runner:
 
     # One attempt ----------------------------------------------------------------
 
-    def _attempt(self, limit: float | None) -> tuple[int, float | None]:
-        """Run the command once; ``(status, timeout that expired or None)``."""
+    def _attempt(self, limit: float | None, grace: float) -> tuple[int, float | None]:
+        """Run the command once; ``(status, timeout that expired or None)``.
+
+        The command runs in a process group of its own (as under GNU ``timeout``), so
+        what it starts gets the same signals: on timeout SIGTERM goes to the group,
+        then SIGKILL to whatever is left of it after ``grace`` seconds. With
+        ``--foreground`` it stays in retryx's group and only it is signalled.
+        """
         try:
-            proc = subprocess.Popen(self.cmd)
+            proc = subprocess.Popen(self.cmd, process_group=None if self.foreground else 0)
         except FileNotFoundError as exc:
             raise _ExecError(127, f"command not found: {self.cmd[0]} ({exc.strerror})") from None
         except OSError as exc:
@@ -333,12 +349,15 @@ class _Runner:
             try:
                 rc = proc.wait(timeout=limit)
             except subprocess.TimeoutExpired:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=KILL_GRACE)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                if self.foreground:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=grace)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+                else:
+                    _stop_group(proc, grace)
                 return 124, limit
         finally:
             self.child = None
@@ -393,15 +412,20 @@ class _Runner:
         status = 0
         for attempt in range(1, p.attempts + 1):
             limit = self.timeout
+            grace = KILL_GRACE
             if p.deadline is not None:
                 left = p.deadline - (_clock.monotonic() - start)
                 if left <= 0:
                     self._say(f"deadline of {_explain.fmt_seconds(p.deadline)} reached; giving up")
                     return status
-                limit = left if limit is None else min(limit, left)
+                # SIGKILL at the latest at the deadline, SIGTERM a grace before it.
+                kill_at = left if limit is None else min(limit + KILL_GRACE, left)
+                reserve = min(KILL_GRACE, p.deadline * DEADLINE_GRACE)
+                limit = max(0.0, left - reserve if limit is None else min(limit, left - reserve))
+                grace = kill_at - limit
             if self.signum is not None:
                 return 128 + self.signum
-            status, timed_out = self._attempt(limit)
+            status, timed_out = self._attempt(limit, grace)
             if self.signum is not None:
                 return status  # interrupted: never retried
             if status == 0:
@@ -428,6 +452,55 @@ class _Runner:
             if self.signum is not None:
                 return 128 + self.signum
         return status  # pragma: no cover - the loop always returns
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Send ``signum`` to the process group; False when nobody is left in it."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member changed its credentials (setuid): it is alive
+        return True
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a live process (zombies do not count) is in the process group."""
+    proc = "/proc"
+    if not os.path.isdir(f"{proc}/self"):
+        return _signal_group(pgid, 0)  # no /proc: zombies count, the grace bounds it
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"{proc}/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue  # it exited meanwhile
+        # After the command name: state, ppid, pgrp.
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
+
+
+def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the attempt's process group, SIGKILL what is left of it after ``grace``.
+
+    Waits for the whole group, not only the command: a grandchild still holding the
+    output pipe would keep a reader of ``retryx run`` waiting, and overlap the retry.
+    """
+    _signal_group(proc.pid, signal.SIGTERM)
+    end = time.monotonic() + grace
+    for _ in range(math.ceil(grace / _GROUP_POLL) + 2):  # bounded: one step per poll
+        if proc.poll() is not None and not _group_alive(proc.pid):
+            return
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(_GROUP_POLL, left))
+    _signal_group(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 class _ExecError(Exception):
@@ -458,6 +531,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         retry_codes=args.retry_exit_codes,
         quiet=args.quiet,
         err=sys.stderr,
+        foreground=args.foreground,
     )
     return runner.run()
 
@@ -651,6 +725,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     plt = _load_pyplot(args.plot) if args.plot else None
     policy = build_policy(args)
+    if args.tick is None:
+        args.tick = _simulate.DEFAULT_TICK
     seed = args.seed
     if seed is None:
         import random
@@ -667,25 +743,49 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         json.dump(data, out, indent=2)
         out.write("\n")
     else:
-        lines = _simulate.render(results, capacity=args.capacity, tick=args.tick, seed=seed)
+        lines = _simulate.render(
+            results, capacity=args.capacity, tick=args.tick, seed=seed, policy=policy
+        )
         if args.jitter is not None:
             lines.append("note: simulate compares every jitter kind; --jitter is not used")
         out.write("\n".join(lines) + "\n")
     if plt is not None:
-        _plot(plt, results, args.plot)
+        title = _simulate.describe(args.clients, args.capacity, args.tick, seed)
+        _plot(plt, results, args.plot, title=title, policy=policy)
         if not args.json:
             out.write(f"plot written to {args.plot}\n")
     return 0
 
 
-def _plot(plt: Any, results: Sequence[Any], path: str) -> None:
+def _plot(plt: Any, results: Sequence[Any], path: str, *, title: str, policy: Policy) -> None:
+    """Calls and time per jitter kind, each bar labelled with its value, on a log scale
+    when they are an order of magnitude apart; the setting and the policy in the title.
+    """
+    from . import _simulate
+
     names = [r.jitter for r in results]
-    fig, (calls, times) = plt.subplots(1, 2, figsize=(10, 4))
-    calls.bar(names, [r.calls for r in results])
-    calls.set_title("total calls")
-    times.bar(names, [r.time for r in results])
-    times.set_title("time until every client is done (s)")
-    fig.suptitle(f"{results[0].clients} clients" if results else "")
+    fig, (calls, times) = plt.subplots(1, 2, figsize=(11, 4.8))
+    for axes, values, label, fmt in (
+        (calls, [r.calls for r in results], "calls (all clients)", "{:,.0f}"),
+        (times, [r.time for r in results], "time until every client is done (s)", "{:.3g}"),
+    ):
+        colors = ["#b0413e", "#3e7cb1", "#3e7cb1", "#3e7cb1"][: len(names)]  # none stands out
+        bars = axes.bar(names, values, color=colors)
+        positive = [v for v in values if v > 0]
+        if positive and max(positive) >= 10 * min(positive):  # an order of magnitude apart
+            axes.set_yscale("log")
+            label += ", log scale"
+        axes.bar_label(bars, labels=[fmt.format(v) for v in values], padding=2)
+        axes.set_title(label)
+        axes.set_xlabel("jitter")
+        axes.margins(y=0.15)
+    backoff = policy.backoff_strategy
+    subtitle = f"policy: {backoff!r}, {policy.attempts} attempts"
+    if policy.deadline is not None:
+        subtitle += f", deadline {policy.deadline:g}s"
+    if _simulate.without_backoff(policy):
+        subtitle += f"\n{_simulate.NO_BACKOFF_NOTE}"
+    fig.suptitle(f"{title}\n{subtitle}", fontsize=10)
     fig.tight_layout()
     try:
         fig.savefig(path)
@@ -781,9 +881,12 @@ examples:
   retryx simulate --clients 1000 --capacity 10 --attempts 30 --initial 0.05 --json
   retryx simulate --clients 100 --attempts 50 --plot jitter.png
 
-Every client calls at t=0; the service serves at most --capacity calls per
---tick; the others fail and back off per the policy. The run is repeated for
-each jitter kind (none, full, equal, decorrelated) with the same seed.
+Every client starts at t=0 and makes one update: it reads, then writes; each
+message crosses the network in about --tick/2 seconds. A write fails when
+--capacity writes succeeded since its read; the client backs off per the policy
+and tries again. The run is repeated for each jitter kind (none, full, equal,
+decorrelated) with the same seed. With --initial 0.01 --max 2 --tick 0.02 it is
+the AWS architecture blog's experiment ("Exponential Backoff and Jitter").
 """
 
 _CONFIG_EPILOG = """\
@@ -836,6 +939,12 @@ def _parser() -> _Parser:
         "--timeout", type=_positive_float, metavar="S", help="per-attempt timeout in seconds"
     )
     run.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    run.add_argument(
+        "--foreground",
+        action="store_true",
+        help="run the command in retryx's process group, so it can read the terminal "
+        "(as timeout(1) --foreground: then only the command itself gets signals)",
+    )
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
     run.set_defaults(func=_cmd_run)
 
@@ -872,10 +981,17 @@ def _parser() -> _Parser:
     )
     sim.add_argument("--clients", type=_positive_int, required=True, metavar="N")
     sim.add_argument(
-        "--capacity", type=_positive_int, default=1, metavar="C", help="calls per tick (1)"
+        "--capacity",
+        type=_positive_int,
+        default=1,
+        metavar="C",
+        help="updates the service takes per read-write window (1)",
     )
     sim.add_argument(
-        "--tick", type=_positive_float, default=0.01, metavar="S", help="tick length (0.01)"
+        "--tick",
+        type=_positive_float,
+        metavar="S",
+        help="mean network round trip in seconds (0.02)",
     )
     sim.add_argument("--seed", type=int, metavar="S", help="random seed (default: random)")
     sim.add_argument("--json", action="store_true", help="print JSON")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 import wrapt
 
-from . import _bus, _clock, _drivers, _engine, events
+from . import _bus, _clock, _drivers, _engine, _pushback, events
 from ._breaker import _CLOSED, CircuitBreaker
 from ._classify import Classifier, Fault, PredicateClassifier, classify
 from ._context import FINISHED, SCOPE, CallContext, ReplayScope, new_call_id
@@ -298,6 +298,7 @@ class _Call:
         if _bus._subscribers:
             _bus.emit(events.GaveUp(runner.name, n, elapsed, exc, reason))
         self.gave_up = True
+        _pushback.note_give_up(exc, self.policy.retry_on)  # for a serving middleware
         return _GIVE_UP
 
 

@@ -15,8 +15,9 @@ __all__ = ["BREAKER", "BUDGET"]
 # fail (consecutive failures), win (the last calls, "1" failure / "0" success),
 # tr (trial slots taken), ok (half-open successes), trat (ms of the last trial claim).
 #
-# ARGV: op, failure_threshold, failure_rate ("" when unset), window, minimum_calls,
-# recovery_ms, half_open_max_calls, success_threshold, ttl_ms, lease_ms, then per op:
+# ARGV: op, valid_until (server ms, "" = no limit), failure_threshold, failure_rate
+# ("" when unset), window, minimum_calls, recovery_ms, half_open_max_calls,
+# success_threshold, ttl_ms, lease_ms, then per op:
 #   sync  reset n seed_st seed_gen seed_age_ms seed_fail seed_win  (seed_st "" = none)
 #   fail  token reset n          (token -1: a call admitted while closed)
 #   ok    token                  (a trial call succeeded)
@@ -24,24 +25,32 @@ __all__ = ["BREAKER", "BUDGET"]
 #   acq                          (admit a call when not closed: claim a trial slot)
 #   set   c|f                    (close / open by hand)
 #
-# Returns {code, wait_ms, st, gen, age_ms, fail, win, tr, ok}; code for acq: 0 rejected
-# (wait_ms -1 = no automatic recovery), 1 admitted while closed, 2 admitted as a trial.
+# Returns {code, wait_ms, st, gen, age_ms, fail, win, tr, ok, now_ms}; code for acq: 0
+# rejected (wait_ms -1 = no automatic recovery), 1 admitted while closed, 2 admitted as a
+# trial; code -1 for any op: the request arrived after valid_until and changed nothing.
+#
+# valid_until is when the caller stops waiting for the answer (its send time on the server
+# clock plus its socket timeout). A request that a frozen Redis only runs after that was
+# already given up (the caller fell back to its local state and will re-send its batched
+# successes): running it late would open a breaker at resume time on failures that are
+# long gone, or claim a trial slot nobody holds. It is ignored.
 BREAKER = """
 if redis.replicate_commands then redis.replicate_commands() end
 local key = KEYS[1]
 local op = ARGV[1]
-local threshold = tonumber(ARGV[2])
-local rate = tonumber(ARGV[3])
-local window = tonumber(ARGV[4])
-local min_calls = tonumber(ARGV[5])
-local recovery = tonumber(ARGV[6])
-local max_trials = tonumber(ARGV[7])
-local needed = tonumber(ARGV[8])
-local ttl = tonumber(ARGV[9])
-local lease = tonumber(ARGV[10])
+local threshold = tonumber(ARGV[3])
+local rate = tonumber(ARGV[4])
+local window = tonumber(ARGV[5])
+local min_calls = tonumber(ARGV[6])
+local recovery = tonumber(ARGV[7])
+local max_trials = tonumber(ARGV[8])
+local needed = tonumber(ARGV[9])
+local ttl = tonumber(ARGV[10])
+local lease = tonumber(ARGV[11])
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local valid_until = tonumber(ARGV[2])
 
 local h = redis.call('HMGET', key, 'st', 'gen', 'at', 'fail', 'win', 'tr', 'ok', 'trat')
 local exists = h[1] ~= false
@@ -96,36 +105,40 @@ local function failure()
   end
 end
 
+if valid_until and now > valid_until then
+  return {-1, 0, st, gen, now - at, fail, win, tr, ok, now}
+end
+
 if op == 'sync' then
-  if not exists and ARGV[13] ~= '' then
+  if not exists and ARGV[14] ~= '' then
     -- The key is gone (Redis restarted empty, or it expired): seed it from the
     -- caller's local state rather than forget an open breaker.
-    st = ARGV[13]
-    gen = tonumber(ARGV[14])
-    at = now - tonumber(ARGV[15])
-    fail = tonumber(ARGV[16])
-    win = ARGV[17]
+    st = ARGV[14]
+    gen = tonumber(ARGV[15])
+    at = now - tonumber(ARGV[16])
+    fail = tonumber(ARGV[17])
+    win = ARGV[18]
     dirty = true
   else
-    successes(tonumber(ARGV[11]), tonumber(ARGV[12]))
+    successes(tonumber(ARGV[12]), tonumber(ARGV[13]))
   end
 elseif op == 'fail' then
-  local token = tonumber(ARGV[11])
-  successes(tonumber(ARGV[12]), tonumber(ARGV[13]))
+  local token = tonumber(ARGV[12])
+  successes(tonumber(ARGV[13]), tonumber(ARGV[14]))
   if token < 0 then
     failure()
   elseif st == 'h' and token == gen then
     move('o')
   end
 elseif op == 'ok' then
-  if st == 'h' and tonumber(ARGV[11]) == gen then
+  if st == 'h' and tonumber(ARGV[12]) == gen then
     if tr > 0 then tr = tr - 1 end
     ok = ok + 1
     dirty = true
     if ok >= needed then move('c') end
   end
 elseif op == 'rel' then
-  if st == 'h' and tonumber(ARGV[11]) == gen and tr > 0 then
+  if st == 'h' and tonumber(ARGV[12]) == gen and tr > 0 then
     tr = tr - 1
     dirty = true
   end
@@ -158,7 +171,7 @@ elseif op == 'acq' then
     end
   end
 elseif op == 'set' then
-  move(ARGV[11])
+  move(ARGV[12])
 end
 
 if dirty then
@@ -166,15 +179,17 @@ if dirty then
              'tr', tr, 'ok', ok, 'trat', trat)
 end
 if dirty or exists then redis.call('PEXPIRE', key, ttl) end
-return {code, wait, st, gen, now - at, fail, win, tr, ok}
+return {code, wait, st, gen, now - at, fail, win, tr, ok, now}
 """
 
 # KEYS[1]: the budget hash, field t (tokens, a decimal string); a missing key is full
 # (never deleted by the scripts: a key only goes away by TTL or when Redis loses it).
 # ARGV: op (sync | fail | reset), max_tokens, token_ratio, ttl_ms, n (successes batched
-# since the last report), seed (the caller's local tokens, "" = none). Returns the tokens
-# as a string (Lua numbers would come back truncated to integers).
+# since the last report), seed (the caller's local tokens, "" = none), valid_until (as in
+# BREAKER: a late request changes nothing). Returns {tokens, now_ms, stale}: the tokens as
+# a string (Lua numbers would come back truncated to integers), stale 1 when ignored.
 BUDGET = """
+if redis.replicate_commands then redis.replicate_commands() end
 local key = KEYS[1]
 local op = ARGV[1]
 local max = tonumber(ARGV[2])
@@ -182,12 +197,19 @@ local ratio = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
 local seed = tonumber(ARGV[6])
+local valid_until = tonumber(ARGV[7])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if valid_until and now > valid_until then
+  local kept = tonumber(redis.call('HGET', key, 't')) or max
+  return {string.format('%.17g', kept), now, 1}
+end
 if op == 'reset' then
   -- Written, not deleted: a missing key would let a stale process seed its old view.
   local full = string.format('%.17g', max)
   redis.call('HSET', key, 't', full)
   redis.call('PEXPIRE', key, ttl)
-  return full
+  return {full, now, 0}
 end
 local stored = tonumber(redis.call('HGET', key, 't'))
 local tokens = stored
@@ -207,5 +229,5 @@ if changed then
 elseif stored ~= nil then
   redis.call('PEXPIRE', key, ttl)
 end
-return text
+return {text, now, 0}
 """

@@ -105,6 +105,14 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 return 1
 """
 
+
+def _settimeout(conn: Any, timeout: float | None) -> None:
+    """Apply ``timeout`` to a connected redis-py connection's socket (if connected)."""
+    sock = getattr(conn, "_sock", None)
+    if sock is not None:
+        sock.settimeout(timeout)
+
+
 _FIELDS = ("target", "args", "kwargs", "attempts", "last_error", "created_at")
 _BATCH = 100
 
@@ -133,6 +141,7 @@ class RedisBackend:
         self.prefix = prefix
         self.seq, self.pending, self.dead = prefix + "seq", prefix + "pending", prefix + "dead"
         self.claims = prefix + "claims"
+        self._no_script: type[Exception] = redis.exceptions.NoScriptError
         register = self.client.register_script
         self._enqueue = register(_ENQUEUE)
         self._claim = register(_CLAIM)
@@ -145,12 +154,42 @@ class RedisBackend:
         return f"{self.prefix}e:{call_id}"
 
     def enqueue(
-        self, call_id: str, target: str, args: str, kwargs: str, error: str, created_at: float
+        self,
+        call_id: str,
+        target: str,
+        args: str,
+        kwargs: str,
+        error: str,
+        created_at: float,
+        timeout: float | None = None,
     ) -> None:
-        self._enqueue(
-            keys=[self.seq, self.pending, self._key(call_id)],
-            args=[call_id, target, args, kwargs, error, repr(created_at)],
-        )
+        keys = [self.seq, self.pending, self._key(call_id)]
+        argv = [call_id, target, args, kwargs, error, repr(created_at)]
+        if timeout is None:
+            self._enqueue(keys=keys, args=argv)
+            return
+        # Bounded by the caller's time left: one pooled connection whose timeouts are
+        # lowered for this one command, then put back.
+        pool = self.client.connection_pool
+        try:
+            conn = pool.get_connection()
+        except TypeError:  # redis-py < 5.3 requires a command name
+            conn = pool.get_connection("EVALSHA")
+        saved = (conn.socket_timeout, conn.socket_connect_timeout)
+        try:
+            conn.socket_timeout = timeout
+            conn.socket_connect_timeout = min(timeout, saved[1] or timeout)
+            _settimeout(conn, timeout)
+            try:
+                conn.send_command("EVALSHA", self._enqueue.sha, len(keys), *keys, *argv)
+                conn.read_response()
+            except self._no_script:
+                conn.send_command("EVAL", _ENQUEUE, len(keys), *keys, *argv)
+                conn.read_response()
+        finally:
+            conn.socket_timeout, conn.socket_connect_timeout = saved
+            _settimeout(conn, saved[0])
+            pool.release(conn)
 
     def last_seq(self) -> int:
         return int(self.client.get(self.seq) or 0)

@@ -9,10 +9,16 @@ Schema (table ``retryx_replay``, ``PRAGMA user_version = 1``): one row per entry
 Durability: an enqueue commits with ``synchronous=FULL`` (the call is on disk
 when the caller gets ``None``); claims and replay outcomes use ``NORMAL``, since
 losing one in a power cut only means a call runs again (at-least-once).
+
+A file deleted (or replaced) under an open connection would silently swallow every
+write: each use checks that the path still names the open file (device and inode)
+and reopens the path when it does not, and an enqueue checks again after its commit,
+so a deferral is only reported once it is in the file the path names.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -41,6 +47,18 @@ PRAGMA user_version = 1;
 """
 
 _COLUMNS = "call_id, target, args, kwargs, attempts, last_error, created_at"
+_BUSY_TIMEOUT = 30.0  # seconds a statement waits for another process's lock
+
+logger = logging.getLogger("retryx")
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The (device, inode) that ``path`` names now, or None when it names nothing."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 class SQLiteBackend:
@@ -56,9 +74,11 @@ class SQLiteBackend:
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is not None and local.pid == os.getpid():
-            return conn
+            if _identity(self.path) == local.identity:
+                return conn
+            self._lost(conn)
         conn = sqlite3.connect(
-            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            self.path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
         )
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -69,9 +89,22 @@ class SQLiteBackend:
             conn.close()
             raise
         local.conn, local.pid, local.sync = conn, os.getpid(), "FULL"
+        local.identity = _identity(self.path)
         with self._lock:
             self._all.append((os.getpid(), conn))
         return conn
+
+    def _lost(self, conn: sqlite3.Connection) -> None:
+        """The path no longer names this thread's open file: drop it, loudly."""
+        logger.error(
+            "replay queue file %s was deleted or replaced while open; reopening the path "
+            "(entries only in the old file are lost unless it is restored)",
+            self.path,
+        )
+        self._local.conn = None
+        with self._lock:
+            self._all = [pair for pair in self._all if pair[1] is not conn]
+        conn.close()
 
     def _sync(self, conn: sqlite3.Connection, mode: str) -> None:
         if self._local.sync != mode:
@@ -94,16 +127,34 @@ class SQLiteBackend:
     # --- the _Backend protocol ---------------------------------------------------------
 
     def enqueue(
-        self, call_id: str, target: str, args: str, kwargs: str, error: str, created_at: float
+        self,
+        call_id: str,
+        target: str,
+        args: str,
+        kwargs: str,
+        error: str,
+        created_at: float,
+        timeout: float | None = None,
     ) -> None:
-        conn = self._conn()
-        self._sync(conn, "FULL")
-        # One autocommit INSERT: one transaction. An id already stored stays as it is.
-        conn.execute(
-            "INSERT INTO retryx_replay (call_id, target, args, kwargs, error, created_at,"
-            " last_error) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING",
-            (call_id, target, args, kwargs, error, created_at, error),
-        )
+        for _ in range(2):  # once more when the file was replaced during the write
+            conn = self._conn()
+            self._sync(conn, "FULL")
+            if timeout is not None:  # waiting for another process's lock: the time left
+                conn.execute(f"PRAGMA busy_timeout = {max(1, round(timeout * 1000))}")
+            try:
+                # One autocommit INSERT: one transaction. An id already stored stays as is.
+                conn.execute(
+                    "INSERT INTO retryx_replay (call_id, target, args, kwargs, error,"
+                    " created_at, last_error) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (call_id) DO NOTHING",
+                    (call_id, target, args, kwargs, error, created_at, error),
+                )
+            finally:
+                if timeout is not None:
+                    conn.execute(f"PRAGMA busy_timeout = {round(_BUSY_TIMEOUT * 1000)}")
+            if _identity(self.path) == self._local.identity:
+                return  # committed into the file the path names: durable
+        raise OSError(f"the replay queue file {self.path} keeps being deleted or replaced")
 
     def last_seq(self) -> int:
         row = self._conn().execute("SELECT max(seq) FROM retryx_replay").fetchone()

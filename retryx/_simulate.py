@@ -1,22 +1,43 @@
 """A discrete-event simulation of many clients retrying against one small service.
 
-This is the experiment behind AWS's "Exponential Backoff and Jitter": every
-client makes its first call at time 0; time advances in ticks and the service
-serves at most ``capacity`` calls per tick (picked at random among the callers
-of that tick); the others fail and back off per the policy. Each jitter kind is
-run on the same policy and seed, counting the calls made and the time until
-every client is done. Nothing sleeps for real, and the work is bounded by
-``clients * attempts`` calls.
+This is the experiment behind AWS's "Exponential Backoff and Jitter" (the
+architecture blog's optimistic-concurrency simulator), so its numbers can be
+compared: every client wants to make one update to a service that takes at most
+``capacity`` updates per read-write window.
 
-Jitter draws go through the library's own jitter objects; for the duration of
-a run they read a private ``random.Random(seed)`` instead of retryx's shared
-random source, so a seed gives the same numbers every time.
+- Client arrival: every client starts at time 0, and each message crosses the
+  network in a random delay, ``|N(tick / 2, tick / 10)|`` seconds (``tick`` is
+  the mean round trip), so the first calls reach the service spread out, not in
+  one instant, and so do the retries.
+- Service time: a call reads the service's state, gets the answer back, then
+  sends its write (a read-write window of one round trip on average). The write
+  succeeds unless ``capacity`` writes succeeded since its read; the others fail
+  (the conflict of optimistic concurrency) and the client learns it one network
+  delay later.
+- A failed client waits what the retry engine decides (backoff, jitter, deadline,
+  attempts: ``schedule_retry``) and reads again. ``calls`` counts writes (one per
+  attempt); ``time`` is when the last client learnt its outcome.
+
+Each jitter kind is run on the same policy and seed. Nothing sleeps for real, and
+the work is bounded by ``clients * attempts`` calls. Jitter draws go through the
+library's own jitter objects; for the duration of a run they read a private
+``random.Random(seed)`` instead of retryx's shared random source, and the network
+delays come from another generator seeded from ``seed``, the same for every jitter
+kind: a seed gives the same numbers every time, and the kinds differ by their waits
+only (with no backoff at all, they give the same results).
+
+With ``--initial 0.01 --max 2 --tick 0.02`` the policy and the network are the
+blog's (5 ms base doubled before the first retry, a 2 s cap, 10 ms +- 2 ms each
+way): 100 clients make about 1,850 calls without jitter, where a lockstep model
+(all clients retrying in the same instant) would make 5,050.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import heapq
+import itertools
 import math
 import random
 from collections.abc import Iterator
@@ -30,7 +51,20 @@ from ._explain import fmt_seconds
 from ._fault import Fault
 from ._policy import Policy
 
-__all__ = ["JITTERS", "MAX_CALLS", "Result", "render", "simulate", "simulate_all", "to_json"]
+__all__ = [
+    "DEFAULT_TICK",
+    "JITTERS",
+    "MAX_CALLS",
+    "NO_BACKOFF_NOTE",
+    "Result",
+    "describe",
+    "render",
+    "schedule_retry",
+    "simulate",
+    "simulate_all",
+    "to_json",
+    "without_backoff",
+]
 
 JITTERS = ("none", "full", "equal", "decorrelated")
 """The jitter kinds compared, in table order."""
@@ -38,7 +72,15 @@ JITTERS = ("none", "full", "equal", "decorrelated")
 MAX_CALLS = 2_000_000
 """Upper bound on ``clients * attempts``: the most calls one run may make."""
 
+DEFAULT_TICK = 0.02
+"""The mean network round trip (s): the blog's 10 ms each way."""
+
 _BAR_WIDTH = 30
+# Events of one attempt: the read reaches the service, the write reaches it, and the
+# client learns that it was served or refused.
+_READ, _WRITE, _SERVED, _REFUSED = 0, 1, 2, 3
+# The service's answer to a write that lost: a transient fault, no hint.
+_OVERLOADED = Fault(True, "throttled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +126,7 @@ def _check(clients: int, capacity: int, tick: float, attempts: int) -> None:
 
 
 def simulate(
-    policy: Policy, *, clients: int, capacity: int = 1, tick: float = 0.01, seed: int = 0
+    policy: Policy, *, clients: int, capacity: int = 1, tick: float = DEFAULT_TICK, seed: int = 0
 ) -> Result:
     """Run ``clients`` clients retrying per ``policy`` against a service of ``capacity``.
 
@@ -94,59 +136,83 @@ def simulate(
     """
     _check(clients, capacity, tick, policy.attempts)
     rng = random.Random(seed)
-    # The service's answer to a call it could not serve: a transient fault, no hint.
-    overloaded = Fault(True, "throttled")
+    # The network draws from a generator of its own: every jitter kind meets the same
+    # network, so runs differ by their waits only (and equal ones give equal results).
+    net = random.Random(f"retryx-simulate-network-{seed}")
     # The decisions are the retry engine's, with the budget left out (clients share none).
     policy = policy.replace(budget=None)
+
+    def network() -> float:
+        return abs(net.normalvariate(tick / 2, tick / 10))
+
     made = [0] * clients  # attempts made per client
     previous: list[float | None] = [None] * clients  # the jitter's memory (decorrelated)
-    due: dict[int, list[int]] = {0: list(range(clients))}
-    ticks_heap = [0]
-    calls = succeeded = failed = last = 0
+    read_at = [0.0] * clients  # when each client's current read reached the service
+    wins: list[float] = []  # when the successful writes happened (in time order)
+    order = itertools.count()  # ties in time are taken in the order they were made
+    calls = succeeded = failed = 0
+    last = 0.0
     with _private_rng(rng):
-        # Each pass handles one tick; every client is scheduled at most
-        # `attempts` times, so this ends after at most clients * attempts calls.
-        while ticks_heap:
-            now = heapq.heappop(ticks_heap)
-            callers = due.pop(now)
-            calls += len(callers)
-            last = now
-            if len(callers) <= capacity:
-                served = set(callers)
-            else:
-                served = set(rng.sample(callers, capacity))
-            for client in callers:
+        events = [(network(), next(order), _READ, c) for c in range(clients)]
+        heapq.heapify(events)
+        # Each write is one attempt and leads to at most one more read, so this ends
+        # after at most clients * attempts writes (three events each).
+        while events:
+            now, _, kind, client = heapq.heappop(events)
+            if kind == _READ:
+                read_at[client] = now
+                later, kind = now + network() + network(), _WRITE  # answer back, write in
+            elif kind == _WRITE:
+                calls += 1
                 made[client] += 1
-                if client in served:
+                # Optimistic concurrency: the write loses to `capacity` writes since its read.
+                ok = len(wins) - bisect.bisect_right(wins, read_at[client]) < capacity
+                if ok:
+                    wins.append(now)
+                later, kind = now + network(), _SERVED if ok else _REFUSED
+            else:
+                last = now
+                if kind == _SERVED:
                     succeeded += 1
                     continue
-                decision = _engine.decide(
-                    policy,
-                    overloaded,
-                    idempotent=True,
-                    attempt=made[client],
-                    previous=previous[client],
-                    remaining=None if policy.deadline is None else policy.deadline - now * tick,
-                )
-                if not isinstance(decision, _engine.Wait):
-                    # Out of attempts, or retryx gives up rather than sleep past the deadline.
+                wait = schedule_retry(policy, made[client], previous[client], now)
+                if wait is None:
                     failed += 1
                     continue
-                previous[client] = decision.previous
-                later = now + max(1, round(decision.delay / tick))
-                if later not in due:
-                    due[later] = []
-                    heapq.heappush(ticks_heap, later)
-                due[later].append(client)
+                delay, previous[client] = wait
+                later, kind = now + delay + network(), _READ
+            heapq.heappush(events, (later, next(order), kind, client))
     return Result(
         jitter=_name(policy.jitter_strategy),
         clients=clients,
         calls=calls,
         succeeded=succeeded,
         failed=failed,
-        ticks=last,
-        time=last * tick,
+        ticks=round(last / tick),
+        time=last,
     )
+
+
+def schedule_retry(
+    policy: Policy, attempt: int, previous: float | None, now: float
+) -> tuple[float, float | None] | None:
+    """The wait before a failed client's next attempt and the jitter's new memory, or
+    ``None`` when it gives up (out of attempts, or the wait would cross the deadline).
+
+    The schedule is the retry engine's own decision for a transient fault without a
+    hint, the budget left out; ``now`` is the time since the client started.
+    """
+    decision = _engine.decide(
+        policy,
+        _OVERLOADED,
+        idempotent=True,
+        attempt=attempt,
+        previous=previous,
+        remaining=None if policy.deadline is None else policy.deadline - now,
+    )
+    if not isinstance(decision, _engine.Wait):
+        return None
+    return decision.delay, decision.previous
 
 
 def _name(j: _jitter.Jitter) -> str:
@@ -157,7 +223,7 @@ def _name(j: _jitter.Jitter) -> str:
 
 
 def simulate_all(
-    policy: Policy, *, clients: int, capacity: int = 1, tick: float = 0.01, seed: int = 0
+    policy: Policy, *, clients: int, capacity: int = 1, tick: float = DEFAULT_TICK, seed: int = 0
 ) -> list[Result]:
     """``simulate`` once per jitter kind in ``JITTERS``, same policy and seed."""
     return [
@@ -174,12 +240,32 @@ def _bar(value: float, scale: float) -> str:
     return "#" * max(1, round(_BAR_WIDTH * value / scale))
 
 
-def render(results: list[Result], *, capacity: int, tick: float, seed: int) -> list[str]:
+def describe(clients: int, capacity: int, tick: float, seed: int) -> str:
+    """The setting of a run, in one line (the report's first line and the plot's title)."""
+    return (
+        f"{clients} clients, service capacity {capacity} per read-write window, "
+        f"{fmt_seconds(tick)} round trips, seed {seed}"
+    )
+
+
+def without_backoff(policy: Policy) -> bool:
+    """True when the policy never waits: jitter then has nothing to spread."""
+    backoff = policy.backoff_strategy
+    return all(backoff.delay(n) == 0 for n in range(1, min(policy.attempts, 16)))
+
+
+NO_BACKOFF_NOTE = (
+    "with no backoff delay there is nothing for jitter to spread: every jitter kind "
+    "retries at once and makes the same calls"
+)
+
+
+def render(
+    results: list[Result], *, capacity: int, tick: float, seed: int, policy: Policy | None = None
+) -> list[str]:
     """A table of the results and a text bar chart of calls and time to finish."""
     clients = results[0].clients if results else 0
-    lines = [
-        f"{clients} clients, service capacity {capacity} per {fmt_seconds(tick)} tick, seed {seed}"
-    ]
+    lines = [describe(clients, capacity, tick, seed)]
     header = ("jitter", "calls", "calls/client", "succeeded", "failed", "time to finish")
     table = [header] + [
         (
@@ -216,6 +302,9 @@ def render(results: list[Result], *, capacity: int, tick: float, seed: int) -> l
             "note: some clients ran out of attempts or hit the deadline; "
             "raise --attempts to compare complete runs"
         )
+    if policy is not None and without_backoff(policy):
+        lines.append("")
+        lines.append(f"note: {NO_BACKOFF_NOTE}")
     return lines
 
 

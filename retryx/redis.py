@@ -13,15 +13,17 @@ Needs the optional ``redis`` package (``pip install 'retryx[redis]'``).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import logging
 import math
 import os
 import threading
+import time
 import weakref
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any, Literal
 
@@ -54,6 +56,12 @@ _LEASE_MIN_MS = 10_000
 # Socket timeouts of the clients retryx builds itself: an unreachable Redis must
 # not block a caller for long (a URL's own options win).
 _TIMEOUT = 1.0
+# While one round trip has hung for this long (Redis frozen: it accepts, never answers),
+# other threads stop queueing behind it and use their local state at once, so an outage
+# costs a process one socket timeout, not one per waiting thread (capped at half the
+# client's socket timeout). Far above a healthy round trip, even on a loaded host: a
+# thread that goes local keeps its report from the fleet.
+_STALL = 0.5
 
 _ERRORS = (redis.RedisError, OSError)
 _CODES = {"c": _CLOSED, "o": _OPEN, "h": _HALF_OPEN, "f": _FORCED}
@@ -246,6 +254,18 @@ class RedisStore:
         self._down = False
         self._closed = False
         self._crash_logged = False
+        timeout = self._client.connection_pool.connection_kwargs.get("socket_timeout")
+        # How long a request stays worth running on the server (see _valid_until).
+        self._timeout_ms: float | None = None if timeout is None else float(timeout) * 1000
+        self._stall = _STALL if timeout is None else min(_STALL, float(timeout) / 2)
+        # The server clock minus time.monotonic() (ms): an upper bound, off by at most
+        # the round trip it was measured on; None until the first answer.
+        self._offset_ms: float | None = None
+        self._offset_rtt = math.inf
+        self._offset_at = 0.0
+        self._outages = 0  # failed round trips so far: waiters compare it (see _hold)
+        self._last_error: BaseException | None = None
+        self._inflight: dict[int, float] = {}  # thread id -> start of its round trip
         _STORES.add(self)
 
     # --- public surface -------------------------------------------------------------
@@ -289,26 +309,27 @@ class RedisStore:
         try:
             pipe = self._client.pipeline(transaction=False)
             b_items: list[tuple[CircuitBreaker, _View, int]] = []
-            for breaker, view in breakers:
+            for _, view in [*breakers, *budgets]:
                 view.lock.acquire()  # waits for a round trip in flight, to apply in order
                 held.append(view)
+            until = self._valid_until()
+            for breaker, view in breakers:
                 reset, taken = self._batched(breaker, view)
-                args = ["sync", *self._settings(breaker), reset, taken, *self._seed(breaker)]
+                args = ["sync", until, *self._settings(breaker), reset, taken]
+                args += self._seed(breaker)
                 self._breaker_script(keys=[view.key], args=args, client=pipe)
                 b_items.append((breaker, view, taken))
             g_items: list[tuple[RetryBudget, int]] = []
             for budget, view in budgets:
-                view.lock.acquire()
-                held.append(view)
                 taken = budget._take_pending()
-                self._budget_script(
-                    keys=[view.key], args=self._budget_args("sync", budget, taken), client=pipe
-                )
+                args = self._budget_args("sync", budget, taken, until)
+                self._budget_script(keys=[view.key], args=args, client=pipe)
                 g_items.append((budget, taken))
             if not b_items and not g_items:
                 return changes
             try:
-                rows = pipe.execute()
+                with self._round_trip() as sent:
+                    rows = pipe.execute()
             except _ERRORS as exc:
                 for breaker, _, taken in b_items:
                     self._give_back(breaker, taken)
@@ -316,10 +337,15 @@ class RedisStore:
                     budget._give_back(taken)
                 self._failed(exc)
                 return None
-            for (breaker, view, _), row in zip(b_items, rows, strict=False):
+            self._calibrate(sent, int(rows[0][-1] if b_items else rows[0][1]))
+            for (breaker, view, taken), row in zip(b_items, rows, strict=False):
+                if int(row[0]) == -1:  # ignored as late: the successes were not counted
+                    self._give_back(breaker, taken)
                 changes.append((breaker, self._apply(breaker, view, row)))
-            for (budget, _), text in zip(g_items, rows[len(b_items) :], strict=True):
-                budget._adopt(float(_text(text)))
+            for (budget, taken), row in zip(g_items, rows[len(b_items) :], strict=True):
+                if int(row[2]):
+                    budget._give_back(taken)
+                budget._adopt(float(_text(row[0])))
         finally:
             for view in held:
                 view.lock.release()
@@ -373,12 +399,22 @@ class RedisStore:
             breaker._window = window
         with self._lock:
             self._breakers[breaker] = _View(f"{self.prefix}breaker:{breaker.name}")
+        # The first use must see the fleet's state, not a pristine "closed" until the
+        # next sync: read it now (one round trip; skipped during an outage).
+        try:
+            self._breaker_op(breaker, "sync", 0, 0, *self._seed(breaker))
+        except RetryxError:
+            pass  # on_error="raise": logged; the operations that need Redis will raise
         self._start()
 
     def attach_budget(self, budget: RetryBudget) -> None:
         """Share ``budget`` through this store (called by ``RetryBudget(store=...)``)."""
         with self._lock:
             self._budgets[budget] = _View(f"{self.prefix}budget:{budget.name}")
+        try:
+            self._budget_op(budget, "sync")  # the first use sees the fleet's count
+        except RetryxError:
+            pass
         self._start()
 
     # --- the breaker protocol ---------------------------------------------------------
@@ -394,7 +430,7 @@ class RedisStore:
             return STORE_LOCAL
         breaker._refuse_while_open(breaker._state)
         row = self._breaker_op(breaker, "acq")
-        if row is None:
+        if row is None or int(row[0]) == -1:
             return STORE_LOCAL
         code, wait_ms = int(row[0]), int(row[1])
         if code == 0:
@@ -461,7 +497,10 @@ class RedisStore:
         window = breaker._window
         if isinstance(window, _SharedWindow):
             return 0, window.take()
-        return (1 if breaker._failures == 0 and view.seen_failures > 0 else 0), 0
+        # Only while closed: a view opened locally during an outage also has zero
+        # failures (the opening cleared them), yet no success ended the run.
+        ended = breaker._state == _CLOSED and breaker._failures == 0 and view.seen_failures > 0
+        return (1 if ended else 0), 0
 
     @staticmethod
     def _give_back(breaker: CircuitBreaker, taken: int) -> None:
@@ -486,21 +525,27 @@ class RedisStore:
     def _breaker_op(self, breaker: CircuitBreaker, op: str, *extra: str | int) -> Any:
         """One script call on ``breaker``'s key; its row, or None to go local."""
         view = self._breakers.get(breaker)
-        if view is None or self._local():
+        if view is None or not self._hold(view):
             return None
-        with view.lock:
+        try:
             taken = 0
-            args: list[str | int] = [op, *self._settings(breaker), *extra]
+            args: list[str | int] = [op, self._valid_until(), *self._settings(breaker), *extra]
             if op == "fail":
                 reset, taken = self._batched(breaker, view)
                 args += [reset, taken]
             try:
-                row = self._breaker_script(keys=[view.key], args=args)
+                with self._round_trip() as sent:
+                    row = self._breaker_script(keys=[view.key], args=args)
             except _ERRORS as exc:
                 self._give_back(breaker, taken)
                 self._failed(exc)
                 return None
+            self._calibrate(sent, int(row[-1]))
+            if int(row[0]) == -1:
+                self._give_back(breaker, taken)
             change = self._apply(breaker, view, row)
+        finally:
+            view.lock.release()
         self._recovered()
         breaker._announce(change)  # outside every lock: subscribers may call back
         return row
@@ -526,34 +571,121 @@ class RedisStore:
         old_name, new_name = _NAMES[old], _NAMES[state]
         return None if old_name == new_name else (old_name, new_name)
 
-    def _budget_args(self, op: str, budget: RetryBudget, taken: int) -> list[str | int]:
+    def _budget_args(
+        self, op: str, budget: RetryBudget, taken: int, until: str | int
+    ) -> list[str | int]:
         tokens = budget._tokens
         seed = repr(tokens) if tokens < budget.max_tokens else ""
-        return [op, repr(budget.max_tokens), repr(budget.token_ratio), _TTL_MIN_MS, taken, seed]
+        ratio = repr(budget.token_ratio)
+        return [op, repr(budget.max_tokens), ratio, _TTL_MIN_MS, taken, seed, until]
 
     def _budget_op(self, budget: RetryBudget, op: str) -> bool:
         view = self._budgets.get(budget)
-        if view is None or self._local():
+        if view is None or not self._hold(view):
             return False
-        with view.lock:
+        try:
             taken = budget._take_pending()
+            args = self._budget_args(op, budget, taken, self._valid_until())
             try:
-                text = self._budget_script(
-                    keys=[view.key], args=self._budget_args(op, budget, taken)
-                )
+                with self._round_trip() as sent:
+                    row = self._budget_script(keys=[view.key], args=args)
             except _ERRORS as exc:
                 budget._give_back(taken)
                 self._failed(exc)
                 return False
-            budget._adopt(float(_text(text)))
+            self._calibrate(sent, int(row[1]))
+            if int(row[2]):
+                budget._give_back(taken)
+            budget._adopt(float(_text(row[0])))
+        finally:
+            view.lock.release()
         self._recovered()
         return True
+
+    # --- one round trip at a time per object, and no queue behind a hung one -------------
+
+    def _hold(self, view: _View) -> bool:
+        """Take ``view.lock`` for a round trip; False (not held) to use the local state.
+
+        Under ``on_error="local"``, a thread does not queue behind a round trip that has
+        hung for ``_stall`` seconds (Redis frozen): it goes local at once. In every mode,
+        a round trip that failed while this thread waited for the lock stands for it:
+        the waiter does not spend a second socket timeout finding the same outage.
+
+        Raises:
+            RetryxError: under ``on_error="raise"``, when that round trip failed.
+        """
+        if self._local():
+            return False
+        outages = self._outages
+        if self.on_error == "local":
+            if self._stalled() or not view.lock.acquire(timeout=self._stall):
+                return False
+        else:
+            view.lock.acquire()
+        failed_meanwhile = self._outages != outages
+        if failed_meanwhile or self._local():
+            view.lock.release()
+            if failed_meanwhile and self.on_error == "raise" and not self._closed:
+                raise RetryxError(
+                    f"Redis store at {self._where} is unreachable: {self._last_error}"
+                ) from self._last_error
+            return False
+        return True
+
+    def _stalled(self) -> bool:
+        """True while some round trip has been waiting for Redis longer than ``_stall``."""
+        starts = list(self._inflight.values())
+        return bool(starts) and time.monotonic() - min(starts) > self._stall
+
+    @contextlib.contextmanager
+    def _round_trip(self) -> Iterator[float]:
+        """Mark this thread's round trip in flight; yields its start (time.monotonic())."""
+        ident = threading.get_ident()
+        start = time.monotonic()
+        self._inflight[ident] = start
+        try:
+            yield start
+        finally:
+            self._inflight.pop(ident, None)
+
+    def _valid_until(self) -> str | int:
+        """When a request sent now stops being worth running, on the server clock (ms).
+
+        The caller waits for the answer at most its socket timeout; past that it has
+        gone local, so the scripts ignore the request (a frozen Redis that resumes runs
+        its queue late). "" (no limit) without a timeout or before the first answer.
+        """
+        if self._offset_ms is None or self._timeout_ms is None:
+            return ""
+        return math.ceil(time.monotonic() * 1000 + self._offset_ms + self._timeout_ms)
+
+    def _calibrate(self, sent: float, server_ms: int) -> None:
+        """Learn the server clock from an answer to a request sent at ``sent``.
+
+        ``server_ms - sent`` bounds the offset from above (the server read its clock
+        after the send), so errors only make the limit more lenient. The sample from
+        the quickest round trip is kept; a newer one replaces it after 30 s, in case the
+        server's clock was stepped.
+        """
+        now = time.monotonic()
+        rtt = now - sent
+        offset = server_ms - sent * 1000
+        if (
+            self._offset_ms is None
+            or offset <= self._offset_ms
+            or rtt <= self._offset_rtt
+            or now - self._offset_at > 30.0
+        ):
+            self._offset_ms, self._offset_rtt, self._offset_at = offset, rtt, now
 
     def _failed(self, exc: BaseException) -> None:
         """Redis did not answer: warn once per outage; raise under ``on_error="raise"``."""
         with self._lock:
             first = not self._down
             self._down = True
+            self._outages += 1
+            self._last_error = exc
         if first:
             if self.on_error == "local":
                 consequence = "breakers and budgets use their in-process state until it answers"
@@ -599,6 +731,7 @@ class RedisStore:
         for view in self._views():
             view.lock = threading.Lock()
         self._thread = None
+        self._inflight = {}  # the parent's round trips are not this process's
         if not self._closed and (self._breakers or self._budgets):
             self._start()
 

@@ -12,6 +12,7 @@ one machine, several processes) and ``"redis://host:port/db"`` (extra
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import json
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from ._context import SCOPE, ReplayScope
+from ._context import SCOPE, ReplayScope, current
 from ._errors import ConfigError
 
 __all__ = ["ReplayEntry", "ReplayQueue", "ReplayReport", "cli_list", "cli_run"]
@@ -40,6 +41,10 @@ logger = logging.getLogger("retryx")
 _REPLAYING: ContextVar[str | None] = ContextVar("retryx_replaying", default=None)
 
 _MAX_DEPTH = 100
+# A deferral waits at most the time left before the policy's deadline (the caller was
+# promised it), but never less than this: a give-up at the deadline still gets a short
+# write. Without a deadline, the backends' own limit (30 s) applies.
+_DEFER_MIN = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +89,14 @@ class _Backend(Protocol):
     """What a storage backend does; every method is one atomic step."""
 
     def enqueue(
-        self, call_id: str, target: str, args: str, kwargs: str, error: str, created_at: float
+        self,
+        call_id: str,
+        target: str,
+        args: str,
+        kwargs: str,
+        error: str,
+        created_at: float,
+        timeout: float | None = None,
     ) -> None: ...
     def last_seq(self) -> int: ...
     def claim(
@@ -222,24 +234,28 @@ class ReplayQueue:
         except ConfigError as error:
             raise error from exc
         failure: BaseException | None = None
+        context = current()
+        left = None if context is None else context.remaining
+        bound = None if left is None else max(left, _DEFER_MIN)
+        start = time.monotonic()
         try:
             self._backend.enqueue(
-                call_id, target, args_json, kwargs_json, _describe_error(exc), time.time()
+                call_id, target, args_json, kwargs_json, _describe_error(exc), time.time(), bound
             )
         except Exception as error:
             failure = error
         if failure is not None:
             # The caller sees its own fault, as without a queue; raised outside the
             # handler so the fault's __context__ is left alone.
+            note = self._defer_failure(failure, bound, time.monotonic() - start)
             logger.error(
-                "could not defer %s (call_id %s) to %r: %s",
+                "could not defer %s (call_id %s): %s",
                 target,
                 call_id,
-                self,
-                failure,
+                note,
                 extra={"retryx": {"name": runner.name}},
             )
-            exc.add_note(f"retryx: could not defer the call to {self!r}: {failure!r}")
+            exc.add_note(f"retryx: could not defer the call: {note}")
             raise exc
         logger.info(
             "deferred %s (call_id %s) after %s",
@@ -248,6 +264,18 @@ class ReplayQueue:
             type(exc).__name__,
             extra={"retryx": {"name": runner.name}},
         )
+
+    def _defer_failure(self, failure: BaseException, bound: float | None, took: float) -> str:
+        """What failed and where, for the note and the log line of a failed deferral."""
+        text = (
+            f"storing it in the replay queue at {_redact(self.url)} failed after {took:.2f}s "
+            f"({_describe_error(failure)})"
+        )
+        if bound is not None and took >= 0.9 * bound:
+            text += f"; it was given the {bound:.2f}s left before the policy's deadline"
+            if self.url.partition(":")[0].lower() in ("redis", "rediss"):
+                text += " (Redis may still store it when it answers, and replay it later)"
+        return text
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -713,9 +741,12 @@ def cli_run(url: str, limit: int | None = None) -> int:
     if limit is not None:
         total = min(total, limit)
     bar = _ProgressBar(total) if sys.stderr.isatty() else None
+    done = [0, 0]  # replayed, failed: what to report if the storage fails mid-run
 
     def progress(entry: ReplayEntry, error: str | None) -> None:
+        done[0] += 1
         if error is not None:
+            done[1] += 1
             if bar is not None:
                 bar.clear()
             print(f"failed  {entry.call_id}  {entry.target}: {_shorten(error, 200)}", flush=True)
@@ -724,9 +755,26 @@ def cli_run(url: str, limit: int | None = None) -> int:
 
     try:
         report = queue._replay(limit, progress)
+    except Exception as exc:
+        # The storage failed after the queue opened (disk full, read-only file, Redis
+        # gone): one line, exit 1. Nothing is lost: an entry is removed only once its
+        # replay is recorded; one whose outcome could not be written keeps its claim,
+        # which expires after claim_timeout, and it is replayed again.
+        if bar is not None:
+            bar.clear()
+        with contextlib.suppress(Exception):
+            queue.close()
+        print(
+            f"retryx replay run: error: the queue at {_redact(url)} failed after {done[0]} "
+            f"replayed ({done[1]} failed): {_describe_error(exc)}; unfinished entries "
+            "stay queued",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         if bar is not None:
             bar.clear()
+    with contextlib.suppress(Exception):
         queue.close()
     print(
         f"replayed {report.replayed}: {report.succeeded} succeeded, {report.failed} failed"

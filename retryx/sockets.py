@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from ._breaker import CircuitBreaker
 from ._context import current
 from ._errors import ConfigError
 from ._pipeline import failover, retry
@@ -84,6 +85,31 @@ def _check(timeout: float, policy: Policy | None) -> Policy:
     return policy
 
 
+# An endpoint's breaker opens after this many failures in a row (failover's default).
+_BREAKER_FAILURES = 3
+_BREAKER_RECOVERY = 30.0  # failover's default recovery, the longest an endpoint stays open
+
+
+def _endpoint_breaker(name: str, policy: Policy, endpoints: int) -> CircuitBreaker:
+    """The template of every endpoint's breaker for ``policy``.
+
+    An open endpoint makes the retry wait its ``retry_after``. With failover's default
+    30 s recovery, a refusing endpoint held a call for 30 s after its third refusal,
+    whatever the policy's backoff said (``--max 0.5`` waited 30 s). The recovery is
+    capped by the policy's longest wait between attempts and by its deadline, so an
+    endpoint's breaker never makes a call wait longer than the policy itself would.
+    A single endpoint has nothing to fail over to: its breaker opens only once a
+    whole call's attempts failed, so every attempt of a call is a real one.
+    """
+    backoff: Any = policy.backoff
+    waits = (backoff.delay(n) for n in range(1, min(policy.attempts, 64)))
+    recovery = min(_BREAKER_RECOVERY, max(waits, default=0.0))
+    if policy.deadline is not None:
+        recovery = min(recovery, policy.deadline)
+    failures = _BREAKER_FAILURES if endpoints > 1 else max(_BREAKER_FAILURES, policy.attempts)
+    return CircuitBreaker(name, failure_threshold=failures, recovery_timeout=float(recovery))
+
+
 def _attempt_timeout(timeout: float) -> float:
     """``min(timeout, time left before the deadline)``."""
     context = current()
@@ -153,7 +179,9 @@ def connect(
             return sock
 
         _connect.__qualname__ = "retryx.sockets.connect"  # the name in logs and events
-        return retry(chosen)(failover(hosts, param="endpoint", order=order)(_connect))
+        breaker = _endpoint_breaker(_connect.__qualname__, chosen, len(hosts))
+        layer = failover(hosts, param="endpoint", order=order, breaker=breaker)
+        return retry(chosen)(layer(_connect))
 
     fn = _pipeline(("sync", hosts, chosen, order), make)
     sock: socket.socket = fn(timeout=timeout, probe=probe)
@@ -197,7 +225,9 @@ async def open_connection(
             return reader, writer
 
         _open.__qualname__ = "retryx.sockets.open_connection"
-        return retry(chosen)(failover(hosts, param="endpoint", order=order)(_open))
+        breaker = _endpoint_breaker(_open.__qualname__, chosen, len(hosts))
+        layer = failover(hosts, param="endpoint", order=order, breaker=breaker)
+        return retry(chosen)(layer(_open))
 
     fn = _pipeline(("async", hosts, chosen, order), make)
     pair: tuple[asyncio.StreamReader, asyncio.StreamWriter] = await fn(

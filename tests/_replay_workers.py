@@ -131,6 +131,40 @@ def exclusive(directory: str, i: int) -> None:
         os.unlink(lock)
 
 
+@retryx.fallback(defer_to=QUEUE)
+@retryx.retry(attempts=2, backoff="none", jitter="none", deadline=0.5)
+def hurried(down: str) -> None:
+    """Fails while ``down`` exists, under a 0.5 s deadline."""
+    if os.path.exists(down):
+        raise ConnectionRefusedError(111, "service down")
+
+
+@retryx.fallback(defer_to=QUEUE)
+def fills_disk(down: str) -> None:
+    """Fails while ``down`` exists; replayed, it succeeds, leaving the process unable to
+    grow any file (RLIMIT_FSIZE 0, SIGXFSZ ignored): the next commit finds the disk full.
+    """
+    if os.path.exists(down):
+        raise ConnectionRefusedError(111, "service down")
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+@retryx.fallback(defer_to=QUEUE)
+def stops_redis(down: str, pid: int) -> None:
+    """Fails while ``down`` exists; replayed, it succeeds after freezing the redis-server
+    ``pid`` (SIGSTOP): the queue's next step gets no answer.
+    """
+    if os.path.exists(down):
+        raise ConnectionRefusedError(111, "service down")
+    import signal
+
+    os.kill(pid, signal.SIGSTOP)
+
+
 class Billing:
     """Static and class methods are importable by name; instance methods are not."""
 

@@ -202,6 +202,10 @@ PUBLIC_MODULES = [
     "retryx.prometheus",
     "retryx.redis",
     "retryx.replay",
+    "retryx.httpx",
+    "retryx.requests",
+    "retryx.asgi",
+    "retryx.wsgi",
 ]
 
 
