@@ -75,7 +75,7 @@ class GiveUp(NamedTuple):
     delay: float | None = None
 
 
-# Immutable values made in C: a decision costs no Python frame besides decide itself.
+# A Wait is made by tuple.__new__ directly: no Python __new__ frame per retry.
 _new = tuple.__new__
 
 PERMANENT = GiveUp("permanent")
