@@ -209,7 +209,7 @@ class _Call:
         self.last_exc = exc
         if self.deferred_to is not None:
             # The outer layer retries, with this layer's judgement; no note, no GaveUp.
-            address(exc, self.deferred_to, (fault, idempotent))
+            address(exc, self.deferred_to, (fault, idempotent), inner=True)
             return _GIVE_UP
         fb = runner.fallback
         if fb is not None and fb.defer_to is not None:
@@ -724,9 +724,7 @@ class Runner:
                     except CircuitOpenError:
                         raise
                     except Exception as exc:
-                        if inner is not None:
-                            inner._on_failure(None, exc)
-                        guard._on_failure(None, exc)
+                        self.counted(head, exc, guard, inner)
                         raise
                     # A success has nothing to book without a window or failures.
                     if inner is not None and (inner._window is not None or inner._failures):
@@ -869,9 +867,7 @@ class Runner:
                     except CircuitOpenError:
                         raise
                     except Exception as exc:
-                        if inner is not None:
-                            inner._on_failure(None, exc)
-                        guard._on_failure(None, exc)
+                        self.counted(head, exc, guard, inner)
                         raise
                     # A success has nothing to book without a window or failures.
                     if inner is not None and (inner._window is not None or inner._failures):
@@ -930,6 +926,24 @@ class Runner:
         return (await matched) if inspect.isawaitable(matched) else matched
 
     # --- shared by both drivers (no I/O) ------------------------------------------------
+
+    def counted(
+        self, head: list[Any], exc: Exception, guard: CircuitBreaker, inner: CircuitBreaker | None
+    ) -> None:
+        """Book a failure on the endpoint's breaker and the @circuit_breaker layer's,
+        judged once: one ``counts`` verdict for both when they share the classifier,
+        kept for the sweep and the retry decision when it is the policy's too."""
+        counts = guard.counts
+        fault = counts(exc)
+        if inner is not None:
+            inner._on_failure(None, exc, fault.transient if inner.counts is counts else None)
+        guard._on_failure(None, exc, fault.transient)
+        if self.has_retry:
+            policy = self._policy if self._named_policy is None else self.policy()
+            if policy is not None and policy.retry_on is counts:
+                call_id = call_id_of(head)
+                if carried(exc, call_id) is None:  # a deferring inner layer's verdict wins
+                    address(exc, call_id, (fault, True))
 
     def sweep_goes_on(self, head: list[Any], exc: Exception) -> bool:
         """Whether a failover sweep moves to the next endpoint after ``exc``.

@@ -813,3 +813,43 @@ def test_a_later_attempts_fault_is_not_chained_to_an_earlier_one(
     assert 2 == seq.calls
     assert None is info.value.__context__
     assert [("fetch", "permanent")] == gave_up
+
+
+# --- each fault judged once per pipeline call -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [(ValueError("bad request"), 1), (ConnectionResetError(104, "reset"), 3 + 1)],
+    ids=["permanent", "transient-on-3-hosts"],
+)
+def test_a_fault_is_judged_once_through_the_full_stack(
+    clock: FakeClock, is_async: bool, fault: Exception, expected: int
+) -> None:
+    """Retry + failover + breakers sharing one classifier judge each fault once: the breakers,
+    the sweep and the retry decision share the verdict (plus once for the sweep's group)."""
+    judged: list[type[BaseException]] = []
+
+    def judge(exc: BaseException) -> retryx.Fault:
+        judged.append(type(exc))
+        return classify(exc)
+
+    shared = retryx._classify.PredicateClassifier(judge)  # one classifier for every layer
+    template = CircuitBreaker("template", failure_threshold=1000, counts=shared)
+    layer = CircuitBreaker("layer", failure_threshold=1000, counts=shared)
+
+    @retry(fast(attempts=1, retry_on=shared))
+    @failover(["a", "b", "c"], breaker=template)
+    @circuit_breaker(layer)
+    def query(*, host: str) -> None:
+        raise fault
+
+    @retry(fast(attempts=1, retry_on=shared))
+    @failover(["a", "b", "c"], breaker=template)
+    @circuit_breaker(layer)
+    async def aquery(*, host: str) -> None:
+        raise fault
+
+    with pytest.raises(Exception):  # noqa: B017 - the fault, or the sweep's group
+        asyncio.run(aquery()) if is_async else query()
+    assert expected == len(judged)
