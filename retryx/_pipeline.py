@@ -31,9 +31,10 @@ from . import _bus, _clock, _drivers, _engine, _pushback, _switches, events
 from ._breaker import _CLOSED, CircuitBreaker
 from ._classify import Classifier, Fault, PredicateClassifier, classify
 from ._context import FINISHED, SCOPE, CallContext, ReplayScope, new_call_id
+from ._engine import GiveUp
 from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError, NestedRetryError
 from ._frozen import Frozen
-from ._nesting import Verdict, address, carried
+from ._nesting import address, carried
 from ._policy import Policy
 from ._records import RecordMaker
 from ._stats import _FOLD_AT, Recorder, Stats
@@ -179,26 +180,9 @@ class _Call:
         self.gave_up = False
         head[STATE] = self
 
-    @property
-    def deferred(self) -> bool:
-        return self.deferred_to is not None
-
     def remaining(self) -> float | None:
         """Seconds left before the deadline, or ``None``."""
         return None if self.deadline_at is None else self.deadline_at - _clock.monotonic()
-
-    def judge(self, exc: Exception, fault: Fault | None = None) -> Verdict:
-        """This call's verdict on ``exc``: one carried to it (from a deferring inner
-        layer, or from this call's own failover sweep), else its policy's own
-        (``fault`` when already reached: an async ``retry_on``, awaited)."""
-        policy = self.policy
-        verdict = carried(exc, self.head[CALL_ID])
-        if verdict is not None and verdict[1] and policy.idempotent:
-            return verdict  # judged already, nothing left to settle
-        classifier: Classifier = policy.retry_on  # type: ignore[assignment]  # normalised
-        if fault is not None:
-            classifier = lambda _exc: fault  # noqa: E731
-        return _engine.judge(classifier, policy.idempotent, exc, verdict)
 
     def on_error(self, exc: Exception, fault: Fault | None = None) -> float | None:
         """Decide after a failed attempt: the delay before the next one, or ``None``.
@@ -207,7 +191,20 @@ class _Call:
         """
         policy = self.policy
         runner = self.runner
-        fault, idempotent = verdict = self.judge(exc, fault)
+        # This call's verdict on exc: one carried to it (from a deferring inner layer,
+        # or from this call's own failover sweep), else its policy's own.
+        call_id = self.head[CALL_ID]
+        carried_verdict = None if call_id is None else carried(exc, call_id)
+        classifier: Classifier = policy.retry_on  # type: ignore[assignment]  # normalised
+        if carried_verdict is None and policy.idempotent:
+            if fault is None:
+                fault = classifier(exc)  # all _engine.judge would do here
+            idempotent = True
+        else:
+            if fault is not None:
+                reached = fault
+                classifier = lambda _exc: reached  # noqa: E731
+            fault, idempotent = _engine.judge(classifier, policy.idempotent, exc, carried_verdict)
         causes = runner.recorder.causes  # booked lock-free, like a success (see Recorder)
         causes.append(fault.cause)
         if len(causes) > _FOLD_AT:
@@ -217,11 +214,12 @@ class _Call:
         self.last_exc = exc
         if self.deferred_to is not None:
             # The outer layer retries, with this layer's judgement; no note, no GaveUp.
-            address(exc, self.deferred_to, verdict)
+            address(exc, self.deferred_to, (fault, idempotent), inner=True)
             return _GIVE_UP
         fb = runner.fallback
         if fb is not None and fb.defer_to is not None:
-            address(exc, call_id_of(self.head), verdict)  # defer() reads it, if this is the last
+            # defer() reads it, if this is the last fault.
+            address(exc, call_id_of(self.head), (fault, idempotent))
         return self._decide(exc, fault, idempotent)
 
     def on_result(self, result: Any) -> float | None:
@@ -241,17 +239,11 @@ class _Call:
     def _decide(self, exc: Exception | None, fault: Fault, idempotent: bool) -> float | None:
         """The engine's decision, carried out: the delay to wait, or ``_GIVE_UP``."""
         policy = self.policy
-        decision = _engine.decide(
-            policy,
-            fault,
-            idempotent=idempotent,
-            attempt=self.attempt,
-            previous=self.previous,
-            remaining=None if self.deadline_at is None else self.deadline_at - _clock.monotonic(),
-        )
-        if type(decision) is _engine.GiveUp:
+        deadline_at = self.deadline_at
+        remaining = None if deadline_at is None else deadline_at - _clock.monotonic()
+        decision = _engine.decide(policy, fault, idempotent, self.attempt, self.previous, remaining)
+        if isinstance(decision, GiveUp):
             return self._give_up(exc, decision.reason)
-        assert type(decision) is _engine.Wait
         self.previous = decision.previous
         delay = 0.0 if _switches.switches.test_attempts is not None else decision.delay
         cause = fault.cause
@@ -814,9 +806,7 @@ class Runner:
                     except CircuitOpenError:
                         raise
                     except Exception as exc:
-                        if inner is not None:
-                            inner._on_failure(None, exc)
-                        guard._on_failure(None, exc)
+                        self.counted(head, exc, guard, inner)
                         raise
                     # A success has nothing to book without a window or failures.
                     if inner is not None and (inner._window is not None or inner._failures):
@@ -962,9 +952,7 @@ class Runner:
                     except CircuitOpenError:
                         raise
                     except Exception as exc:
-                        if inner is not None:
-                            inner._on_failure(None, exc)
-                        guard._on_failure(None, exc)
+                        self.counted(head, exc, guard, inner)
                         raise
                     # A success has nothing to book without a window or failures.
                     if inner is not None and (inner._window is not None or inner._failures):
@@ -1023,6 +1011,24 @@ class Runner:
         return (await matched) if inspect.isawaitable(matched) else matched
 
     # --- shared by both drivers (no I/O) ------------------------------------------------
+
+    def counted(
+        self, head: list[Any], exc: Exception, guard: CircuitBreaker, inner: CircuitBreaker | None
+    ) -> None:
+        """Book a failure on the endpoint's breaker and the @circuit_breaker layer's,
+        judged once: one ``counts`` verdict for both when they share the classifier,
+        kept for the sweep and the retry decision when it is the policy's too."""
+        counts = guard.counts
+        fault = counts(exc)
+        if inner is not None:
+            inner._on_failure(None, exc, fault.transient if inner.counts is counts else None)
+        guard._on_failure(None, exc, fault.transient)
+        if self.has_retry:
+            policy = self._policy if self._named_policy is None else self.policy()
+            if policy is not None and policy.retry_on is counts:
+                call_id = call_id_of(head)
+                if carried(exc, call_id) is None:  # a deferring inner layer's verdict wins
+                    address(exc, call_id, (fault, True))
 
     def sweep_goes_on(self, head: list[Any], exc: Exception) -> bool:
         """Whether a failover sweep moves to the next endpoint after ``exc``.
