@@ -449,9 +449,12 @@ class RedisStore:
         """Give a trial slot back without a verdict."""
         return self._breaker_op(breaker, "rel", token) is not None
 
-    def _breaker_set(self, breaker: CircuitBreaker, state: Literal["open", "closed"]) -> bool:
-        """Open (until closed by hand) or close the breaker for every process."""
-        return self._breaker_op(breaker, "set", "f" if state == "open" else "c") is not None
+    def _breaker_set(
+        self, breaker: CircuitBreaker, state: Literal["open", "closed", "half_open"]
+    ) -> bool:
+        """Open (until closed by hand), close or half-open the breaker for every process."""
+        letter = {"open": "f", "closed": "c", "half_open": "h"}[state]
+        return self._breaker_op(breaker, "set", letter) is not None
 
     # --- the budget protocol ----------------------------------------------------------
 
@@ -561,6 +564,8 @@ class RedisStore:
             # Redis reports the age of the opening (server clock); anchoring it on the
             # local clock lets ``state``/``retry_after`` derive half-open locally.
             breaker._opened_at = _clock.monotonic() - int(row[4]) / 1000
+            if state in (_OPEN, _FORCED):  # (the shared "at" is only meaningful then)
+                breaker._opened_wall = _clock.now() - int(row[4]) / 1000
             breaker._failures = failures
             breaker._successes = int(row[8])
             breaker._trials = 0  # slots are counted in Redis; this counts local fallbacks
