@@ -386,6 +386,15 @@ class CircuitBreaker:
         """Admit a call or raise ``CircuitOpenError``; the token goes back on exit."""
         if self._state == _CLOSED:
             return None  # hot path: no lock, no allocation
+        try:
+            return self._admit()
+        except CircuitOpenError:
+            if _bus._subscribers:
+                self._tell("rejected")
+            raise
+
+    def _admit(self) -> Token:
+        """``_acquire`` past its closed-state check (which a concurrent change may undo)."""
         if self.store is not None:
             # Shared state: the store decides (a trial slot is claimed in Redis).
             shared: Token = self.store._breaker_acquire(self)
@@ -421,10 +430,13 @@ class CircuitBreaker:
             if wait > 0:
                 raise CircuitOpenError(self.name, wait)
 
-    def _on_success(self, token: Token) -> None:
+    def _on_success(self, token: Token, outcome: str = "success") -> None:
+        """Book a call that returned (``outcome``: the ``BreakerCall`` to tell)."""
         if token is None:
-            self._closed_success()
+            self._closed_success(outcome)
             return
+        if _bus._subscribers:
+            self._tell(outcome)
         if self.store is not None and self.store._breaker_success(self, token):
             return
         change = None
@@ -449,8 +461,11 @@ class CircuitBreaker:
                 self._release(token)
                 raise
         if not transient:
-            self._on_success(token)  # the dependency answered: a permanent fault is a success
+            # The dependency answered: a permanent fault is a success.
+            self._on_success(token, "ignored")
             return
+        if _bus._subscribers:
+            self._tell("failure")
         self._last_failure = _detached(exc)
         if self.store is not None and self.store._breaker_failure(self, token):
             return  # reported at once; the store updated the local view from Redis
@@ -502,7 +517,7 @@ class CircuitBreaker:
             except Exception as exc:
                 self._on_failure(None, exc)
                 raise
-            if self._window is not None or self._failures:
+            if self._window is not None or self._failures or _bus._subscribers:
                 self._closed_success()
             return result
         try:
@@ -538,7 +553,7 @@ class CircuitBreaker:
             except Exception as exc:
                 self._on_failure(None, exc)
                 raise
-            if self._window is not None or self._failures:
+            if self._window is not None or self._failures or _bus._subscribers:
                 self._closed_success()
             return result
         try:
@@ -600,8 +615,10 @@ class CircuitBreaker:
         self._closed_success()
         return result
 
-    def _closed_success(self) -> None:
+    def _closed_success(self, outcome: str = "success") -> None:
         """``_on_success(None)``: a call admitted while closed returned."""
+        if _bus._subscribers:
+            self._tell(outcome)
         window = self._window
         if window is not None:
             window.append(False)  # deque.append is atomic under the GIL
@@ -629,6 +646,11 @@ class CircuitBreaker:
         if old_name == new_name:
             return None
         return (old_name, new_name)
+
+    def _tell(self, outcome: str) -> None:
+        """Emit ``BreakerCall`` (callers check ``_bus._subscribers`` first: no record
+        is made while nobody listens)."""
+        _bus.emit(events.BreakerCall(self.name, outcome))
 
     def _announce(self, change: tuple[str, str] | None) -> None:
         """Log and emit a state change, outside the lock."""

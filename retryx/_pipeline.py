@@ -808,10 +808,13 @@ class Runner:
                     except Exception as exc:
                         self.counted(head, exc, guard, inner)
                         raise
-                    # A success has nothing to book without a window or failures.
-                    if inner is not None and (inner._window is not None or inner._failures):
+                    # A success has nothing to book without a window or failures (or
+                    # a subscriber to tell: BreakerCall).
+                    if inner is not None and (
+                        inner._window is not None or inner._failures or _bus._subscribers
+                    ):
                         inner._closed_success()
-                    if guard._window is not None or guard._failures:
+                    if guard._window is not None or guard._failures or _bus._subscribers:
                         guard._closed_success()
                     return result
                 if inner is None:
@@ -954,10 +957,13 @@ class Runner:
                     except Exception as exc:
                         self.counted(head, exc, guard, inner)
                         raise
-                    # A success has nothing to book without a window or failures.
-                    if inner is not None and (inner._window is not None or inner._failures):
+                    # A success has nothing to book without a window or failures (or
+                    # a subscriber to tell: BreakerCall).
+                    if inner is not None and (
+                        inner._window is not None or inner._failures or _bus._subscribers
+                    ):
                         inner._closed_success()
-                    if guard._window is not None or guard._failures:
+                    if guard._window is not None or guard._failures or _bus._subscribers:
                         guard._closed_success()
                     return result
                 if inner is None:
