@@ -7,6 +7,7 @@ call``, whatever order they are written in.
 
 from typing import TYPE_CHECKING
 
+from ._attempts import attempts
 from ._breaker import CircuitBreaker
 from ._budget import RetryBudget
 from ._classify import Fault, classify
@@ -24,11 +25,18 @@ from ._errors import (
 from ._nesting import carry
 from ._pipeline import circuit_breaker, describe, failover, fallback, retry, stats
 from ._policy import Policy
+from ._switches import override, set_active
 
 from . import backoff, events, jitter  # isort: skip
 
 if TYPE_CHECKING:  # typed for checkers; loaded on first use at run time (__getattr__)
+    # asgi, httpx, requests, wsgi: not in __all__ (a star-import never needs an extra),
+    # so re-exported by the alias.
+    from . import asgi as asgi
     from . import faults, otel, prometheus, redis, replay, sockets, testing
+    from . import httpx as httpx
+    from . import requests as requests
+    from . import wsgi as wsgi
 
 __all__ = [
     "ENDPOINT",
@@ -43,6 +51,7 @@ __all__ = [
     "RetryBudget",
     "RetryxError",
     "Transient",
+    "attempts",
     "backoff",
     "carry",
     "circuit_breaker",
@@ -57,10 +66,12 @@ __all__ = [
     "faults",
     "jitter",
     "otel",
+    "override",
     "prometheus",
     "redis",
     "replay",
     "retry",
+    "set_active",
     "sockets",
     "stats",
     "testing",
@@ -71,15 +82,15 @@ __version__ = "0.1.0"
 
 # Heavier modules load on first use so ``import retryx`` stays light. A module added
 # here is also imported under TYPE_CHECKING above, so checkers see its types.
-_LAZY = ("faults", "otel", "prometheus", "redis", "replay", "sockets", "testing")
+# httpx, requests, asgi, wsgi: the HTTP integrations (section 16), not in __all__.
+_LAZY = (
+    *("faults", "otel", "prometheus", "redis", "replay", "sockets", "testing"),
+    *("httpx", "requests", "asgi", "wsgi"),
+)
 
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        import importlib
-
-        return importlib.import_module(f".{name}", __name__)
-    if name in ("httpx", "requests", "asgi", "wsgi"):  # the HTTP integrations (section 16)
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -348,14 +348,17 @@ class CircuitBreaker:
                 change = self._move(_CLOSED)
         self._announce(change)
 
-    def _on_failure(self, token: Token, exc: BaseException) -> None:
-        try:
-            transient = self.counts(exc).transient
-        except BaseException:
-            # The classifier raised, or its answer is no Fault: no verdict, but the
-            # trial slot goes back, or the breaker would stay half-open for good.
-            self._release(token)
-            raise
+    def _on_failure(self, token: Token, exc: BaseException, transient: bool | None = None) -> None:
+        """Book a failed call; ``transient``: the ``counts`` verdict when the caller
+        has it already (judged once for several breakers, see ``Runner.counted``)."""
+        if transient is None:
+            try:
+                transient = self.counts(exc).transient
+            except BaseException:
+                # The classifier raised, or its answer is no Fault: no verdict, but the
+                # trial slot goes back, or the breaker would stay half-open for good.
+                self._release(token)
+                raise
         if not transient:
             self._on_success(token)  # the dependency answered: a permanent fault is a success
             return

@@ -23,6 +23,7 @@ from ._errors import (
     ConfigError,
     NestedRetryError,
     Permanent,
+    RetryxError,
     Transient,
 )
 from ._fault import Cause, Fault
@@ -32,6 +33,7 @@ __all__ = [
     "Cause",
     "Classifier",
     "Fault",
+    "chained",
     "classify",
     "is_unsent",
     "retry_after_hint",
@@ -67,12 +69,14 @@ _TRANSIENT_STATUSES |= {502: "server", 503: "throttled", 504: "server"}
 _CONNECTION_TYPES = FAST_CONNECTION
 _TIMEOUT_TYPES = FAST_TIMEOUT
 _MAX_LINKS = 5  # links of __cause__/__context__ searched for a socket fault
+_MAX_FRAMES = 1000  # traceback entries followed to find where an exception was raised
 _INF = float("inf")
 _PERMANENT = Fault(False, "permanent")
 _CONNECTION = Fault(True, "connection")
 _TIMEOUT = Fault(True, "timeout")
 _EXPLICIT = Fault(True, "explicit")
 _PUSHBACK = Fault(False, "pushback")
+_MARKERS = (RetryxError, Transient, Permanent)
 
 
 def _status(exc: BaseException) -> int | None:
@@ -235,18 +239,10 @@ def classify(exc: BaseException) -> Fault:
         return _TIMEOUT
     if not isinstance(exc, Exception):
         return _PERMANENT
-    if isinstance(exc, Permanent | NestedRetryError):
-        return _PERMANENT
-    if isinstance(exc, CircuitOpenError):
-        return Fault(True, "circuit_open", exc.retry_after)
-    if isinstance(exc, AllEndpointsFailed):
-        for error in exc.errors.values():
-            fault = classify(error)
-            if fault.transient:
-                return Fault(True, fault.cause, exc.retry_after)
-        return _PERMANENT
-    if isinstance(exc, Transient):
-        return Fault(True, "explicit", retry_after_hint(exc))
+    if isinstance(exc, _MARKERS):  # one check for all of retryx's own types
+        marked = _marked(exc)
+        if marked is not None:
+            return marked
     if getattr(exc, "is_transient", False) is True:
         return Fault(True, "explicit", retry_after_hint(exc))
     judged = _judge_client(exc)
@@ -259,6 +255,24 @@ def classify(exc: BaseException) -> Fault:
     if judged is not None:
         return judged
     return _from_chain(exc) or _PERMANENT
+
+
+def _marked(exc: Exception) -> Fault | None:
+    """The verdict on retryx's own exceptions: they say what they are (``None``: a
+    ``RetryxError`` such as ``ConfigError`` that is judged like any exception)."""
+    if isinstance(exc, Permanent | NestedRetryError):
+        return _PERMANENT
+    if isinstance(exc, CircuitOpenError):
+        return Fault(True, "circuit_open", exc.retry_after)
+    if isinstance(exc, AllEndpointsFailed):
+        for error in exc.errors.values():
+            fault = classify(error)
+            if fault.transient:
+                return Fault(True, fault.cause, exc.retry_after)
+        return _PERMANENT
+    if isinstance(exc, Transient):
+        return Fault(True, "explicit", retry_after_hint(exc))
+    return None
 
 
 def _loaded(module: str) -> Any:
@@ -295,7 +309,7 @@ def _from_chain(exc: BaseException) -> Fault | None:
     link: BaseException | None = exc
     for _ in range(_MAX_LINKS):
         assert link is not None
-        link = link.__cause__ if link.__cause__ is not None else link.__context__
+        link = chained(link)
         if link is None or any(link is s for s in seen):
             return None
         seen.append(link)
@@ -305,6 +319,35 @@ def _from_chain(exc: BaseException) -> Fault | None:
                 return None
             return Fault(True, fault.cause, None, _unsent_builtin(link))
     return None
+
+
+def chained(exc: BaseException) -> BaseException | None:
+    """The error ``exc`` wraps: its ``__cause__``, else its ``__context__`` when ``exc``
+    was raised in the very frame that caught that context (``except E: raise X``).
+
+    An implicit context is set for any exception raised while another is being
+    handled, anywhere below the handler: a retry loop that runs the next attempt
+    in its ``except`` block gives every later fault the first fault as context,
+    though it did not cause them. ``__suppress_context__`` is not heeded: libraries
+    re-raise with ``raise exc from None`` to shorten tracebacks (httpcore does), not
+    to say the context did not cause it.
+    """
+    cause = exc.__cause__
+    if cause is not None:
+        return cause
+    context = exc.__context__
+    if context is None:
+        return None
+    tb = exc.__traceback__
+    caught = context.__traceback__
+    if tb is None or caught is None:
+        return context  # nothing tells where they were raised: trust the link
+    for _ in range(_MAX_FRAMES):  # to the frame that raised exc (bounded)
+        if tb.tb_next is None:
+            break
+        tb = tb.tb_next
+    # A traceback starts at the frame that caught the exception.
+    return context if tb.tb_frame is caught.tb_frame else None
 
 
 def _unsent_builtin(exc: BaseException) -> bool:

@@ -59,8 +59,7 @@ _registered: tuple[tuple[Kind, Judge], ...] = ()  # newest first
 _configured: tuple[tuple[Kind, Judge], ...] = ()  # the [faults] table in force
 _routes: dict[type[BaseException], tuple[Judge, ...]] = {}
 _config: ModuleType | None = None  # retryx._config, bound on first use (import cycle)
-_seen: object = None  # the configuration snapshot whose [faults] rules are installed
-_config_failed = False  # a bad file is reported by configure(); do not reload per fault
+_stale = True  # the configuration changed since its [faults] table was read
 
 
 def judge(exc: BaseException) -> Fault | None:
@@ -68,7 +67,7 @@ def judge(exc: BaseException) -> Fault | None:
 
     ``None`` when no rule knows it.
     """
-    if _config is None or (_config._current is not _seen and not _config_failed):
+    if _stale:
         _sync_config()
     kind = type(exc)
     route = _routes.get(kind)
@@ -92,8 +91,17 @@ def _route(kind: type[BaseException]) -> tuple[Judge, ...]:
                 continue
             seen.add(root)
             rule = JUDGES.get(root)
-            if rule is not None:
+            if rule is None:
+                continue
+            # A judge that can tell its rule for a type (a table of class names)
+            # answers now, once: the route then holds that rule itself.
+            rule_for = getattr(rule, "rule_for", None)
+            if rule_for is None:
                 rules.append(rule)
+            else:
+                found = rule_for(kind)
+                if found is not None:
+                    rules.append(found)
         route = tuple(rules)
         if len(_routes) >= _MAX_ROUTES:
             _routes.clear()
@@ -128,16 +136,17 @@ def remove_rule(key: Kind) -> bool:
 
 def config_changed() -> None:
     """A configuration was installed or forgotten: re-read its ``[faults]`` at the next fault."""
-    global _config_failed
+    global _stale
     with _lock:
-        _config_failed = False
+        _stale = True
         # Emptied, so the next builtin fault takes the slow way and syncs.
         FAST_CONNECTION.clear()
         FAST_TIMEOUT.clear()
 
 
 def _sync_config() -> None:
-    global _config, _seen, _configured, _config_failed
+    global _config, _configured, _stale
+    _stale = False  # first: a change while reading marks it stale again
     if _config is None:
         from . import _config as config
 
@@ -145,10 +154,8 @@ def _sync_config() -> None:
     try:
         snap: Any = _config.snapshot()
     except Exception:  # a ConfigError: configure() and named policies report it
-        snap = None
+        snap = None  # and a bad file is not read again per fault, only at the next change
     with _lock:
-        _config_failed = snap is None
-        _seen = snap
         rules = getattr(snap, "faults", ())
         _configured = tuple(rules)
         _rules_changed()

@@ -258,7 +258,9 @@ def check(path: str | None = None) -> tuple[list[str], list[str]]:
         report.append(f"policy {_table_key(name)}: {_describe_policy(name, policy)}")
     for name, settings in snap.breakers.items():
         report.append(f"breaker {_table_key(name)}: {_describe_breaker(settings)}")
-    if not snap.policies and not snap.breakers and not problems:
+    if snap.faults:
+        report.append(f"faults: {len(snap.faults)} rule(s) in [faults]")
+    if not snap.policies and not snap.breakers and not snap.faults and not problems:
         report.append("no policies or breakers defined")
     return report, problems
 
@@ -404,7 +406,7 @@ def _build_faults(
     if not isinstance(table, dict):
         _Where(file, root, problems).bad("faults", f"must be a table [faults], got {_show(table)}")
         return ()
-    from .faults import make_rule, normalise_kind
+    from .faults import CAUSES, make_rule, normalise_kind
 
     where = _Where(file, _join(root, "faults"), problems)
     rules = []
@@ -415,6 +417,8 @@ def _build_faults(
                 raise ConfigError(f"must be a 'module:Qualname' string, got {key!r}")
             if not isinstance(value, str):
                 raise ConfigError(f"must be a cause name, got {_show(value)}")
+            if value not in CAUSES:
+                raise ConfigError(f"must be one of {', '.join(CAUSES)}, got {value!r}")
             rules.append((kind, make_rule(value, field="cause")))
         except ConfigError as exc:
             where.bad(_table_key(key), str(exc))

@@ -33,7 +33,7 @@ import threading
 import types
 from typing import Any
 
-from . import _bus, _clock, events
+from . import _bus, _clock, _switches, events
 from ._breaker import _CLOSED
 from ._context import FINISHED, SCOPE
 from ._errors import CircuitOpenError, NestedRetryError
@@ -54,7 +54,8 @@ _TEMPLATE = """\
 def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_call,
             pending, append, fold, recorder, plain, guard, checks_result, fixed,
             fixed_policy, missing, closed, fold_at, length, bus, records,
-            circuit_open, nested_error, error, finished, base_error, probe):
+            circuit_open, nested_error, error, finished, switches, bypass, base_error,
+            probe):
     {A}def {NAME}({PARAMS}):
         nonlocal probe
         parent = get()
@@ -63,13 +64,15 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
         token = set_(head)
         try:
             policy = fixed_policy
-            if parent is not None or not fixed:
+            if parent is not None or not fixed or switches.slow:
                 try:
                     policy = runner.start(head, parent)
                 except nested_error as refused:
                     return {W}recover(
                         head, None, refused, missing, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
                     )
+                if policy is bypass:  # retryx switched off (set_active): one plain call
+                    return {W}runner.bypass(wrapped, {ARGS}, {KWARGS})
             try:
                 if plain:
                     result = {W}{CALL}
@@ -289,6 +292,8 @@ def _build(runner: Any, wrapped: Any, pieces: dict[str, str]) -> Any:
         NestedRetryError,
         Exception,
         FINISHED,
+        _switches.switches,
+        _switches.BYPASS,
         BaseException,
         not is_async,  # probe: only a sync callable's first result is looked at
     )

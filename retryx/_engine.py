@@ -23,11 +23,10 @@ function, so the contract's give-up order lives here only:
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import jitter as _jitter
 from ._classify import Classifier, Fault, is_unsent
-from ._frozen import Frozen
 from .backoff import Backoff, cap_of
 
 if TYPE_CHECKING:
@@ -53,7 +52,6 @@ __all__ = [
 REASONS = ("permanent", "not_idempotent", "attempts", "deadline", "budget")
 """Every give-up reason, in the order the engine checks them."""
 
-_setattr = object.__setattr__
 _NO_JITTER = _jitter.none
 _INF = float("inf")
 # The longest wait the platform can sleep (time.sleep overflows beyond it, about 292
@@ -61,31 +59,24 @@ _INF = float("inf")
 _MAX_WAIT = threading.TIMEOUT_MAX
 
 
-class Wait(Frozen):
+class Wait(NamedTuple):
     """Retry after ``delay`` seconds; ``previous`` is the jitter's memory for the next draw
     (the drawn delay, or the last one when a peer's hint replaced the backoff)."""
 
-    __slots__ = ("delay", "previous")
     delay: float
     previous: float | None
 
-    def __init__(self, delay: float, previous: float | None) -> None:
-        _setattr(self, "delay", delay)
-        _setattr(self, "previous", previous)
 
-
-class GiveUp(Frozen):
+class GiveUp(NamedTuple):
     """Stop and end the call; ``reason`` is one of ``REASONS``. ``delay`` is the wait
     that was refused, for a ``deadline`` give-up after a failure (else ``None``)."""
 
-    __slots__ = ("delay", "reason")
     reason: str
-    delay: float | None
+    delay: float | None = None
 
-    def __init__(self, reason: str, delay: float | None = None) -> None:
-        _setattr(self, "reason", reason)
-        _setattr(self, "delay", delay)
 
+# A Wait is made by tuple.__new__ directly: no Python __new__ frame per retry.
+_new = tuple.__new__
 
 PERMANENT = GiveUp("permanent")
 NOT_IDEMPOTENT = GiveUp("not_idempotent")
@@ -151,7 +142,6 @@ def bounds(policy: Policy, retry: int, previous: float | None) -> tuple[float, f
 def decide(
     policy: Policy,
     fault: Fault,
-    *,
     idempotent: bool,
     attempt: int,
     previous: float | None,
@@ -193,7 +183,7 @@ def decide(
         return GiveUp("deadline", delay)
     if policy.budget is not None and not policy.budget.allows_retry():
         return BUDGET
-    return Wait(delay, previous)
+    return _new(Wait, (delay, previous))
 
 
 def before_attempt(remaining: float | None) -> GiveUp | None:

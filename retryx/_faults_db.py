@@ -20,7 +20,7 @@ error number in ``args[0]``, MongoDB error labels, SQLAlchemy's ``orig``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from ._fault import Fault
 
@@ -35,13 +35,17 @@ _CONTENTION = Fault(True, "contention")
 _THROTTLED_UNSENT = Fault(True, "throttled", unsent=True)
 
 
-def _class_verdict(exc: BaseException, table: Mapping[str, Fault]) -> Fault | None:
-    """The verdict of the most specific class of ``exc`` whose name is in ``table``."""
-    for klass in type(exc).__mro__:
-        fault = table.get(klass.__name__)
-        if fault is not None:
-            return fault
-    return None
+_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _names(kind: type) -> frozenset[str]:
+    """The names of ``kind`` and its bases, cached per class (a failure path, but a hot one)."""
+    names = _NAMES.get(kind)
+    if names is None:
+        if len(_NAMES) >= 1024:  # classes made on the fly: keep the cache bounded
+            _NAMES.clear()
+        names = _NAMES[kind] = frozenset(klass.__name__ for klass in kind.__mro__)
+    return names
 
 
 # --- PostgreSQL ---------------------------------------------------------------------
@@ -62,6 +66,13 @@ def _sqlstate(code: str) -> Fault:
     if fault is not None:
         return fault
     return _CONNECTION if code.startswith("08") else _PERMANENT
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # a subclass with a broken __str__: judged without its words
+        return ""
 
 
 # What the server says when it refuses a session (libpq quotes it after "FATAL:").
@@ -86,36 +97,37 @@ def _libpq(message: str) -> Fault:
         return _PERMANENT  # authentication failed, no such database or role
     if "Connection refused" in message:
         return _CONNECTION_UNSENT
+    if "on socket" in message and "No such file or directory" in message:
+        return _CONNECTION_UNSENT  # no server socket file: the server is not running
     if "timeout expired" in message:  # connect_timeout
         return _TIMEOUT_UNSENT
-    if "could not translate host name" in message:
-        # DNS: only "try again" is transient (as for socket.gaierror EAI_AGAIN)
-        if "Temporary failure" in message:
+    if "could not translate host name" in message or "failed to resolve host" in message:
+        # DNS (libpq's words; psycopg 3's own lookup): only "try again" is transient,
+        # as for socket.gaierror EAI_AGAIN
+        if "Temporary failure in name resolution" in message:
             return _CONNECTION_UNSENT
         return _PERMANENT
     return _CONNECTION  # the connection was lost or could not be made
 
 
-def _postgres_code(exc: BaseException) -> str | None:
-    code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
-    return code if isinstance(code, str) else None
-
-
-_PSYCOPG_CLASSES = {"ConnectionTimeout": _TIMEOUT_UNSENT}
+def _libpq_driver(exc: BaseException, code: object) -> Fault:
+    """psycopg 3 and psycopg2: the SQLSTATE, else libpq's message on an OperationalError."""
+    if isinstance(code, str) and code:
+        return _sqlstate(code)
+    names = _names(type(exc))
+    if "ConnectionTimeout" in names or "PoolTimeout" in names:
+        return _TIMEOUT_UNSENT  # psycopg's connect_timeout; psycopg_pool had no connection free
+    if "OperationalError" in names:
+        return _libpq(_message(exc))
+    return _PERMANENT  # InterfaceError ("connection already closed"), misuse
 
 
 def _psycopg(exc: BaseException) -> Fault | None:
-    """psycopg 3 and psycopg2: the SQLSTATE, else libpq's message on an OperationalError."""
-    code = _postgres_code(exc)
-    if code is not None:
-        return _sqlstate(code)
-    fault = _class_verdict(exc, _PSYCOPG_CLASSES)
-    if fault is not None:
-        return fault
-    for klass in type(exc).__mro__:
-        if klass.__name__ == "OperationalError":
-            return _libpq(str(exc))
-    return _PERMANENT  # InterfaceError ("connection already closed"), misuse
+    return _libpq_driver(exc, getattr(exc, "sqlstate", None))
+
+
+def _psycopg2(exc: BaseException) -> Fault | None:
+    return _libpq_driver(exc, getattr(exc, "pgcode", None))
 
 
 def _asyncpg(exc: BaseException) -> Fault | None:
@@ -124,10 +136,10 @@ def _asyncpg(exc: BaseException) -> Fault | None:
     asyncpg raises the builtin ``ConnectionRefusedError`` / ``TimeoutError`` while
     connecting, which the default rules already judge.
     """
-    code = _postgres_code(exc)
-    if code is not None:
+    code = getattr(exc, "sqlstate", None)
+    if isinstance(code, str) and code:
         return _sqlstate(code)
-    if str(exc) == "connection is closed":  # the server ended the session while idle
+    if _message(exc) == "connection is closed":  # the server ended the session while idle
         return _CONNECTION
     return _PERMANENT
 
@@ -157,11 +169,11 @@ def _mysql(exc: BaseException) -> Fault | None:
 
 # --- MongoDB ------------------------------------------------------------------------
 
-_MONGO_CLASSES = {
-    "NetworkTimeout": _TIMEOUT,
-    "ServerSelectionTimeoutError": _CONNECTION_UNSENT,  # no server was ever asked
-    "ConnectionFailure": _CONNECTION,  # AutoReconnect, NotPrimaryError, ...
-}
+_MONGO_CLASSES = (  # most specific first
+    ("NetworkTimeout", _TIMEOUT),
+    ("ServerSelectionTimeoutError", _CONNECTION_UNSENT),  # no server was ever asked
+    ("ConnectionFailure", _CONNECTION),  # AutoReconnect, NotPrimaryError, ...
+)
 _MONGO_LABELS = (
     ("TransientTransactionError", _CONTENTION),  # retry the whole transaction
     ("RetryableWriteError", _CONNECTION),
@@ -170,9 +182,10 @@ _MONGO_LABELS = (
 
 def _pymongo(exc: BaseException) -> Fault | None:
     """pymongo and motor: the connection failures, then the error labels."""
-    fault = _class_verdict(exc, _MONGO_CLASSES)
-    if fault is not None:
-        return fault
+    names = _names(type(exc))
+    for name, fault in _MONGO_CLASSES:
+        if name in names:
+            return fault
     has_label = getattr(exc, "has_error_label", None)
     if callable(has_label):
         for label, labelled in _MONGO_LABELS:
@@ -195,23 +208,43 @@ def _sqlalchemy(exc: BaseException) -> Fault | None:
     """
     orig = getattr(exc, "orig", None)
     if isinstance(orig, BaseException) and orig is not exc:
-        from ._classify import classify, is_unsent  # lazily: _classify imports us
-
-        fault = classify(orig)
-        unsent = is_unsent(orig)
+        fault = _verdict(orig)
         if getattr(exc, "connection_invalidated", False) is True:
-            return _CONNECTION_UNSENT if unsent else _CONNECTION
-        if fault.unsent == unsent:
-            return fault
-        return Fault(fault.transient, fault.cause, fault.retry_after, unsent)
+            return _CONNECTION_UNSENT if fault.unsent else _CONNECTION
+        return fault
     if type(exc).__name__ == "TimeoutError":
         return _TIMEOUT_UNSENT
     return None
 
 
+# The classifier's entry points, bound at first use: their modules import this one.
+# (A function-level import would cost about a microsecond on every judgement.)
+_judge: Callable[[BaseException], Fault | None] | None = None
+_classify: Callable[[BaseException], Fault] | None = None
+_is_unsent: Callable[[BaseException], bool] | None = None
+
+
+def _verdict(exc: BaseException) -> Fault:
+    """The full verdict on ``exc`` (a driver error SQLAlchemy wrapped), ``unsent`` included."""
+    global _judge, _classify, _is_unsent
+    if _judge is None or _classify is None or _is_unsent is None:
+        from ._classify import classify, is_unsent
+        from ._clients import judge
+
+        _judge, _classify, _is_unsent = judge, classify, is_unsent
+    fault = _judge(exc)  # a driver's error: its rule's verdict is complete
+    if fault is not None:
+        return fault
+    fault = _classify(exc)
+    if fault.unsent or not fault.transient:
+        return fault
+    # the default rules leave ``unsent`` to is_unsent (a refused connect under asyncpg)
+    return Fault(True, fault.cause, fault.retry_after, True) if _is_unsent(exc) else fault
+
+
 JUDGES: dict[str, Callable[[BaseException], Fault | None]] = {
     "psycopg": _psycopg,
-    "psycopg2": _psycopg,
+    "psycopg2": _psycopg2,
     "asyncpg": _asyncpg,
     "pymysql": _mysql,
     "MySQLdb": _mysql,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from ._fault import Fault
 
@@ -30,58 +31,96 @@ _MAX_LINKS = 6  # how deep a wrapper's chain is searched for a certificate or DN
 _MAX_TYPES = 256  # per package; bounded even for a program that makes types forever
 
 _verdict: Callable[[BaseException], Fault] | None = None
+_judge: Callable[[BaseException], Fault | None] | None = None
+_chain: Callable[[BaseException], BaseException | None] | None = None
+_no_name: tuple[int, ...] = ()  # the gaierror errnos meaning "no such name"
+_special: tuple[type[BaseException], ...] = ()  # see _special_types
+
+
+def _bind() -> None:
+    global _verdict, _judge, _chain
+    from ._classify import chained, verdict  # bound late: both modules import this one
+    from ._clients import judge
+
+    _verdict, _judge, _chain = verdict, judge, chained
 
 
 def _wrapped(inner: BaseException) -> Fault:
-    """``classify``'s verdict on a wrapped error, with its ``unsent`` flag."""
-    global _verdict
-    if _verdict is None:
-        from ._classify import verdict  # bound late: _classify imports this module
+    """The verdict on a wrapped error, with its ``unsent`` flag: a client judge's
+    first (no detour through ``classify``), else ``classify``'s."""
+    if _verdict is None or _judge is None:
+        _bind()
+    assert _verdict is not None
+    assert _judge is not None
+    fault = _judge(inner)
+    return _verdict(inner) if fault is None else fault
 
-        _verdict = verdict
-    return _verdict(inner)
+
+def _chained(exc: BaseException) -> BaseException | None:
+    """``retryx._classify.chained``: the cause, or a context raised in its handler."""
+    if _chain is None:
+        _bind()
+    assert _chain is not None
+    return _chain(exc)
 
 
 # --- looking into the wrapped errors --------------------------------------------------
 
 
-def _links(exc: BaseException) -> list[BaseException]:
-    """The errors ``exc`` wraps, nearest first: ``reason``/``os_error``/``args[0]``,
-    then the ``__cause__``/``__context__`` chain (bounded, cycle-safe)."""
-    found: list[BaseException] = []
-    todo = [exc]
-    while todo and len(found) < _MAX_LINKS:
-        link = todo.pop(0)
-        for attr in ("reason", "os_error", "__cause__", "__context__"):
-            inner = getattr(link, attr, None)
-            if isinstance(inner, BaseException) and inner is not exc and inner not in found:
-                found.append(inner)
-                todo.append(inner)
-        first = link.args[0] if link.args else None
-        if isinstance(first, BaseException) and first is not exc and first not in found:
-            found.append(first)
-            todo.append(first)
-    return found
-
-
 def _refused_for_good(exc: BaseException) -> bool:
-    """A certificate failure, or DNS saying the name does not exist, among the wrapped errors."""
-    ssl = sys.modules.get("ssl")
-    socket = sys.modules.get("socket")
-    no_name = () if socket is None else _no_name_errnos(socket)
-    for link in (exc, *_links(exc)):
-        if ssl is not None and isinstance(link, ssl.SSLCertVerificationError):
-            return True
-        if socket is not None and isinstance(link, socket.gaierror) and link.errno in no_name:
-            return True
+    """A certificate failure, or DNS saying the name does not exist, in ``exc`` or its
+    chain (``_chained``; at most ``_MAX_LINKS``; a cycle only repeats).
+
+    On the path of every connect failure, so kept to plain attribute reads.
+    """
+    special = _special or _special_types()
+    if not special:
+        return False
+    link: BaseException | None = exc
+    for _ in range(_MAX_LINKS):
+        if link is None:
+            return False
+        if isinstance(link, special):
+            if _is_gaierror(link):
+                return getattr(link, "errno", None) in _no_name
+            return True  # a certificate failure
+        cause = link.__cause__
+        if cause is not None:
+            link = cause
+            continue
+        context = link.__context__
+        if context is None:
+            return False
+        dead_end = context.__cause__ is None and context.__context__ is None
+        if dead_end and not isinstance(context, special):
+            return False  # nothing to find there: no need to ask where it was raised
+        link = _chained(link)
     return False
 
 
-def _no_name_errnos(socket: object) -> tuple[int, ...]:
-    # EAI_NODATA ("no address associated with hostname") is not on every platform.
-    return tuple(
-        n for n in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None)) if n
-    )
+def _is_gaierror(exc: BaseException) -> bool:
+    socket = sys.modules.get("socket")
+    return socket is not None and isinstance(exc, socket.gaierror)
+
+
+def _special_types() -> tuple[type[BaseException], ...]:
+    """``(ssl.SSLCertVerificationError, socket.gaierror)`` of the modules loaded so far;
+    remembered once both are (a client that raised a connect fault loaded both)."""
+    global _special, _no_name
+    ssl = sys.modules.get("ssl")
+    socket = sys.modules.get("socket")
+    found: list[type[BaseException]] = []
+    if ssl is not None:
+        found.append(ssl.SSLCertVerificationError)
+    if socket is not None:
+        found.append(socket.gaierror)
+        # EAI_NODATA ("no address associated with hostname") is not on every platform.
+        names = ("EAI_NONAME", "EAI_NODATA")
+        _no_name = tuple(n for n in (getattr(socket, name, None) for name in names) if n)
+    special = tuple(found)
+    if len(special) == 2:
+        _special = special
+    return special
 
 
 def _connect(fault: Fault) -> Rule:
@@ -97,12 +136,14 @@ def _by_inner(default: Fault | None) -> Rule:
     """The verdict of the wrapped error (``reason``, ``args[0]`` or the chain), else ``default``."""
 
     def rule(exc: BaseException) -> Fault | None:
-        inner = getattr(exc, "reason", None)
+        # requests' ConnectionError and urllib's URLError hold the error in args[0],
+        # urllib3's MaxRetryError in .reason; else the chain says.
+        args = exc.args
+        inner: Any = args[0] if args else None
         if not isinstance(inner, BaseException):
-            args = exc.args
-            inner = args[0] if args and isinstance(args[0], BaseException) else None
-        if inner is None:
-            inner = exc.__cause__ if exc.__cause__ is not None else exc.__context__
+            inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = _chained(exc)
         if inner is None or inner is exc:
             return default
         return _wrapped(inner)
@@ -129,27 +170,39 @@ _TU = _constant(_TIMEOUT_UNSENT)
 _P = _constant(_PERMANENT)
 
 
-def _table_judge(root: str, table: dict[str, Rule]) -> Rule:
-    """A judge asking the rule of the most derived class of ``root`` in the MRO."""
-    cache: dict[type, Rule | None] = {}
+class _TableJudge:
+    """A judge asking the rule of the most derived class of ``root`` in the MRO.
 
-    def judge(exc: BaseException) -> Fault | None:
+    ``rule_for(kind)`` tells that rule (``retryx._clients`` asks it once per type,
+    so its routes hold the rules themselves).
+    """
+
+    __slots__ = ("_cache", "root", "table")
+
+    def __init__(self, root: str, table: dict[str, Rule]) -> None:
+        self.root = root
+        self.table = table
+        self._cache: dict[type, Rule | None] = {}
+
+    def rule_for(self, kind: type) -> Rule | None:
+        for klass in kind.__mro__:
+            if klass.__module__.partition(".")[0] == self.root:
+                rule = self.table.get(klass.__qualname__)
+                if rule is not None:
+                    return None if rule is _NO_OPINION else rule
+        return None
+
+    def __call__(self, exc: BaseException) -> Fault | None:
         kind = type(exc)
+        cache = self._cache
         try:
             rule = cache[kind]
         except KeyError:
-            rule = None
-            for klass in kind.__mro__:
-                if klass.__module__.partition(".")[0] == root:
-                    rule = table.get(klass.__qualname__)
-                    if rule is not None:
-                        break
+            rule = self.rule_for(kind)
             if len(cache) >= _MAX_TYPES:
                 cache.clear()
             cache[kind] = rule
         return None if rule is None else rule(exc)
-
-    return judge
 
 
 # --- the tables ---------------------------------------------------------------------------
@@ -246,11 +299,11 @@ _AZURE: dict[str, Rule] = {
 }
 
 JUDGES: dict[str, Callable[[BaseException], Fault | None]] = {
-    "http": _table_judge("http", _STDLIB_HTTP),
-    "urllib": _table_judge("urllib", _STDLIB_URLLIB),
-    "requests": _table_judge("requests", _REQUESTS),
-    "urllib3": _table_judge("urllib3", _URLLIB3),
-    "httpx": _table_judge("httpx", _HTTPX),
-    "aiohttp": _table_judge("aiohttp", _AIOHTTP),
-    "azure": _table_judge("azure", _AZURE),
+    "http": _TableJudge("http", _STDLIB_HTTP),
+    "urllib": _TableJudge("urllib", _STDLIB_URLLIB),
+    "requests": _TableJudge("requests", _REQUESTS),
+    "urllib3": _TableJudge("urllib3", _URLLIB3),
+    "httpx": _TableJudge("httpx", _HTTPX),
+    "aiohttp": _TableJudge("aiohttp", _AIOHTTP),
+    "azure": _TableJudge("azure", _AZURE),
 }

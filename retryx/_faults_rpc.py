@@ -24,39 +24,63 @@ _TIMEOUT_UNSENT = Fault(True, "timeout", unsent=True)
 _SERVER = Fault(True, "server")
 _THROTTLED = Fault(True, "throttled")
 _CONTENTION = Fault(True, "contention")
+_PUSHBACK = Fault(False, "pushback")
 _MAX_LINKS = 5
+_CACHE_SIZE = 1024
 
 
-def _named(exc: BaseException, root: str, table: dict[str, Any]) -> Any:
-    """The table entry of the most derived class of ``exc`` from package ``root``."""
-    for klass in type(exc).__mro__:
-        module = klass.__module__
-        if (module == root or module.startswith(root + ".")) and klass.__name__ in table:
-            return table[klass.__name__]
-    return None
+class _Names:
+    """Per exception type, the entry of ``table`` for its most derived class from the
+    packages ``roots``: the MRO walk runs once per type, later faults are a dict hit.
+    """
 
+    __slots__ = ("cache", "roots", "table")
 
-def _linked(exc: BaseException) -> list[BaseException]:
-    """``exc``'s exception arguments and its ``__cause__`` / ``__context__`` chain."""
-    found: list[BaseException] = []
-    current: BaseException | None = exc
-    for _ in range(_MAX_LINKS):
-        if current is None or any(current is seen for seen in found):
-            break
-        found.append(current)
-        found.extend(arg for arg in current.args if isinstance(arg, BaseException))
-        current = current.__cause__ or current.__context__
-    return found
+    def __init__(self, roots: tuple[str, ...], table: dict[str, Any]) -> None:
+        self.roots = roots
+        self.table = table
+        self.cache: dict[type, Any] = {}
+
+    def __call__(self, exc: BaseException) -> Any:
+        kind = type(exc)
+        try:
+            return self.cache[kind]
+        except KeyError:
+            pass
+        entry = None
+        for klass in kind.__mro__:
+            module = klass.__module__
+            if klass.__name__ in self.table and any(
+                module == root or module.startswith(root + ".") for root in self.roots
+            ):
+                entry = self.table[klass.__name__]
+                break
+        if len(self.cache) >= _CACHE_SIZE:  # classes made at run time (botocore's)
+            self.cache.clear()
+        self.cache[kind] = entry
+        return entry
 
 
 def _refused(exc: BaseException) -> bool:
-    """True when a refused connection or a failed name lookup is chained to ``exc``."""
-    for link in _linked(exc):
-        if isinstance(link, OSError) and link.errno == errno.ECONNREFUSED:
+    """True when a refused connect or a failed name lookup is chained to ``exc``
+    (as its ``__cause__`` / ``__context__``, or among their arguments).
+    """
+    current: BaseException | None = exc
+    for _ in range(_MAX_LINKS):  # bounded, so a cycle ends too
+        if current is None:
+            return False
+        if _refusal(current) or any(_refusal(arg) for arg in current.args):
             return True
-        if type(link).__name__ == "gaierror" and type(link).__module__ == "socket":
-            return True
+        current = current.__cause__ or current.__context__
     return False
+
+
+def _refusal(link: object) -> bool:
+    if not isinstance(link, OSError):
+        return False
+    if link.errno == errno.ECONNREFUSED:
+        return True
+    return type(link).__name__ == "gaierror" and type(link).__module__ == "socket"
 
 
 # --- redis-py (sync, asyncio and cluster share redis.exceptions) ---------------------
@@ -79,18 +103,22 @@ _REDIS: dict[str, Fault | str] = {
     "WatchError": _CONTENTION,  # a WATCHed key changed: run the transaction again
     "RedisError": _PERMANENT,
     # the cluster client's own errors: a slot without a node is CLUSTERDOWN seen
-    # from the client; "cannot be connected" carries the last node's fault
+    # from the client; "cannot be connected" is raised from the last node's fault
     "SlotNotCoveredError": _SERVER,
     "RedisClusterException": "cause",
 }
 
 
+_redis_names = _Names(("redis",), _REDIS)
+
+
 def _redis(exc: BaseException) -> Fault | None:
-    verdict = _named(exc, "redis", _REDIS)
+    verdict = _redis_names(exc)
     if verdict == "cause":
+        # the node's redis fault it was raised from; else no opinion, so classify's
+        # chain walk still finds a socket fault behind it (or calls it permanent)
         cause = exc.__cause__
-        inner = None if cause is None or cause is exc else _redis(cause)
-        return _PERMANENT if inner is None else inner
+        return None if cause is None or cause is exc else _redis(cause)
     if verdict == "connection":
         return _CONNECTION_UNSENT if _refused(exc) else _CONNECTION
     if verdict == "timeout":
@@ -115,12 +143,15 @@ _GRPC_PUSHBACK = "grpc-retry-pushback-ms"
 _GRPC_NOT_CONNECTED = "failed to connect to all addresses"
 
 
+_grpc_names = _Names(("grpc",), {"FutureTimeoutError": _TIMEOUT, "RpcError": "rpc"})
+
+
 def _grpc(exc: BaseException) -> Fault | None:
-    names = {klass.__name__ for klass in type(exc).__mro__}
-    if "FutureTimeoutError" in names:
-        return _TIMEOUT
+    kind = _grpc_names(exc)
+    if kind != "rpc":
+        return kind  # type: ignore[no-any-return]
     code = getattr(exc, "code", None)
-    if "RpcError" not in names or not callable(code):
+    if not callable(code):
         return None
     try:
         status = code()
@@ -141,16 +172,32 @@ def _pushback(call: Any, fault: Fault) -> Fault:
             try:
                 millis = int(value.decode() if isinstance(value, bytes) else value)
             except ValueError:
-                break  # malformed: ignored, as grpc's own retry does
+                millis = -1  # gRFC A6: an unparseable pushback also means "do not retry"
             if millis < 0:
-                return Fault(False, "pushback")  # the server says: do not retry
-            return Fault(True, fault.cause, millis / 1000.0, fault.unsent)
+                return _PUSHBACK  # the server says: do not retry
+            return _hinted(fault, millis)
     if fault.cause == "connection":
         details = getattr(call, "details", None)
         text = details() if callable(details) else None
         if isinstance(text, str) and text.startswith(_GRPC_NOT_CONNECTED):
             return _CONNECTION_UNSENT
     return fault
+
+
+_hints: dict[tuple[Fault, int], Fault] = {}
+
+
+def _hinted(fault: Fault, millis: int) -> Fault:
+    """``fault`` with a pushback of ``millis``; servers repeat a few values, so the
+    records are kept (a frozen dataclass costs about half a microsecond to build).
+    """
+    hinted = _hints.get((fault, millis))
+    if hinted is None:
+        hinted = Fault(True, fault.cause, millis / 1000.0, fault.unsent)
+        if len(_hints) >= _CACHE_SIZE:
+            _hints.clear()
+        _hints[fault, millis] = hinted
+    return hinted
 
 
 # --- botocore / aiobotocore ------------------------------------------------------------
@@ -190,10 +237,14 @@ _BOTO_THROTTLED = frozenset(
 )
 _BOTO_TIMEOUT = frozenset({"RequestTimeout", "RequestTimeoutException"})
 _SERVER_STATUSES = frozenset({500, 502, 503, 504})
+_BY_CAUSE = {"throttled": _THROTTLED, "timeout": _TIMEOUT, "server": _SERVER}
+
+
+_boto_names = _Names(("botocore", "aiobotocore"), _BOTO)
 
 
 def _botocore(exc: BaseException) -> Fault | None:
-    verdict = _named(exc, "botocore", _BOTO) or _named(exc, "aiobotocore", _BOTO)
+    verdict = _boto_names(exc)
     if verdict is _CONNECTION_UNSENT and _aiohttp_after_connect(exc):
         return _CONNECTION
     if verdict != "client":
@@ -212,8 +263,10 @@ def _botocore(exc: BaseException) -> Fault | None:
         cause = "server"
     else:
         return _PERMANENT
-    headers = meta.get("HTTPHeaders") or {}
-    return Fault(True, cause, _retry_after(headers.get("retry-after")))
+    hint = (meta.get("HTTPHeaders") or {}).get("retry-after")
+    if hint is None:
+        return _BY_CAUSE[cause]
+    return Fault(True, cause, _retry_after(hint))
 
 
 def _aiohttp_after_connect(exc: BaseException) -> bool:
@@ -259,8 +312,11 @@ _GOOGLE: dict[str, Fault | str] = {
 _GOOGLE_STATUSES = {500: _SERVER, 502: _SERVER, 503: _CONNECTION, 504: _SERVER, 429: _THROTTLED}
 
 
+_google_names = _Names(("google.api_core",), _GOOGLE)
+
+
 def _google(exc: BaseException) -> Fault | None:
-    verdict = _named(exc, "google.api_core", _GOOGLE)
+    verdict = _google_names(exc)
     if verdict == "codes":  # a status google-api-core has no class for
         grpc_code = getattr(getattr(exc, "grpc_status_code", None), "name", None)
         if grpc_code is not None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ._breaker import CircuitBreaker
 from ._classify import _TRANSIENT_STATUSES, Classifier, classify, is_unsent
+from ._context import current
 from ._errors import ConfigError
 from ._fault import Fault
 from ._pipeline import circuit_breaker, retry
@@ -31,8 +32,10 @@ __all__ = [
     "Host",
     "Hosts",
     "StatusFault",
+    "capped",
     "host_name",
     "may_resend",
+    "time_left",
 ]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -43,6 +46,7 @@ KEYED_METHODS = frozenset({"POST", "PATCH"})
 
 RETRYABLE_STATUSES: Container[int] = _TRANSIENT_STATUSES  # the classifier's table: one place
 _MAX_HOSTS = 1024  # a client calling ever new hosts forgets the oldest pipelines
+_MIN_TIMEOUT = 0.001  # a client timeout of 0 means "none" to some clients
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
@@ -69,6 +73,19 @@ def may_resend(method: str, headers: Container[str], replayable: bool) -> bool:
     if method in IDEMPOTENT_METHODS:
         return True
     return method in KEYED_METHODS and "idempotency-key" in headers
+
+
+def time_left() -> float | None:
+    """Seconds left before the deadline of the retryx call in progress, or ``None``."""
+    context = current()
+    if context is None or context.remaining is None:
+        return None
+    return max(context.remaining, _MIN_TIMEOUT)
+
+
+def capped(timeout: float | None, left: float) -> float:
+    """A client timeout (``None``: none) that ends by the deadline."""
+    return left if timeout is None else min(timeout, left)
 
 
 def host_name(scheme: str, host: str, port: int | None) -> str:
@@ -115,7 +132,6 @@ class Hosts:
         policy: Policy | None,
         breakers: bool | CircuitBreaker,
         budget: Any,
-        attempt: Callable[..., Any],
         *,
         is_async: bool,
     ) -> None:
@@ -144,7 +160,9 @@ class Hosts:
         self.client = client
         self.policy = policy
         self.breakers = breakers
-        self._attempt = attempt
+        # One attempt (the client's send, a plain function): set by the client before
+        # its first request, after this validated the arguments.
+        self.attempt: Callable[..., Any] | None = None
         classifier: Classifier = policy.retry_on  # type: ignore[assignment]  # normalised
         self._judges = (_Judge(classifier, resend=False), _Judge(classifier, resend=True))
         self._hosts: dict[Any, Host] = {}
@@ -175,7 +193,8 @@ class Hosts:
     def _make(self, name: str, breaker: CircuitBreaker | None, resend: int) -> Any:
         label = f"{self.policy.name or self.client}@{name}"
         policy = self.policy.replace(retry_on=self._judges[resend], name=label)
-        attempt = self._attempt
+        attempt = self.attempt
+        assert attempt is not None
         if breaker is not None:
             attempt = circuit_breaker(breaker)(attempt)
         return retry(policy)(attempt)

@@ -36,10 +36,14 @@ judged it allows re-sending the request."""
 _KEY = "__retryx_verdict__"
 
 
-def address(exc: BaseException, call_id: str, verdict: Verdict) -> None:
-    """Attach ``verdict`` to ``exc`` for the call ``call_id`` (replacing any other)."""
+def address(exc: BaseException, call_id: str, verdict: Verdict, *, inner: bool = False) -> None:
+    """Attach ``verdict`` to ``exc`` for the call ``call_id`` (replacing any other).
+
+    ``inner``: the verdict of a deferring inner layer (else the call's own, kept so
+    it is not judged again).
+    """
     try:
-        vars(exc)[_KEY] = (call_id, verdict)
+        vars(exc)[_KEY] = (call_id, verdict, inner)
     except TypeError:  # pragma: no cover - every BaseException has a __dict__
         pass
 
@@ -48,9 +52,10 @@ def carried(exc: BaseException, call_id: str | None) -> Verdict | None:
     """The verdict addressed to the call ``call_id`` that ``exc`` carries, or ``None``.
 
     A failover sweep's ``AllEndpointsFailed`` carries one when any of its errors
-    does: it is transient (only faults the sweep judged transient, or endpoints
-    skipped by their open breaker, are gathered), and it may be re-sent only when
-    every judged error may.
+    carries a deferring inner layer's verdict: it is transient (only faults the
+    sweep judged transient, or endpoints skipped by their open breaker, are
+    gathered), and it may be re-sent only when every judged error may. (A group of
+    errors judged by the call itself is judged as a group by its classifier.)
     """
     if call_id is None:
         return None
@@ -59,11 +64,19 @@ def carried(exc: BaseException, call_id: str | None) -> Verdict | None:
         verdict: Verdict = tag[1]
         return verdict
     if isinstance(exc, AllEndpointsFailed):
-        found = [v for v in (carried(e, call_id) for e in exc.errors.values()) if v is not None]
+        found = [v for v in (_from_inner(e, call_id) for e in exc.errors.values()) if v]
         if found:
             cause = next((f.cause for f, _ in found if f.transient), "circuit_open")
             idempotent = all(i for _, i in found)
             return Fault(True, cause, exc.retry_after), idempotent
+    return None
+
+
+def _from_inner(exc: BaseException, call_id: str) -> Verdict | None:
+    tag = vars(exc).get(_KEY)
+    if tag is not None and tag[0] == call_id and tag[2]:
+        verdict: Verdict = tag[1]
+        return verdict
     return None
 
 

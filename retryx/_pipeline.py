@@ -23,17 +23,18 @@ import logging
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, overload
 
 import wrapt
 
-from . import _bus, _clock, _drivers, _engine, _pushback, events
+from . import _bus, _clock, _drivers, _engine, _pushback, _switches, events
 from ._breaker import _CLOSED, CircuitBreaker
 from ._classify import Classifier, Fault, PredicateClassifier, classify
 from ._context import FINISHED, SCOPE, CallContext, ReplayScope, new_call_id
+from ._engine import GiveUp
 from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError, NestedRetryError
 from ._frozen import Frozen
-from ._nesting import Verdict, address, carried
+from ._nesting import address, carried
 from ._policy import Policy
 from ._records import RecordMaker
 from ._stats import _FOLD_AT, Recorder, Stats
@@ -161,6 +162,8 @@ class _Call:
         self.head = head
         self.runner: Runner = head[RUNNER]
         self.start: float = head[START]
+        if _switches.switches.test_attempts is not None:
+            policy = _switches.capped(policy)
         self.policy = policy
         self.attempt = 1
         self.previous: float | None = None
@@ -177,26 +180,9 @@ class _Call:
         self.gave_up = False
         head[STATE] = self
 
-    @property
-    def deferred(self) -> bool:
-        return self.deferred_to is not None
-
     def remaining(self) -> float | None:
         """Seconds left before the deadline, or ``None``."""
         return None if self.deadline_at is None else self.deadline_at - _clock.monotonic()
-
-    def judge(self, exc: Exception, fault: Fault | None = None) -> Verdict:
-        """This call's verdict on ``exc``: one carried to it (from a deferring inner
-        layer, or from this call's own failover sweep), else its policy's own
-        (``fault`` when already reached: an async ``retry_on``, awaited)."""
-        policy = self.policy
-        verdict = carried(exc, self.head[CALL_ID])
-        if verdict is not None and verdict[1] and policy.idempotent:
-            return verdict  # judged already, nothing left to settle
-        classifier: Classifier = policy.retry_on  # type: ignore[assignment]  # normalised
-        if fault is not None:
-            classifier = lambda _exc: fault  # noqa: E731
-        return _engine.judge(classifier, policy.idempotent, exc, verdict)
 
     def on_error(self, exc: Exception, fault: Fault | None = None) -> float | None:
         """Decide after a failed attempt: the delay before the next one, or ``None``.
@@ -205,7 +191,20 @@ class _Call:
         """
         policy = self.policy
         runner = self.runner
-        fault, idempotent = verdict = self.judge(exc, fault)
+        # This call's verdict on exc: one carried to it (from a deferring inner layer,
+        # or from this call's own failover sweep), else its policy's own.
+        call_id = self.head[CALL_ID]
+        carried_verdict = None if call_id is None else carried(exc, call_id)
+        classifier: Classifier = policy.retry_on  # type: ignore[assignment]  # normalised
+        if carried_verdict is None and policy.idempotent:
+            if fault is None:
+                fault = classifier(exc)  # all _engine.judge would do here
+            idempotent = True
+        else:
+            if fault is not None:
+                reached = fault
+                classifier = lambda _exc: reached  # noqa: E731
+            fault, idempotent = _engine.judge(classifier, policy.idempotent, exc, carried_verdict)
         causes = runner.recorder.causes  # booked lock-free, like a success (see Recorder)
         causes.append(fault.cause)
         if len(causes) > _FOLD_AT:
@@ -215,11 +214,12 @@ class _Call:
         self.last_exc = exc
         if self.deferred_to is not None:
             # The outer layer retries, with this layer's judgement; no note, no GaveUp.
-            address(exc, self.deferred_to, verdict)
+            address(exc, self.deferred_to, (fault, idempotent), inner=True)
             return _GIVE_UP
         fb = runner.fallback
         if fb is not None and fb.defer_to is not None:
-            address(exc, call_id_of(self.head), verdict)  # defer() reads it, if this is the last
+            # defer() reads it, if this is the last fault.
+            address(exc, call_id_of(self.head), (fault, idempotent))
         return self._decide(exc, fault, idempotent)
 
     def on_result(self, result: Any) -> float | None:
@@ -239,19 +239,13 @@ class _Call:
     def _decide(self, exc: Exception | None, fault: Fault, idempotent: bool) -> float | None:
         """The engine's decision, carried out: the delay to wait, or ``_GIVE_UP``."""
         policy = self.policy
-        decision = _engine.decide(
-            policy,
-            fault,
-            idempotent=idempotent,
-            attempt=self.attempt,
-            previous=self.previous,
-            remaining=None if self.deadline_at is None else self.deadline_at - _clock.monotonic(),
-        )
-        if type(decision) is _engine.GiveUp:
+        deadline_at = self.deadline_at
+        remaining = None if deadline_at is None else deadline_at - _clock.monotonic()
+        decision = _engine.decide(policy, fault, idempotent, self.attempt, self.previous, remaining)
+        if isinstance(decision, GiveUp):
             return self._give_up(exc, decision.reason)
-        assert type(decision) is _engine.Wait
         self.previous = decision.previous
-        delay = decision.delay
+        delay = 0.0 if _switches.switches.test_attempts is not None else decision.delay
         cause = fault.cause
         runner = self.runner
         if logger.isEnabledFor(logging.WARNING):
@@ -410,6 +404,7 @@ class Runner:
         self.fallback: _Fallback | None = layers.get("fallback")
         self._warned_loop = False
         self._records: RecordMaker | None = None  # log records pointing at the target
+        self.override: Policy | None = None  # retryx.override(), for tests
         # A plain attempt is just the call: no failover sweep, no breaker, no
         # per-attempt timeout (a named policy may set one, so it is never plain).
         no_timeout = self._named_policy is None and (
@@ -638,8 +633,18 @@ class Runner:
         return CallContext(call_id_of(head), attempt, remaining, head[ENDPOINT], self.name)
 
     def start(self, head: list[Any], parent: Any) -> Policy | None:
-        """The policy for this call; runs the nesting guard when nested in a retry."""
+        """The policy for this call; runs the nesting guard when nested in a retry.
+
+        While a switch is in effect (``_switches``): ``BYPASS`` when retryx is
+        switched off, and an ``override()``'s policy in place of the decorated one.
+        """
         policy = self._policy if self._named_policy is None else self.policy()
+        switches = _switches.switches
+        if switches.slow:
+            if not switches.active:
+                return _switches.BYPASS  # type: ignore[no-any-return]
+            if self.override is not None:
+                policy = self.override
         if policy is not None and policy.nested != "allow":
             outer = retrying_of(parent)
             if outer is not None:
@@ -648,6 +653,14 @@ class Runner:
                     raise NestedRetryError(outer_name, self.name)
                 self.warn_nested(outer_name)
         return policy
+
+    def bypass(self, wrapped: Any, args: Any, kwargs: Any) -> Any:
+        """The plain call of a switched-off pipeline (``set_active(False)``); under
+        failover, on the first endpoint unless the caller pinned one."""
+        fo = self.failover
+        if fo is not None and fo.param not in kwargs:
+            kwargs = {**kwargs, fo.param: self.endpoints()[0]}
+        return wrapped(*args, **kwargs)
 
     def succeeded(self, call: _Call | None, policy: Policy | None, head: list[Any]) -> None:
         """Book a call that returned after the slow path (retried or recovered)."""
@@ -793,9 +806,7 @@ class Runner:
                     except CircuitOpenError:
                         raise
                     except Exception as exc:
-                        if inner is not None:
-                            inner._on_failure(None, exc)
-                        guard._on_failure(None, exc)
+                        self.counted(head, exc, guard, inner)
                         raise
                     # A success has nothing to book without a window or failures.
                     if inner is not None and (inner._window is not None or inner._failures):
@@ -941,9 +952,7 @@ class Runner:
                     except CircuitOpenError:
                         raise
                     except Exception as exc:
-                        if inner is not None:
-                            inner._on_failure(None, exc)
-                        guard._on_failure(None, exc)
+                        self.counted(head, exc, guard, inner)
                         raise
                     # A success has nothing to book without a window or failures.
                     if inner is not None and (inner._window is not None or inner._failures):
@@ -1002,6 +1011,24 @@ class Runner:
         return (await matched) if inspect.isawaitable(matched) else matched
 
     # --- shared by both drivers (no I/O) ------------------------------------------------
+
+    def counted(
+        self, head: list[Any], exc: Exception, guard: CircuitBreaker, inner: CircuitBreaker | None
+    ) -> None:
+        """Book a failure on the endpoint's breaker and the @circuit_breaker layer's,
+        judged once: one ``counts`` verdict for both when they share the classifier,
+        kept for the sweep and the retry decision when it is the policy's too."""
+        counts = guard.counts
+        fault = counts(exc)
+        if inner is not None:
+            inner._on_failure(None, exc, fault.transient if inner.counts is counts else None)
+        guard._on_failure(None, exc, fault.transient)
+        if self.has_retry:
+            policy = self._policy if self._named_policy is None else self.policy()
+            if policy is not None and policy.retry_on is counts:
+                call_id = call_id_of(head)
+                if carried(exc, call_id) is None:  # a deferring inner layer's verdict wins
+                    address(exc, call_id, (fault, True))
 
     def sweep_goes_on(self, head: list[Any], exc: Exception) -> bool:
         """Whether a failover sweep moves to the next endpoint after ``exc``.
@@ -1389,6 +1416,23 @@ def _check_endpoint_param(func: Any, param: str) -> None:
         )
 
 
+def _excludes_exceptions(annotation: Any) -> bool:
+    """Whether an annotation is a class no exception is an instance of (``int``, ``str``,
+    a user's class); ``object``, ``Any``, exception classes and non-classes are not."""
+    if (
+        not isinstance(annotation, type)
+        or annotation is Any
+        or annotation is inspect.Parameter.empty
+    ):
+        return False
+    try:
+        return not issubclass(annotation, BaseException) and not issubclass(
+            BaseException, annotation
+        )
+    except TypeError:  # a class issubclass cannot answer for (a non-runtime Protocol)
+        return False
+
+
 def _check_handler(handler: Any) -> None:
     """A fallback handler takes the exception first: a callable that cannot is most
     likely ``@fallback`` written bare on the function to decorate."""
@@ -1396,10 +1440,7 @@ def _check_handler(handler: Any) -> None:
     if first is False:
         return
     wrong = first is None or (
-        isinstance(first, inspect.Parameter)
-        and isinstance(first.annotation, type)
-        and first.annotation is not first.empty
-        and not _is_exception_annotation(first.annotation)
+        isinstance(first, inspect.Parameter) and _excludes_exceptions(first.annotation)
     )
     if wrong:
         raise ConfigError(
@@ -1467,11 +1508,27 @@ def retry(policy: Any = None, /, **fields: Any) -> Any:
     return decorate
 
 
+class BreakerSettings(TypedDict, total=False):
+    """``circuit_breaker(**settings)``: ``CircuitBreaker``'s keyword arguments, typed so
+    checkers catch ``circuit_breaker(failure_treshold=3)`` (a test compares them)."""
+
+    name: str
+    failure_threshold: int
+    failure_rate: float | None
+    window: int
+    minimum_calls: int
+    recovery_timeout: float
+    half_open_max_calls: int
+    success_threshold: int
+    counts: Any
+    store: Any
+
+
 @overload
 def circuit_breaker(func: Callable[P, R], /) -> Callable[P, R]: ...  # type: ignore[overload-overlap]
 @overload
 def circuit_breaker(
-    breaker: CircuitBreaker | str | None = None, /, **settings: Any
+    breaker: CircuitBreaker | str | None = None, /, **settings: Unpack[BreakerSettings]
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 def circuit_breaker(breaker: Any = None, /, **settings: Any) -> Any:
     """Guard the decorated callable with a circuit breaker.
@@ -1654,11 +1711,21 @@ def describe(func: Any) -> list[str]:
 def stats(func: Any, *, reset: bool = False) -> Stats:
     """A snapshot of ``func``'s counters; ``reset=True`` zeroes them after reading.
 
+    ``func`` is a decorated callable, or the name of retry blocks (``retryx.attempts``).
+
     Raises:
         ConfigError: when ``func`` carries no retryx layer.
     """
-    runner = _find(func)
-    if runner is None:
-        raise ConfigError(f"stats: {func!r} is not decorated by retryx")
-    recorder: Recorder = runner.recorder
+    if isinstance(func, str):  # the name of retry blocks (retryx.attempts)
+        from ._attempts import recorder_of
+
+        found = recorder_of(func)
+        if found is None:
+            raise ConfigError(f"stats: no retry block named {func!r} has run")
+        recorder: Recorder = found
+    else:
+        runner = _find(func)
+        if runner is None:
+            raise ConfigError(f"stats: {func!r} is not decorated by retryx")
+        recorder = runner.recorder
     return recorder.snapshot(reset=reset)

@@ -13,7 +13,9 @@ response as permanent, so a chain A -> B -> C with 3 attempts per hop calls C
 at most 3 times, not 9. When the layer gave up on a throttled fault with a
 ``Retry-After`` hint, or the middleware is given ``pushback=<seconds>``, the
 value is that number of seconds instead (a ``retry_after`` hint for the
-caller). A header the application set itself is kept. See ``docs/http.md``.
+caller). A header the application set itself is kept. An application that
+raises before starting its response after such a give-up gets a 500 with the
+header (the exception still reaches the server). See ``docs/http.md``.
 
 Needs no third-party package.
 """
@@ -58,17 +60,30 @@ class Middleware:
             return
         request, token = _pushback.open_scope()
         seconds = self.pushback
+        started = False
 
         async def send_with_pushback(message: Message) -> None:
-            if message.get("type") == "http.response.start" and message.get("status", 0) >= 500:
-                value = _pushback.header_value(request, seconds)
-                headers = list(message.get("headers", ()))
-                if value is not None and not any(k.lower() == _HEADER for k, _ in headers):
-                    headers.append((_HEADER, value.encode("latin-1")))
-                    message = {**message, "headers": headers}
+            nonlocal started
+            if message.get("type") == "http.response.start":
+                started = True
+                if message.get("status", 0) >= 500:
+                    value = _pushback.header_value(request, seconds)
+                    headers = list(message.get("headers", ()))
+                    if value is not None and not any(k.lower() == _HEADER for k, _ in headers):
+                        headers.append((_HEADER, value.encode("latin-1")))
+                        message = {**message, "headers": headers}
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_pushback)
+        except Exception:
+            # The server would answer a bare 500; when a retryx layer gave up, answer it
+            # here with the pushback, then let the server log the exception as usual.
+            value = _pushback.header_value(request, seconds)
+            if not started and value is not None:
+                headers = [(b"content-type", b"text/plain"), (_HEADER, value.encode("latin-1"))]
+                await send({"type": "http.response.start", "status": 500, "headers": headers})
+                await send({"type": "http.response.body", "body": b"Internal Server Error"})
+            raise
         finally:
             _pushback.close_scope(token)

@@ -28,7 +28,7 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
 
 from ._breaker import CircuitBreaker
 from ._budget import RetryBudget
-from ._http_client import RETRYABLE_STATUSES, Hosts, StatusFault, may_resend
+from ._http_client import RETRYABLE_STATUSES, Hosts, StatusFault, capped, may_resend, time_left
 from ._policy import Policy
 from ._stats import Stats
 
@@ -62,9 +62,13 @@ class Transport(httpx.BaseTransport):
         budget: RetryBudget | None = None,
     ) -> None:
         self._transport = inner = transport if transport is not None else httpx.HTTPTransport()
+        self._hosts = hosts = Hosts("httpx", policy, breakers, budget, is_async=False)
+        deadline = hosts.policy.deadline is not None
 
         # A plain function (not a bound method): the pipeline's fastest driver.
         def attempt(request: httpx.Request) -> httpx.Response:
+            if deadline:
+                _cap_timeouts(request)
             response = inner.handle_request(request)
             if response.status_code in RETRYABLE_STATUSES:
                 # Read and close it: a retried attempt must give its connection
@@ -76,7 +80,7 @@ class Transport(httpx.BaseTransport):
                 raise StatusFault(response)
             return response
 
-        self._hosts = Hosts("httpx", policy, breakers, budget, attempt, is_async=False)
+        hosts.attempt = attempt
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through its host's pipeline."""
@@ -120,8 +124,12 @@ class AsyncTransport(httpx.AsyncBaseTransport):
         budget: RetryBudget | None = None,
     ) -> None:
         self._transport = inner = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._hosts = hosts = Hosts("httpx", policy, breakers, budget, is_async=True)
+        deadline = hosts.policy.deadline is not None
 
         async def attempt(request: httpx.Request) -> httpx.Response:
+            if deadline:
+                _cap_timeouts(request)
             response = await inner.handle_async_request(request)
             if response.status_code in RETRYABLE_STATUSES:
                 try:
@@ -131,7 +139,7 @@ class AsyncTransport(httpx.AsyncBaseTransport):
                 raise StatusFault(response)
             return response
 
-        self._hosts = Hosts("httpx", policy, breakers, budget, attempt, is_async=True)
+        hosts.attempt = attempt
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through its host's pipeline."""
@@ -156,6 +164,18 @@ class AsyncTransport(httpx.AsyncBaseTransport):
     def breaker(self, host: str) -> CircuitBreaker | None:
         """The breaker of ``host`` (``"host:port"``), or ``None`` with ``breakers=False``."""
         return self._hosts.find(host).breaker
+
+
+def _cap_timeouts(request: httpx.Request) -> None:
+    # With a deadline, each attempt's connect/read/write/pool timeouts end by it.
+    left = time_left()
+    if left is not None:
+        timeouts = request.extensions.get("timeout") or dict.fromkeys(_TIMEOUT_KEYS)
+        capped_timeouts = {key: capped(value, left) for key, value in timeouts.items()}
+        request.extensions = {**request.extensions, "timeout": capped_timeouts}
+
+
+_TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 
 
 def _replayable(request: httpx.Request) -> bool:

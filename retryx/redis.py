@@ -635,7 +635,10 @@ class RedisStore:
 
     def _stalled(self) -> bool:
         """True while some round trip has been waiting for Redis longer than ``_stall``."""
-        starts = list(self._inflight.values())
+        try:
+            starts = list(self._inflight.values())
+        except RuntimeError:  # changed while copied (free-threaded builds): ask again later
+            return False
         return bool(starts) and time.monotonic() - min(starts) > self._stall
 
     @contextlib.contextmanager

@@ -36,11 +36,35 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
 
 from ._breaker import CircuitBreaker
 from ._budget import RetryBudget
-from ._http_client import RETRYABLE_STATUSES, Host, Hosts, StatusFault, may_resend
+from ._http_client import (
+    RETRYABLE_STATUSES,
+    Host,
+    Hosts,
+    StatusFault,
+    capped,
+    may_resend,
+    time_left,
+)
 from ._policy import Policy
 from ._stats import Stats
 
 __all__ = ["Adapter"]
+
+
+def _cap_timeout(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    # With a deadline, each attempt's (connect, read) timeouts end by it.
+    left = time_left()
+    if left is None:
+        return options
+    timeout = options.get("timeout")
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+        timeout = (capped(connect, left), capped(read, left))
+    elif timeout is None or isinstance(timeout, int | float):
+        timeout = capped(timeout, left)
+    else:  # a urllib3 Timeout object: left as given
+        return options
+    return {**options, "timeout": timeout}
 
 
 class Adapter(HTTPAdapter):
@@ -70,11 +94,15 @@ class Adapter(HTTPAdapter):
         pool_block: bool = False,
     ) -> None:
         send = super().send
+        self._hosts = hosts = Hosts("requests", policy, breakers, budget, is_async=False)
+        deadline = hosts.policy.deadline is not None
 
         # A plain function (not a bound method): the pipeline's fastest driver.
         def attempt(
             request: requests.PreparedRequest, options: Mapping[str, Any]
         ) -> requests.Response:
+            if deadline:
+                options = _cap_timeout(options)
             response = send(request, **options)
             if response.status_code in RETRYABLE_STATUSES:
                 # Read and release it: a retried attempt gives its connection back
@@ -86,7 +114,7 @@ class Adapter(HTTPAdapter):
                 raise StatusFault(response)
             return response
 
-        self._hosts = Hosts("requests", policy, breakers, budget, attempt, is_async=False)
+        hosts.attempt = attempt
         super().__init__(
             pool_connections=pool_connections,
             pool_maxsize=pool_maxsize,

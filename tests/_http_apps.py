@@ -86,6 +86,8 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """A raw ASGI application over ``outcome`` (``/async-gave-up`` awaits a retry layer)."""
     assert scope["type"] == "http"
     path = scope["path"]
+    if path == "/raises":
+        always_fails()  # gives up and raises: no response started
     if path == "/async-gave-up":
         with contextlib.suppress(retryx.Transient):
             await always_fails_async()
@@ -102,6 +104,12 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     path = environ["PATH_INFO"]
     if path == "/generator":
         return _generator(start_response)
+    if path == "/write":  # the legacy write() callable sends the headers at once
+        with contextlib.suppress(retryx.Transient):
+            always_fails()
+        write = start_response("503 Unavailable", [("Content-Length", "4")])
+        write(b"done")
+        return []
     status, headers = outcome(path)
     start_response(f"{status} X", [("Content-Type", "text/plain"), *headers])
     return [b"done"]

@@ -75,20 +75,46 @@ class PostgresServer:
         keys |= {"user": "postgres", "dbname": "postgres"} | extra
         return " ".join(f"{key}={value}" for key, value in keys.items())
 
+    @property
+    def data(self) -> Path:
+        """The cluster's data directory."""
+        return self.workdir / "data"
+
     def start(self) -> None:
         """``initdb`` and start, waiting (bounded) until the server accepts sessions.
 
         Raises:
             RuntimeError: when ``initdb`` fails or the server does not come up in 20 s.
         """
-        data = self.workdir / "data"
-        log = self.workdir / "server.log"
-        initdb = [str(self.bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]
-        initdb += ["--no-sync", "--no-instructions", "-E", "UTF8", "--locale=C"]
-        done = subprocess.run(initdb, capture_output=True, timeout=60, check=False, **self._as)
+        initdb = [str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres"]
+        initdb += ["-A", "trust", "--no-sync", "--no-instructions", "-E", "UTF8", "--locale=C"]
+        self._run(initdb)
+        self._launch("ready to accept connections")
+
+    def start_standby_of(self, primary: PostgresServer) -> None:
+        """A copy of ``primary`` that stays in recovery with hot standby off, so every
+        session it is asked for is refused with SQLSTATE 57P03 (cannot connect now).
+
+        Raises:
+            RuntimeError: when the copy fails or the server does not listen in 20 s.
+        """
+        backup = [str(self.bindir / "pg_basebackup"), "-D", str(self.data), "-h", primary.host]
+        backup += ["-p", str(primary.port), "-U", "postgres", "-c", "fast", "--no-sync"]
+        self._run(backup)
+        signal_file = self.data / "standby.signal"
+        signal_file.touch()
+        if self._as:
+            os.chown(signal_file, self._as["user"], self._as["group"])
+        self._launch("listening on IPv4", "hot_standby=off")
+
+    def _run(self, argv: list[str]) -> None:
+        done = subprocess.run(argv, capture_output=True, timeout=60, check=False, **self._as)
         if done.returncode != 0:
-            raise RuntimeError(f"initdb failed: {done.stderr.decode(errors='replace')}")
-        argv = [str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port)]
+            raise RuntimeError(f"{argv[0]} failed: {done.stderr.decode(errors='replace')}")
+
+    def _launch(self, ready: str, *settings: str) -> None:
+        log = self.workdir / "server.log"
+        argv = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
         argv += ["-h", self.host, "-k", str(self.workdir)]
         for setting in (
             "max_connections=40",
@@ -98,6 +124,7 @@ class PostgresServer:
             "deadlock_timeout=50ms",  # a deadlock is found in 50 ms, not 1 s
             "lc_messages=C",  # libpq's messages are read in English
             "shared_buffers=16MB",
+            *settings,
         ):
             argv += ["-c", setting]
         with open(log, "wb") as out:
@@ -106,11 +133,11 @@ class PostgresServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"postgres exited: {log.read_text(errors='replace')}")
-            if b"ready to accept connections" in log.read_bytes():
+            if ready.encode() in log.read_bytes():
                 return
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError("postgres did not become ready within 20 s")
+        raise RuntimeError(f"postgres did not log {ready!r} within 20 s")
 
     def stop(self) -> None:
         """Immediate shutdown (SIGQUIT ends the backends too), then remove the files."""
@@ -125,8 +152,10 @@ class PostgresServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def serve() -> Iterator[PostgresServer]:
-    """Generator body for fixtures: a cluster for the fixture's scope, stopped after."""
+def serve(standby_of: PostgresServer | None = None) -> Iterator[PostgresServer]:
+    """Generator body for fixtures: a cluster for the fixture's scope, stopped after
+    (with ``standby_of``, a standby of that cluster that refuses every session).
+    """
     bindir = _bindir()
     if bindir is None:
         reason = "PostgreSQL is not installed (apt-get install postgresql)"
@@ -135,7 +164,10 @@ def serve() -> Iterator[PostgresServer]:
         pytest.skip(f"{reason} (set RETRYX_REQUIRE_POSTGRES=1 to fail instead)")
     server = PostgresServer(bindir)
     try:
-        server.start()
+        if standby_of is None:
+            server.start()
+        else:
+            server.start_standby_of(standby_of)
     except RuntimeError as exc:
         server.stop()
         pytest.fail(str(exc))

@@ -168,8 +168,10 @@ def _hello() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def mongo(reply: dict[str, Any] | str) -> Iterator[int]:
-    """A scripted standalone MongoDB server; yields its port."""
+def mongo(reply: dict[str, Any] | str, seen: list[str] | None = None) -> Iterator[int]:
+    """A scripted standalone MongoDB server; yields its port. The names of the
+    commands it got (``hello`` and ``endSessions`` aside) are appended to ``seen``.
+    """
     import bson
 
     def answer(conn: socket.socket, request_id: int, op: int, doc: dict[str, Any]) -> None:
@@ -198,16 +200,19 @@ def mongo(reply: dict[str, Any] | str) -> Iterator[int]:
             name = next(iter(command))
             if name in _HELLO:
                 answer(conn, request_id, op, _hello())
-            elif name == "endSessions":
+                continue
+            if name == "endSessions":
                 answer(conn, request_id, op, {"ok": 1.0})
-            elif reply == "silent":
+                continue
+            if seen is not None:
+                seen.append(name)
+            if reply == "silent":
                 stop.wait()
                 return
-            elif reply == "close":
+            if reply == "close":
                 return
-            else:
-                assert isinstance(reply, dict)
-                answer(conn, request_id, op, reply)
+            assert isinstance(reply, dict)
+            answer(conn, request_id, op, reply)
 
     with _serve(handle) as port:
         yield port

@@ -46,3 +46,17 @@ def test_overhead_quick_runs_end_to_end(tmp_path: Path) -> None:
     assert {"machine", "scenarios", "threads", "memory", "imports", "targets"} <= set(data)
     assert len(data["scenarios"]) == 11
     assert all(t["status"] in {"PASS", "FAIL", "N/A"} for t in data["targets"])
+
+
+def test_classify_benchmark_quick_runs_end_to_end() -> None:
+    """``benchmarks/classify.py --quick`` runs and prints its table (no timing assertions)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "classify.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert 0 == proc.returncode, proc.stderr
+    assert "ConnectionRefusedError (builtin)" in proc.stdout

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -196,6 +197,11 @@ def _refused(s: Session, table: str) -> Exception:
         return raised(s.conn, port=addr.port)
 
 
+def _no_socket(s: Session, table: str) -> Exception:
+    with tempfile.TemporaryDirectory() as empty:  # no server socket file in it
+        return raised(s.conn, host=empty)
+
+
 def _connect_timeout(s: Session, table: str) -> Exception:
     with servers.slow(60) as addr:  # accepts, never answers the startup message
         return raised(s.conn, port=addr.port, connect_timeout=1)
@@ -217,6 +223,7 @@ PG_SCENARIOS: dict[str, tuple[Callable[[Session, str], Exception], Verdict, str 
     "terminated": (_terminated, CONNECTION, None),
     "too_many_connections": (_too_many_connections, THROTTLED_UNSENT, None),
     "refused": (_refused, CONNECTION_UNSENT, None),
+    "no_socket": (_no_socket, CONNECTION_UNSENT, None),
     "connect_timeout": (_connect_timeout, TIMEOUT_UNSENT, None),
     "syntax_error": (_syntax_error, PERMANENT, "42601"),
     "unknown_database": (_unknown_database, PERMANENT, None),
@@ -238,6 +245,74 @@ def test_postgres_sync_driver_verdicts(
     if code is not None:
         assert code == sqlstate(exc)
     assert expected == verdict(exc)
+
+
+def test_psycopg_pool_timeout_is_an_unsent_timeout(pg: PostgresServer) -> None:
+    """psycopg_pool's PoolTimeout (no connection free in time) is a timeout that sent nothing."""
+    import psycopg_pool
+
+    with (
+        psycopg_pool.ConnectionPool(pg.dsn(), min_size=1, max_size=1, open=True) as pool,
+        pool.connection(),
+    ):
+        exc = raised(pool.getconn, timeout=0.1)
+    assert isinstance(exc, psycopg_pool.PoolTimeout)
+    assert TIMEOUT_UNSENT == verdict(exc)
+
+
+_DNS_PROBE = """
+import psycopg, psycopg2
+from retryx import classify
+from retryx._classify import is_unsent
+for connect in (psycopg.connect, psycopg2.connect):
+    try:
+        connect("host=retryx-no-such-host.invalid user=x connect_timeout=2")
+    except Exception as exc:
+        fault = classify(exc)
+        print(repr((fault.transient, fault.cause, is_unsent(exc), str(exc))))
+"""
+
+
+def test_postgres_unknown_host_is_permanent_and_dns_try_again_unsent() -> None:
+    """A host name DNS says does not exist is permanent; a lookup to try again is unsent."""
+    import ast
+    import os
+    import subprocess
+    import sys
+
+    # a fresh process, so the resolver's bounded timeout applies wherever DNS is unreachable
+    env = os.environ | {"RES_OPTIONS": "timeout:1 attempts:1"}
+    probe = [sys.executable, "-c", _DNS_PROBE]
+    out = subprocess.run(probe, capture_output=True, text=True, timeout=30, env=env, check=True)
+    results = [ast.literal_eval(line) for line in out.stdout.splitlines()]
+    assert 2 == len(results)
+    for transient, cause, unsent, message in results:
+        expected = CONNECTION_UNSENT if "Temporary failure" in message else PERMANENT
+        assert expected == (transient, cause, unsent), message
+
+
+@pytest.fixture(scope="module")
+def standby(pg: PostgresServer) -> Iterator[PostgresServer]:
+    """A standby of ``pg`` with hot standby off: it refuses every session with 57P03."""
+    yield from serve(standby_of=pg)
+
+
+@pytest.mark.parametrize("driver", SYNC_DRIVERS)
+def test_postgres_sync_driver_cannot_connect_now(standby: PostgresServer, driver: str) -> None:
+    """A server that cannot take sessions now (57P03, given without SQLSTATE) is unsent."""
+    exc = raised(SYNC_DRIVERS[driver], standby.dsn())
+    assert "the database system is" in str(exc)
+    assert CONNECTION_UNSENT == verdict(exc)
+
+
+def test_asyncpg_cannot_connect_now(standby: PostgresServer) -> None:
+    """asyncpg's CannotConnectNowError (57P03) is an unsent connection fault."""
+    import asyncpg
+
+    connect = asyncpg.connect(host=standby.host, port=standby.port, user="postgres")
+    exc = asyncio.run(araised(connect))
+    assert "57P03" == sqlstate(exc)
+    assert CONNECTION_UNSENT == verdict(exc)
 
 
 # --- asyncpg ------------------------------------------------------------------------
@@ -390,6 +465,35 @@ def test_retry_reruns_a_transaction_after_a_serialization_failure(
     assert 2 == len(attempts)
 
 
+def test_retry_reruns_an_asyncpg_transaction_after_a_serialization_failure(
+    pg: PostgresServer, table: str, clock: Any
+) -> None:
+    """@retry over an asyncpg transaction (a coroutine function) does the same."""
+    import asyncpg
+
+    attempts: list[int] = []
+    where = {"host": pg.host, "port": pg.port, "user": "postgres"}
+
+    @retry(Policy(attempts=3))
+    async def add_ten() -> int:
+        attempts.append(1)
+        conn = await asyncpg.connect(**where)
+        try:
+            async with conn.transaction(isolation="repeatable_read"):
+                n = await conn.fetchval(f"select n from {table} where id = 1")
+                if len(attempts) == 1:  # another client commits in between, once
+                    other = await asyncpg.connect(**where)
+                    await other.execute(_bump(table, 1))
+                    await other.close()
+                await conn.execute(f"update {table} set n = $1 where id = 1", n + 10)
+                return int(n) + 10
+        finally:
+            await conn.close()
+
+    assert 11 == asyncio.run(add_ten())
+    assert 2 == len(attempts)
+
+
 def test_non_idempotent_call_is_not_rerun_after_a_terminated_backend(
     pg: PostgresServer, table: str, clock: Any
 ) -> None:
@@ -455,7 +559,9 @@ MYSQL_DRIVERS = {"pymysql": _pymysql_connect, "MySQLdb": _mysqldb_connect}
 
 def mysql_connect(driver: str, port: int) -> Any:
     """A connection through ``driver`` to 127.0.0.1:``port`` (bounded timeouts)."""
-    return MYSQL_DRIVERS[driver](host="127.0.0.1", port=port, connect_timeout=1, read_timeout=1)
+    read_timeout = 0.3 if driver == "pymysql" else 1  # libmysqlclient counts whole seconds
+    connect = MYSQL_DRIVERS[driver]
+    return connect(host="127.0.0.1", port=port, connect_timeout=1, read_timeout=read_timeout)
 
 
 @pytest.mark.parametrize("driver", MYSQL_DRIVERS)
@@ -767,3 +873,23 @@ def test_sqlalchemy_asyncio_serialization_failure_is_contention(
     assert isinstance(exc, sqlalchemy.exc.DBAPIError)
     assert "40001" == sqlstate(exc.orig)
     assert CONTENTION == verdict(exc)
+
+
+@pytest.mark.parametrize(("retry_reads", "expected_finds"), [(True, 2), (False, 1)])
+def test_pymongo_retry_reads_off_leaves_retrying_to_retryx(
+    retry_reads: bool, expected_finds: int
+) -> None:
+    """pymongo re-sends a read after a dropped connection unless retryReads=False."""
+    import pymongo
+
+    seen: list[str] = []
+    with _wire.mongo("close", seen) as port:
+        client: Any = pymongo.MongoClient(
+            host="127.0.0.1", port=port, directConnection=True, retryReads=retry_reads
+        )
+        try:
+            exc = raised(client.db.items.find_one)
+        finally:
+            client.close()
+    assert CONNECTION == verdict(exc)
+    assert ["find"] * expected_finds == seen

@@ -153,6 +153,22 @@ def test_grpc_pushback_is_honoured(wrapped: Any) -> None:
     assert Fault(False, "pushback") == classify(grpc_error(wrapped, b"UNAVAILABLE -1"))
 
 
+def test_grpc_refused_is_unsent() -> None:
+    """ServiceUnavailable wrapping a gRPC call that never connected is unsent."""
+    pytest.importorskip("grpc")
+    import grpc
+    from google.api_core import grpc_helpers
+
+    from tests._grpc import METHOD
+    from tests._redis import free_port
+
+    with grpc.insecure_channel(f"127.0.0.1:{free_port()}") as channel:
+        exc = grpc_error(grpc_helpers.wrap_errors(channel.unary_unary(METHOD)), b"ok")
+    assert "ServiceUnavailable" == type(exc).__name__
+    assert Fault(True, "connection", unsent=True) == classify(exc)
+    assert is_unsent(exc)
+
+
 def test_google_retry_giving_up_is_permanent(wrapped: Any) -> None:
     """google-api-core's own Retry giving up (RetryError) is permanent: no second retry layer."""
     from google.api_core import retry as google_retry

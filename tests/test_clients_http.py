@@ -8,6 +8,7 @@ import http.client
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -156,6 +157,46 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         listener.close()
 
 
+@pytest.fixture
+def reset_after_head() -> Iterator[str]:
+    """The URL of a server that reads each request head, then resets the connection (RST)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(LONG)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data and len(data) < 65536:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError:
+                pass
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    finally:
+        stop.set()
+        thread.join(LONG)
+        listener.close()
+
+
 def truncated() -> Any:
     """A response that promises 100 bytes, sends 5 and closes."""
     return servers.http([(200, {"Content-Length": "100", "Connection": "close"}, b"short")])
@@ -292,6 +333,14 @@ def test_requests_certificate_failure_is_permanent(requests: Any, self_signed: s
     assert PERMANENT == verdict(exc)
 
 
+def test_requests_ssl_error_of_a_cut_handshake_is_a_connection_fault(requests: Any) -> None:
+    """``requests.SSLError`` without a certificate failure (the peer hung up) is transient."""
+    with servers.accept_then_close() as addr:
+        exc = raised(lambda: requests.get(f"https://{addr[0]}:{addr[1]}/", timeout=LONG))
+    assert type(exc) is requests.exceptions.SSLError
+    assert CONNECTION == verdict(exc)
+
+
 @pytest.mark.parametrize(
     ("url", "name"),
     [("http://", "InvalidURL"), ("example.com/x", "MissingSchema"), ("foo://x", "InvalidSchema")],
@@ -381,6 +430,16 @@ def test_urllib3_protocol_error(urllib3: Any) -> None:
     assert CONNECTION == verdict(exc)
 
 
+def test_urllib3_ssl_errors(urllib3: Any, self_signed: str) -> None:
+    """urllib3's ``SSLError``: permanent for a certificate failure, else a connection fault."""
+    pool = urllib3.PoolManager(**NO_RETRY)
+    cert = raised(lambda: pool.request("GET", self_signed))
+    with servers.accept_then_close() as addr:
+        cut = raised(lambda: pool.request("GET", f"https://{addr[0]}:{addr[1]}/"))
+    assert (urllib3.exceptions.SSLError, urllib3.exceptions.SSLError) == (type(cert), type(cut))
+    assert (PERMANENT, CONNECTION) == (verdict(cert), verdict(cut))
+
+
 # --- httpx ---------------------------------------------------------------------------------
 
 
@@ -449,13 +508,20 @@ def test_httpx_remote_protocol_error(httpx: Any) -> None:
     assert CONNECTION == verdict(exc)
 
 
-def test_httpx_reset_is_a_connection_fault(httpx: Any) -> None:
-    """A reset (``ReadError``, or ``ConnectError`` at connect) is a connection fault."""
+def test_httpx_read_error(httpx: Any, reset_after_head: str) -> None:
+    """``httpx.ReadError`` (reset while waiting for the response) is a connection fault."""
+    exc = raised(lambda: httpx.get(reset_after_head, timeout=LONG))
+    assert type(exc) is httpx.ReadError
+    assert CONNECTION == verdict(exc)
+
+
+def test_httpx_reset_at_once_is_a_connection_fault(httpx: Any) -> None:
+    """A server resetting at accept gives a connection fault, unsent only as ``ConnectError``."""
     with servers.resetting() as addr:
-        url = f"http://{addr[0]}:{addr[1]}/"
-        # The reset surfaces at connect or at the first read (API section 13).
-        exc = raised(lambda: httpx.get(url, timeout=LONG))
-    assert isinstance(exc, httpx.ReadError | httpx.ConnectError)
+        # The reset surfaces at connect, at the first read, or as a disconnection
+        # (API section 13): every form is a connection fault.
+        exc = raised(lambda: httpx.get(f"http://{addr[0]}:{addr[1]}/", timeout=LONG))
+    assert isinstance(exc, httpx.ReadError | httpx.ConnectError | httpx.RemoteProtocolError)
     expected = CONNECTION_UNSENT if isinstance(exc, httpx.ConnectError) else CONNECTION
     assert expected == verdict(exc)
 
@@ -562,6 +628,13 @@ def test_aiohttp_server_disconnected(aiohttp: Any) -> None:
     assert CONNECTION == verdict(exc)
 
 
+def test_aiohttp_client_os_error(aiohttp: Any, reset_after_head: str) -> None:
+    """``ClientOSError`` (reset while waiting for the response) is a connection fault."""
+    exc = araised(_aiohttp_get(aiohttp, reset_after_head))
+    assert type(exc) is aiohttp.ClientOSError
+    assert CONNECTION == verdict(exc)
+
+
 def test_aiohttp_payload_error(aiohttp: Any) -> None:
     """``ClientPayloadError`` (a body cut short) is a connection fault."""
     with truncated() as srv:
@@ -594,6 +667,19 @@ def test_aiohttp_response_error_takes_the_status(aiohttp: Any) -> None:
     assert Fault(True, "throttled", 2.0) == classify(exc)
 
 
+def test_aiohttp_too_many_redirects_is_permanent(aiohttp: Any) -> None:
+    """aiohttp's ``TooManyRedirects`` is permanent (though a ``ClientResponseError``)."""
+
+    async def get(url: str) -> None:
+        async with aiohttp.ClientSession() as session, session.get(url, max_redirects=3):
+            pass
+
+    with redirect_loop() as srv:
+        exc = araised(get(srv.url))
+    assert type(exc) is aiohttp.TooManyRedirects
+    assert PERMANENT == verdict(exc)
+
+
 def test_aiohttp_unknown_host_is_permanent(aiohttp: Any, no_such_host: str) -> None:
     """A ``ClientConnectorError`` for a name DNS says does not exist is permanent."""
     exc = araised(_aiohttp_get(aiohttp, no_such_host))
@@ -619,9 +705,9 @@ def azure() -> Any:
     exceptions = pytest.importorskip("azure.core.exceptions")
     pytest.importorskip("requests")
 
-    def send(url: str, raise_status: bool = False) -> Any:
+    def send(url: str, raise_status: bool = False, **timeouts: float) -> Any:
         with pipeline.Pipeline(transport.RequestsTransport(connection_timeout=LONG)) as pipe:
-            response = pipe.run(rest.HttpRequest("GET", url)).http_response
+            response = pipe.run(rest.HttpRequest("GET", url), **timeouts).http_response
             if raise_status and response.status_code >= 400:
                 raise exceptions.HttpResponseError(response=response)
             return response
@@ -645,6 +731,19 @@ def test_azure_service_response_error(azure: Any) -> None:
         exc = raised(lambda: send(f"http://{addr[0]}:{addr[1]}/"))
     assert type(exc) is exceptions.ServiceResponseError
     assert CONNECTION == verdict(exc)
+
+
+def test_azure_timeouts(azure: Any, unreachable: str, silent: str) -> None:
+    """``ServiceRequestTimeoutError`` is a timeout, unsent; ``ServiceResponseTimeoutError``
+    is a timeout, sent."""
+    send, exceptions = azure
+    request = raised(lambda: send(unreachable, connection_timeout=TIMEOUT))
+    response = raised(lambda: send(silent, read_timeout=TIMEOUT))
+    assert (exceptions.ServiceRequestTimeoutError, exceptions.ServiceResponseTimeoutError) == (
+        type(request),
+        type(response),
+    )
+    assert (TIMEOUT_UNSENT, TIMEOUT_SENT) == (verdict(request), verdict(response))
 
 
 def test_azure_http_response_error_takes_the_status(azure: Any) -> None:

@@ -89,6 +89,11 @@ def test_negative_pushback_makes_the_fault_permanent(call: Any, code: str) -> No
     assert Fault(False, "pushback") == classify(rpc_error(call, f"{code} -1".encode()))
 
 
+def test_unparseable_pushback_makes_the_fault_permanent(call: Any) -> None:
+    """A pushback that is not an integer means "do not retry" (gRFC A6), as a negative one."""
+    assert Fault(False, "pushback") == classify(rpc_error(call, b"ABORTED soon"))
+
+
 def test_pushback_on_a_permanent_code_stays_permanent(call: Any) -> None:
     """A pushback trailer does not make a permanent code transient."""
     assert Fault(False, "permanent") == classify(rpc_error(call, b"INVALID_ARGUMENT 100"))

@@ -313,3 +313,34 @@ def test_judge_prefers_the_carried_verdict() -> None:
 def test_judge_keeps_permanent() -> None:
     """A permanent verdict stays permanent, whatever the layer."""
     assert (PERMANENT, True) == judge(classify, True, ValueError("x"))
+
+
+@given(
+    attempts=st.integers(1, 20),
+    deadline=st.floats(0.0, 30.0),
+    kind=st.sampled_from(["none", "full", "equal", "decorrelated"]),
+    hints=st.lists(st.one_of(st.none(), st.floats(0.0, 90.0)), min_size=20, max_size=20),
+    seed=st.integers(0, 2**32),
+)
+def test_never_waits_past_the_deadline(
+    attempts: int, deadline: float, kind: str, hints: list[float | None], seed: int
+) -> None:
+    """Whatever the schedule and hints, the waits decided never add up past the deadline,
+    a hint is never above retry_after_max, and the engine gives up within the attempts."""
+    policy = Policy(attempts=attempts, jitter=kind, retry_after_max=60.0)
+    waited = 0.0
+    previous = None
+    decisions = 0
+    with testing.seed(seed):
+        for attempt in range(1, attempts + 1):
+            fault = Fault(True, "throttled", hints[attempt - 1])
+            decision = decide(policy, fault, True, attempt, previous, deadline - waited)
+            decisions += 1
+            if isinstance(decision, GiveUp):
+                assert decision.reason in ("attempts", "deadline")
+                break
+            assert 0.0 <= decision.delay <= 60.0 or hints[attempt - 1] is None
+            waited += decision.delay
+            previous = decision.previous
+            assert waited <= deadline + 1e-9  # (float sums)
+    assert decisions <= attempts

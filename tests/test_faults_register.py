@@ -4,6 +4,7 @@ breakers judging with the policy's classifier."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import socket
 import ssl
@@ -230,6 +231,16 @@ def test_config_faults_table(tmp_path: Path) -> None:
     assert Fault(False, "permanent") == classify(Busy())
 
 
+def test_config_check_reports_the_faults_table(tmp_path: Path) -> None:
+    """``retryx config check`` counts the ``[faults]`` rules of a file."""
+    from retryx import _config
+
+    report, problems = _config.check(
+        str(write(tmp_path / "r.toml", f'[faults]\n"{BUSY}" = "server"\n'))
+    )
+    assert ([], "faults: 1 rule(s) in [faults]") == (problems, report[-1])
+
+
 def test_config_faults_apply_to_builtin_types(tmp_path: Path) -> None:
     """A ``[faults]`` rule on a builtin type overrides its fast verdict after a reload."""
     assert classify(BrokenPipeError()).transient
@@ -257,7 +268,7 @@ def test_registered_rules_come_before_the_config(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (f'[faults]\n"{BUSY}" = "flaky"\n', f'r.toml: [faults] "{BUSY}": cause must be one of'),
+        (f'[faults]\n"{BUSY}" = "flaky"\n', f'r.toml: [faults] "{BUSY}": must be one of conn'),
         (f'[faults]\n"{BUSY}" = 3\n', f'r.toml: [faults] "{BUSY}": must be a cause name, got 3'),
         ('[faults]\n"nocolon" = "server"\n', "r.toml: [faults] nocolon: kind must be"),
         ("faults = 3\n", "r.toml: faults: must be a table [faults], got 3"),
@@ -312,6 +323,64 @@ def test_the_context_counts_when_there_is_no_cause() -> None:
     with pytest.raises(RuntimeError) as info:
         slow()
     assert (Fault(True, "timeout"), False) == (classify(info.value), is_unsent(info.value))
+
+
+def test_a_context_raised_in_its_handler_counts_even_from_none() -> None:
+    """``raise ... from None`` in the handler still counts: libraries re-raise that way."""
+
+    def hidden() -> None:
+        try:
+            raise ConnectionResetError("reset")
+        except ConnectionResetError:
+            raise RuntimeError("hidden") from None
+
+    with pytest.raises(RuntimeError) as info:
+        hidden()
+    assert Fault(True, "connection") == classify(info.value)
+
+
+def test_a_context_not_raised_in_its_handler_is_not_a_cause() -> None:
+    """An error raised further down while another is handled did not wrap it: not walked."""
+
+    def fails() -> None:
+        raise RuntimeError("unrelated")
+
+    def handler() -> None:
+        try:
+            raise ConnectionResetError("reset")
+        except ConnectionResetError:
+            fails()  # raised in another frame than the handler's
+
+    with pytest.raises(RuntimeError) as info:
+        handler()
+    assert Fault(False, "permanent") == classify(info.value)
+
+
+def test_a_later_attempt_is_not_judged_by_the_first_fault(is_async: bool) -> None:
+    """A permanent fault on attempt 2 is not made transient by attempt 1's fault, which
+    the retry loop was handling when attempt 2 ran (its implicit context)."""
+    calls = 0
+
+    def work() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionRefusedError(111, "refused")
+        raise Busy("no")
+
+    async def awork() -> None:
+        work()
+
+    policy = retryx.Policy(attempts=5, backoff=backoff.none(), jitter="none")
+    call = (lambda: asyncio.run(retry(policy)(awork)())) if is_async else retry(policy)(work)
+    with pytest.raises(Busy):
+        call()
+    assert 2 == calls
+
+
+@pytest.fixture(params=[False, True], ids=["sync", "async"])
+def is_async(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
 
 
 def test_the_walk_stops_after_five_links() -> None:
@@ -383,6 +452,22 @@ def test_pushback_from_a_real_requests_response() -> None:
     ):
         requests.get(srv.url, timeout=5).raise_for_status()
     assert Fault(False, "pushback") == classify(info.value)
+
+
+def test_pushback_on_a_real_aiohttp_error() -> None:
+    """aiohttp's ``ClientResponseError`` carries the headers itself: pushback seconds are read."""
+    aiohttp = pytest.importorskip("aiohttp")
+
+    async def get(url: str) -> None:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            response.raise_for_status()
+
+    with (
+        servers.http([(503, {"Retryx-Pushback": "4", "Retry-After": "30"}, b"")]) as srv,
+        pytest.raises(aiohttp.ClientResponseError) as info,
+    ):
+        asyncio.run(get(srv.url))
+    assert Fault(True, "throttled", 4.0) == classify(info.value)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,10 @@ retryx layer gave up, served by real servers (uvicorn, wsgiref) to a real client
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -89,6 +92,17 @@ def test_wsgi_generator_apps_are_covered() -> None:
         assert (502, "no-retry") == (response.status_code, response.headers.get("retryx-pushback"))
 
 
+def test_wsgi_write_callable_sends_the_header() -> None:
+    """A WSGI app using the legacy ``write()`` callable gets the header too."""
+    with _http_apps.serve_wsgi(retryx.wsgi.Middleware(_http_apps.wsgi_app)) as url:
+        response = fetch(url + "/write")
+        assert (503, "no-retry", b"done") == (
+            response.status_code,
+            response.headers.get("retryx-pushback"),
+            response.content,
+        )
+
+
 def test_a_retryx_client_stops_at_the_pushback(served: Callable[..., str]) -> None:
     """The caller's retryx transport takes ``no-retry`` as final: one request, not three."""
     transport = retryx.httpx.Transport(retryx.Policy(attempts=3, backoff="none"), breakers=False)
@@ -114,3 +128,42 @@ def test_pushback_accepts_a_timedelta() -> None:
     """``pushback=timedelta(seconds=3)`` is 3 seconds."""
     middleware = retryx.asgi.Middleware(_http_apps.asgi_app, pushback=datetime.timedelta(seconds=3))
     assert 3.0 == middleware.pushback
+
+
+def test_asgi_app_raising_after_a_give_up_answers_500_with_pushback() -> None:
+    """An ASGI app that raises after its retry layer gave up still tells the caller."""
+    with _http_apps.serve_asgi(retryx.asgi.Middleware(_http_apps.asgi_app)) as url:
+        response = fetch(url + "/raises")
+        assert (500, "no-retry") == (response.status_code, response.headers.get("retryx-pushback"))
+
+
+def test_asgi_scopes_other_than_http_pass_through() -> None:
+    """A lifespan scope reaches the app untouched, without a request scope."""
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope)
+        await send({"type": "lifespan.startup.complete"})
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "lifespan.startup"}
+
+    asyncio.run(retryx.asgi.Middleware(app)({"type": "lifespan"}, receive, send))
+    assert ([{"type": "lifespan"}], [{"type": "lifespan.startup.complete"}]) == (seen, sent)
+
+
+def test_the_middlewares_need_no_third_party_package() -> None:
+    """``retryx.asgi`` and ``retryx.wsgi`` load lazily from ``retryx`` and import no client
+    or server package."""
+    code = (
+        "import sys, retryx;"
+        "retryx.asgi.Middleware, retryx.wsgi.Middleware;"
+        "loaded = {'httpx', 'requests', 'urllib3', 'uvicorn', 'starlette'} & set(sys.modules);"
+        "assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -207,6 +208,18 @@ def test_deadline_bounds_the_request(make: Any, clock: FakeClock) -> None:
         assert 1 == len(srv.requests)
 
 
+def test_deadline_ends_a_hanging_attempt(make: Any) -> None:
+    """With a 0.5 s deadline, an attempt that hangs is cut by the client's timeout, capped
+    by the time left (the client's own timeout is 5 s)."""
+    client = make(FAST.replace(deadline=0.5))
+    with servers.slow(3.0) as addr:
+        started = time.monotonic()
+        with pytest.raises((httpx.TimeoutException, requests.Timeout)):
+            client.send("GET", f"http://{addr.host}:{addr.port}/")
+        assert time.monotonic() - started < 2.0
+        assert 1 == addr.connections
+
+
 def test_budget_denies_retries(make: Any) -> None:
     """A shared RetryBudget with 4 tokens allows one retry, then gives up (reason budget)."""
     reasons: list[str] = []
@@ -349,6 +362,20 @@ def test_an_outer_retry_defers_the_transport(make: Any) -> None:
     with servers.http([(503, {}, b"")]) as srv, pytest.raises(retryx.Transient):
         fetch(srv.url)
     assert 3 == len(srv.requests)
+
+
+def test_an_outer_retry_never_resends_a_sent_post(make: Any) -> None:
+    """The transport's verdict travels to the outer layer: a POST that reached the server
+    and dropped is not sent again by the outer retry either."""
+    client = make()
+
+    @retryx.retry(FAST)
+    def pay(url: str) -> int:
+        return client.send("POST", url, content=b"pay")[0]
+
+    with servers.accept_then_close() as addr, pytest.raises(SENT_ERRORS[client.kind]):
+        pay(f"http://{addr.host}:{addr.port}/")
+    assert 1 == addr.connections
 
 
 # --- construction --------------------------------------------------------------------

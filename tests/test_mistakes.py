@@ -233,7 +233,16 @@ def test_fallback_handlers_of_every_documented_shape_are_accepted() -> None:
     async def untyped(exc, x):
         return -2
 
-    for handler in (typed, untyped, lambda exc, x: -3, lambda *a: -4):
+    def loose(exc: Any, x: int) -> int:
+        return -5
+
+    def broad(exc: object, x: int) -> int:
+        return -6
+
+    def base(exc: BaseException | None, x: int) -> int:
+        return -7
+
+    for handler in (typed, untyped, lambda exc, x: -3, lambda *a: -4, loose, broad, base):
         fallback(handler)
 
 

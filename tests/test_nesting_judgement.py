@@ -681,3 +681,175 @@ def test_current_is_none_once_the_call_has_ended() -> None:
         return await asyncio.wait_for(task, WAIT)
 
     assert None is asyncio.run(main())
+
+
+def test_not_idempotent_reaches_opentelemetry() -> None:
+    """The outer give-up on an inner idempotent=False fault is counted with its reason."""
+    sdk_metrics = pytest.importorskip("opentelemetry.sdk.metrics")
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from retryx import otel
+
+    memory = InMemoryMetricReader()
+    provider = sdk_metrics.MeterProvider(metric_readers=[memory])
+    otel.instrument(provider)
+    try:
+        stack = Stack(_reset, inner=fast(idempotent=False), outer=fast(), is_async=False)
+        with retryx.testing.fake_time(), pytest.raises(ConnectionResetError):
+            stack.run()
+        data = memory.get_metrics_data()
+    finally:
+        otel.uninstrument()
+        provider.shutdown()
+    assert data is not None
+    reasons = [
+        (dict(point.attributes)["retryx.name"], dict(point.attributes)["retryx.reason"])
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "retryx.give_ups"
+        for point in metric.data.data_points
+    ]
+    assert [("checkout", "not_idempotent")] == reasons
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    inner=policies(),
+    outer=policies(),
+    script=st.lists(st.sampled_from([*sorted(FAULTS), "ok"]), min_size=1, max_size=10),
+    is_async=st.booleans(),
+)
+def test_invariants_through_a_failover_sweep(
+    clock: FakeClock,
+    inner: dict[str, Any],
+    outer: dict[str, Any],
+    script: list[str],
+    is_async: bool,
+) -> None:
+    """Under an outer retry + failover over 2 hosts: a sweep moves on and the retry goes on
+    only for faults the deferring inner calls retryable; nothing else is sent again."""
+    sent: list[str] = []
+
+    def work() -> str:
+        outcome = script[min(len(sent), len(script) - 1)]
+        sent.append(outcome)
+        if outcome == "ok":
+            return "ok"
+        raise FAULTS[outcome]()
+
+    inner_policy = fast(
+        attempts=inner["attempts"],
+        retry_on=RETRY_ON[inner["retry_on"]],
+        idempotent=inner["idempotent"],
+        name="inner",
+    )
+    outer_policy = fast(
+        attempts=outer["attempts"],
+        retry_on=RETRY_ON[outer["retry_on"]],
+        idempotent=outer["idempotent"],
+        name="outer",
+    )
+    never_opens = CircuitBreaker("template", failure_threshold=10_000)
+
+    @retry(inner_policy)
+    def call(host: str) -> str:
+        return work()
+
+    @retry(outer_policy)
+    @failover(["a", "b"], breaker=never_opens)
+    def sweep(*, host: str) -> str:
+        return call(host)
+
+    @retry(inner_policy)
+    async def acall(host: str) -> str:
+        return work()
+
+    @retry(outer_policy)
+    @failover(["a", "b"], breaker=never_opens)
+    async def asweep(*, host: str) -> str:
+        return await acall(host)
+
+    outcome: Any
+    try:
+        outcome = asyncio.run(asweep()) if is_async else sweep()
+    except Exception as exc:
+        outcome = exc
+    idempotent = inner["idempotent"] and outer["idempotent"]
+
+    def retryable(fault: str) -> bool:
+        return transient(inner["retry_on"], fault) and (idempotent or fault in UNSENT)
+
+    assert len(sent) <= 2 * outer["attempts"]
+    assert all(f != "ok" and retryable(f) for f in sent[:-1])
+    last = sent[-1]
+    if last == "ok":
+        assert "ok" == outcome
+    elif retryable(last):
+        assert 2 * outer["attempts"] == len(sent)  # every sweep went through both hosts
+        assert isinstance(outcome, retryx.AllEndpointsFailed)
+    else:
+        assert type(FAULTS[last]()) is type(outcome)  # the sweep stopped, raised as is
+
+
+# --- attempts are not chained to each other ---------------------------------------------------
+
+
+def test_a_later_attempts_fault_is_not_chained_to_an_earlier_one(
+    clock: FakeClock, is_async: bool, gave_up: list[tuple[str, str]]
+) -> None:
+    """A permanent fault after a refused connection is not retried: retryx runs attempt 2
+    outside attempt 1's except block, so classify finds no socket fault in its chain."""
+    seq = retryx.testing.FaultSequence(ConnectionRefusedError(111, "refused"), ValueError("bug"))
+
+    async def aseq() -> Any:
+        return seq()
+
+    fetch = retry(fast(name="fetch", attempts=4))(aseq if is_async else seq)
+    with pytest.raises(ValueError, match="bug") as info:
+        asyncio.run(fetch()) if is_async else fetch()
+    assert 2 == seq.calls
+    assert None is info.value.__context__
+    assert [("fetch", "permanent")] == gave_up
+
+
+# --- each fault judged once per pipeline call -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [(ValueError("bad request"), 1), (ConnectionResetError(104, "reset"), 3 + 1)],
+    ids=["permanent", "transient-on-3-hosts"],
+)
+def test_a_fault_is_judged_once_through_the_full_stack(
+    clock: FakeClock, is_async: bool, fault: Exception, expected: int
+) -> None:
+    """Retry + failover + breakers sharing one classifier judge each fault once: the breakers,
+    the sweep and the retry decision share the verdict (plus once for the sweep's group)."""
+    judged: list[type[BaseException]] = []
+
+    def judge(exc: BaseException) -> retryx.Fault:
+        judged.append(type(exc))
+        return classify(exc)
+
+    shared = retryx._classify.PredicateClassifier(judge)  # one classifier for every layer
+    template = CircuitBreaker("template", failure_threshold=1000, counts=shared)
+    layer = CircuitBreaker("layer", failure_threshold=1000, counts=shared)
+
+    @retry(fast(attempts=1, retry_on=shared))
+    @failover(["a", "b", "c"], breaker=template)
+    @circuit_breaker(layer)
+    def query(*, host: str) -> None:
+        raise fault
+
+    @retry(fast(attempts=1, retry_on=shared))
+    @failover(["a", "b", "c"], breaker=template)
+    @circuit_breaker(layer)
+    async def aquery(*, host: str) -> None:
+        raise fault
+
+    with pytest.raises(Exception):  # noqa: B017 - the fault, or the sweep's group
+        asyncio.run(aquery()) if is_async else query()
+    assert expected == len(judged)

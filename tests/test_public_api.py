@@ -44,6 +44,9 @@ CONTRACT_NAMES = {
     "current",
     "context",
     "carry",
+    "attempts",  # version 2, section 17: retry blocks
+    "set_active",
+    "override",
     # failover: the default of the endpoint parameter
     "ENDPOINT",
     # modules

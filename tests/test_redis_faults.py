@@ -165,8 +165,8 @@ def test_waiting_threads_do_not_each_wait_a_timeout(server: RedisServer, name: s
             total = time.monotonic() - started
         assert ["failed"] * 8 == results
         assert 12 == len(elapsed)
-        assert max(elapsed) < TIMEOUT + 0.8, elapsed  # was 8 timeouts in a row: 3.2 s
-        assert total < TIMEOUT + 1.0
+        assert max(elapsed) < TIMEOUT + 1.0, elapsed  # was 8 timeouts in a row: 3.2 s
+        assert total < TIMEOUT + 1.2
         assert not store.available, elapsed
         assert 100 - 4 == budget.tokens  # counted locally
 
@@ -181,7 +181,7 @@ def test_raise_mode_waiters_raise_with_the_failed_round_trip(
         breaker = CircuitBreaker(name, failure_threshold=100, store=store)
         time.sleep(0.2)  # let the sync thread's first syncs (woken by the attach) end
         outcomes: list[str] = []
-        barrier = threading.Barrier(4)
+        barrier = threading.Barrier(6)
 
         def report() -> None:
             barrier.wait(5.0)
@@ -190,7 +190,7 @@ def test_raise_mode_waiters_raise_with_the_failed_round_trip(
             except retryx.RetryxError:
                 outcomes.append("raised")
 
-        threads = [threading.Thread(target=report) for _ in range(4)]
+        threads = [threading.Thread(target=report) for _ in range(6)]
         with frozen(server):
             started = time.monotonic()
             for thread in threads:
@@ -198,8 +198,8 @@ def test_raise_mode_waiters_raise_with_the_failed_round_trip(
             for thread in threads:
                 thread.join(15.0)
             total = time.monotonic() - started
-    assert ["raised"] * 4 == outcomes
-    assert total < TIMEOUT + 0.8  # was 4 timeouts in a row
+    assert ["raised"] * 6 == outcomes
+    assert total < TIMEOUT + 1.0  # was 6 timeouts in a row: 2.4 s
 
 
 def test_reports_a_frozen_redis_runs_late_are_ignored(server: RedisServer, name: str) -> None:

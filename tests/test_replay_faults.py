@@ -142,7 +142,7 @@ def test_a_locked_sqlite_file_costs_at_most_the_time_left(tmp_path: Path) -> Non
         finally:
             locker.communicate(timeout=10)
         assert raised is not None
-        assert took < 0.5 + 0.5
+        assert took < 0.5 + 1.5  # was 30 s
         note = raised.__notes__[-1]
         where = f"storing it in the replay queue at sqlite:///{path} failed after "
         assert note.startswith(f"retryx: could not defer the call: {where}")
@@ -163,7 +163,7 @@ def test_a_frozen_redis_costs_at_most_the_time_left(tmp_path: Path, server: Redi
         finally:
             server.proc.send_signal(signal.SIGCONT)
     assert raised is not None
-    assert took < 0.5 + 0.5
+    assert took < 0.5 + 1.5  # was 30 s
     note = raised.__notes__[-1]
     assert f"replay queue at {server.url} failed after" in note
     assert "redis.exceptions.TimeoutError" in note

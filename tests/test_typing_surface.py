@@ -78,7 +78,7 @@ def test_ci_runs_both_checkers_on_the_typing_tests() -> None:
     assert "mypy --strict tests/typing" in ci
     assert "pyright tests/typing" in ci
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert '"pyright==' in pyproject
+    assert '"pyright[nodejs]==' in pyproject
     assert 'strict = ["tests/typing"]' in pyproject
 
 
@@ -97,3 +97,18 @@ def test_the_plugin_fixtures_yield_typed_values() -> None:
     assert len(returns) >= 7
     assert {} == {name: text for name, text in returns.items() if "Iterator[Any]" in text}
     assert {} == {name: text for name, text in returns.items() if text.endswith("Any]]")}
+
+
+def test_breaker_settings_match_the_circuit_breaker() -> None:
+    """``circuit_breaker(**settings)`` is typed by ``BreakerSettings``: the keyword
+    arguments of ``CircuitBreaker`` with the same annotations."""
+    import inspect
+
+    from retryx import CircuitBreaker
+    from retryx._pipeline import BreakerSettings
+
+    parameters = inspect.signature(CircuitBreaker).parameters
+    expected = {name: str(p.annotation) for name, p in parameters.items()}
+    assert expected == {
+        k: str(v.__forward_arg__) for k, v in BreakerSettings.__annotations__.items()
+    }

@@ -16,12 +16,21 @@ from typing import TYPE_CHECKING, Any, Generic, Never, TypeVar, overload
 
 from .. import _clock
 from .._errors import ConfigError
+from .._switches import test_mode
 
 if TYPE_CHECKING:
     from . import servers as servers
     from ._chaos import inject_faults as inject_faults
 
-__all__ = ["FakeClock", "FaultSequence", "fake_time", "inject_faults", "seed", "servers"]
+__all__ = [
+    "FakeClock",
+    "FaultSequence",
+    "fake_time",
+    "inject_faults",
+    "seed",
+    "servers",
+    "test_mode",
+]
 
 
 class FakeClock:

@@ -3,6 +3,7 @@
 Fixtures:
 
 - ``retryx_clock``: a fake clock driving every retryx wait (no real sleeping).
+- ``retryx_test_mode``: every retry policy capped at one attempt, no waits.
 - ``retryx_echo``, ``retryx_refusing``, ``retryx_resetting``,
   ``retryx_accept_then_close``: a loopback fault server for the test, as
   ``("127.0.0.1", port)``.
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import FakeClock, fake_time
+from . import FakeClock, fake_time, test_mode
 
 if TYPE_CHECKING:  # the servers module loads on first use
     from .servers import Address, HTTPAddress
@@ -29,6 +30,13 @@ def retryx_clock() -> Iterator[FakeClock]:
     """A fake clock driving every retryx wait for the test: no real sleeping."""
     with fake_time() as clock:
         yield clock
+
+
+@pytest.fixture
+def retryx_test_mode() -> Iterator[None]:
+    """Every retry policy capped at one attempt and every wait removed, for the test."""
+    with test_mode(attempts=1):
+        yield
 
 
 def _serve(name: str) -> Iterator[Address]:

@@ -86,6 +86,13 @@ def check_lazy_modules() -> None:
     )
     assert_type(retryx.otel.instrument(), None)
     assert_type(retryx.prometheus.instrument(), None)
+    assert_type(retryx.httpx.Transport(), retryx.httpx.Transport)
+    assert_type(retryx.requests.Adapter(), retryx.requests.Adapter)
+
+
+def check_middlewares(asgi_app: retryx.asgi.ASGIApp, wsgi_app: retryx.wsgi.WSGIApp) -> None:
+    assert_type(retryx.asgi.Middleware(asgi_app), retryx.asgi.Middleware)
+    assert_type(retryx.wsgi.Middleware(wsgi_app), retryx.wsgi.Middleware)
     assert_type(retryx.redis.RedisStore("redis://localhost:6379"), retryx.redis.RedisStore)
 
 
@@ -180,6 +187,8 @@ def check_mistakes() -> None:
     retryx.retry(deadline="30s")  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]
     retryx.retry(nested="never")  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]
     Policy.interactive(atempts=2)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+    retryx.circuit_breaker(failure_treshold=3)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue]
+    retryx.circuit_breaker(recovery_timeout="30")  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]
     Policy().replace(deadline="5")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     retryx.retry("payments", attempts=3)  # fields with a name: refused at run time only
 

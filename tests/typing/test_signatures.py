@@ -7,10 +7,10 @@ not collect, and importing the module only defines them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sized
 from typing import Any, TypeVar, assert_type, cast
 
-from retryx import CircuitBreaker, Policy, circuit_breaker, failover, fallback, retry
+from retryx import CircuitBreaker, Policy, carry, circuit_breaker, failover, fallback, retry
 
 T = TypeVar("T")
 
@@ -231,3 +231,13 @@ def check_direct(connect: Callable[[tuple[str, int]], None]) -> None:
     retried = retry(Policy(attempts=2))(connect)
     assert_type(retried, Callable[[tuple[str, int]], None])
     assert_type(retry(len)("abc"), int)
+
+
+# --- carry: the same callable, bound to the calling context ------------------------------------
+
+
+def check_carry() -> None:
+    assert_type(carry(len), Callable[[Sized], int])
+    assert_type(carry(bare)(1, y="a"), bytes)
+    assert_type(result_of(carry(async_bare)(1)), bytes)
+    carry(bare)("1", y="a")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
