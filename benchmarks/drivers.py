@@ -35,6 +35,7 @@ import argparse
 import contextlib
 import inspect
 import itertools
+import os
 import statistics
 import subprocess
 import sys
@@ -611,7 +612,7 @@ def decorate_seconds(n: int, *, same: bool) -> tuple[float, int]:
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         timeout=300,
         check=True,
     )
