@@ -90,6 +90,8 @@ def _detached(exc: BaseException) -> BaseException:
         twin = kind.__new__(kind, *exc.args)
         twin.args = exc.args
         vars(twin).update(vars(exc))
+        if hasattr(exc, "__notes__"):  # a list: not shared with the original
+            twin.__notes__ = list(exc.__notes__)
     except Exception:
         try:
             text = f"{kind.__qualname__}: {exc}"

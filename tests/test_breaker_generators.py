@@ -294,3 +294,26 @@ def test_asend_and_athrow_reach_the_async_generator(clock: FakeClock) -> None:
 
     assert ["ready", "got 1", "got handled", "got 2"] == asyncio.run(main())
     assert "open" == breaker.state
+
+
+def test_an_async_generator_is_guarded_under_trio(clock: FakeClock) -> None:
+    """The async guard uses no asyncio: it works under trio too."""
+    trio = pytest.importorskip("trio")
+    breaker = CircuitBreaker("db", failure_threshold=1)
+
+    @breaker
+    async def read() -> AsyncIterator[int]:
+        for row in range(2):
+            await trio.sleep(0)
+            yield row
+        raise ConnectionError("reset")
+
+    async def main() -> list[int]:
+        agen = read()
+        seen = [await agen.__anext__(), await agen.__anext__()]
+        with pytest.raises(ConnectionError):
+            await agen.__anext__()
+        return seen
+
+    assert [0, 1] == trio.run(main)
+    assert "open" == breaker.state

@@ -110,6 +110,18 @@ def test_last_failure_is_a_copy_of_the_counted_exception(clock: FakeClock) -> No
     assert (None, None, None) == (last.__traceback__, last.__cause__, last.__context__)
 
 
+def test_last_failure_is_a_snapshot_of_the_notes(clock: FakeClock) -> None:
+    """Notes added to the raised exception later do not show on last_failure."""
+    breaker = CircuitBreaker("db")
+    error = ConnectionError("down")
+    error.add_note("first")
+    with pytest.raises(ConnectionError):
+        failing(breaker, error)()
+    error.add_note("later")
+    assert breaker.last_failure is not None
+    assert ["first"] == breaker.last_failure.__notes__
+
+
 def test_last_failure_is_the_latest_and_survives_closing(clock: FakeClock) -> None:
     """The latest counted failure is kept through open and close; reset() clears it."""
     breaker = CircuitBreaker("db", failure_threshold=2, recovery_timeout=1.0)
