@@ -1,5 +1,6 @@
 """RedisStore(fallback_state=...): the state breakers assume when Redis fails or lost
-their key, against a real redis-server."""
+their key; and the breaker conveniences of section 17 through a store, against a real
+redis-server."""
 
 from __future__ import annotations
 
@@ -161,3 +162,23 @@ def test_without_a_fallback_a_lost_key_keeps_the_local_state(
         raw.delete(f"retryx:breaker:{name}")
         store.sync()
         assert ("closed", "ok") == (breaker.state, call(breaker))
+
+
+def test_half_open_and_opened_at_are_shared(server: RedisServer, name: str) -> None:
+    """half_open() by hand applies to every process; opened_at is the shared opening."""
+    with (
+        RedisStore(server.url, sync_interval=SYNC) as mine,
+        RedisStore(server.url, sync_interval=SYNC) as theirs,
+    ):
+        breaker = CircuitBreaker(name, failure_threshold=1, recovery_timeout=60.0, store=mine)
+        mirror = CircuitBreaker(name, failure_threshold=1, recovery_timeout=60.0, store=theirs)
+        before = time.time()
+        assert "failed" == call(breaker, fail=True)
+        eventually(lambda: mirror.state == "open", SLACK)
+        assert mirror.opened_at is not None
+        assert before - 1.0 <= mirror.opened_at <= time.time() + 1.0
+        assert isinstance(breaker.last_failure, ConnectionError)
+        mirror.half_open()
+        eventually(lambda: breaker.state == "half_open", SLACK)
+        assert "ok" == call(breaker)  # the trial closes it for both
+        eventually(lambda: mirror.state == "closed", SLACK)
