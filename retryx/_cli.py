@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import itertools
 import json
 import logging
 import math
@@ -82,6 +83,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _attempts_arg(text: str) -> int | str:
+    """``--attempts``: an integer (checked by ``Policy``), or ``unlimited``."""
+    if text == "unlimited":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer or 'unlimited', got {text!r}"
+        ) from None
+
+
 def _exit_codes(text: str) -> frozenset[int]:
     codes: set[int] = set()
     for part in text.split(","):
@@ -114,7 +127,12 @@ def _policy_parent() -> _Parser:
     p = _Parser(add_help=False)
     g = p.add_argument_group("policy options")
     g.add_argument("--policy", metavar="NAME", help="start from the named policy in the config")
-    g.add_argument("--attempts", type=int, metavar="N", help="attempts, the first included")
+    g.add_argument(
+        "--attempts",
+        type=_attempts_arg,
+        metavar="N",
+        help="attempts, the first included, or 'unlimited'",
+    )
     g.add_argument(
         "--backoff",
         choices=sorted(_backoff.BY_NAME),
@@ -216,7 +234,7 @@ def build_policy(args: argparse.Namespace, *, name: str | None = None) -> Policy
     base = _resolve(name) if name else Policy()
     changes: dict[str, Any] = {}
     if args.attempts is not None:
-        changes["attempts"] = args.attempts
+        changes["attempts"] = None if args.attempts == "unlimited" else args.attempts
     b = _build_backoff(args, base.backoff_strategy)
     if b is not None:
         changes["backoff"] = b
@@ -410,7 +428,7 @@ class _Runner:
         start = _clock.monotonic()
         previous: float | None = None  # the jitter's memory (decorrelated)
         status = 0
-        for attempt in range(1, p.attempts + 1):
+        for attempt in itertools.count(1) if p.attempts is None else range(1, p.attempts + 1):
             limit = self.timeout
             grace = KILL_GRACE
             if p.deadline is not None:
@@ -430,7 +448,8 @@ class _Runner:
                 return status  # interrupted: never retried
             if status == 0:
                 return 0
-            what = f"attempt {attempt}/{p.attempts} failed ({_describe_status(status, timed_out)})"
+            of = p.attempts or "unlimited"
+            what = f"attempt {attempt}/{of} failed ({_describe_status(status, timed_out)})"
             if self.retry_codes is not None and status not in self.retry_codes:
                 self._say(f"{what}; not retrying: {status} is not in --retry-exit-codes")
                 return status

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from ._budget import RetryBudget
+    from ._event_records import GaveUp, RetryScheduled, Succeeded
 
 __all__ = ["Policy", "PolicyFields", "RetryOn"]
 
@@ -33,6 +35,19 @@ RetryOn: TypeAlias = (
 """What ``retry_on`` accepts; a ``Policy`` always holds the normalised classifier."""
 
 _NESTED = ("defer", "raise", "allow")
+_HOOKS = ("on_retry", "on_give_up", "on_success")
+
+
+def _level(name: str, value: Any) -> int:
+    """A logging level: an int >= 0 or a level name (``"INFO"``), as an int."""
+    if isinstance(value, str):
+        found = logging.getLevelNamesMapping().get(value.upper())
+        if found is None:
+            raise ConfigError(f"Policy.{name} must be a logging level, got {value!r}")
+        return found
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"Policy.{name} must be a logging level, got {value!r}")
+    return value
 
 
 def _number(name: str, value: Any, *, allow_none: bool = False) -> float | None:
@@ -55,7 +70,9 @@ class Policy:
     ``Policy.interactive()`` and ``Policy.background()`` are presets.
 
     Attributes:
-        attempts: total attempts, the first included (``>= 1``).
+        attempts: total attempts, the first included (``>= 1``), or ``None``:
+            unlimited (bounded by ``deadline`` when there is one, else by nothing:
+            ``retryx explain`` warns).
         backoff: the delay before retry *n*, before jitter: a ``retryx.backoff``
             object or one of ``"exponential"``, ``"incremental"``, ``"fixed"``,
             ``"immediate"``, ``"none"``. Default: exponential from 0.1 s, doubling,
@@ -86,12 +103,28 @@ class Policy:
             (``NestedRetryError``) or ``"allow"`` (attempts multiply).
         name: the label in logs, events and stats (default: the callable's
             qualified name).
+        on_retry: ``hook(events.RetryScheduled)``, called before each wait.
+        on_give_up: ``hook(events.GaveUp)``, called when the call gives up.
+        on_success: ``hook(events.Succeeded)``, called when the call succeeds
+            (first attempt included). Each hook runs once per event, after the global
+            subscribers; an async pipeline awaits a coroutine function (a sync one
+            refuses it); a hook that raises is logged and skipped.
+        log: where this policy's log lines go: ``None`` (or ``True``) the
+            ``retryx`` logger, a ``logging.Logger`` or a logger name, ``False`` none.
+        retry_log_level: the level of the "retrying" line (default ``WARNING``).
+        give_up_log_level: the level of the "giving up" line (default ``ERROR``;
+            a permanent fault is logged at ``DEBUG`` whatever it says, and a result
+            returned after the last attempt at no more than ``WARNING``).
+        log_exc_info: ``True``: the retry and give-up records carry the fault as
+            ``exc_info`` (tenacity's ``before_sleep_log(..., exc_info=True)``); off by
+            default, as a handler that keeps records would keep each failed call's
+            frames alive through it.
 
     Raises:
         ConfigError: naming the field and the bad value.
     """
 
-    attempts: int = 3
+    attempts: int | None = 3
     # Annotated with what the constructor accepts; after __post_init__ the
     # fields always hold the normalised objects (see classifier/backoff/jitter).
     backoff: _backoff.Backoff | str = field(default_factory=_backoff.exponential)
@@ -105,15 +138,24 @@ class Policy:
     idempotent: bool = True
     nested: Literal["defer", "raise", "allow"] = "defer"
     name: str | None = None
+    on_retry: Callable[[RetryScheduled], object] | None = None
+    on_give_up: Callable[[GaveUp], object] | None = None
+    on_success: Callable[[Succeeded], object] | None = None
+    log: logging.Logger | str | bool | None = None
+    retry_log_level: int | str = logging.WARNING
+    give_up_log_level: int | str = logging.ERROR
+    log_exc_info: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         a = self.attempts
-        if isinstance(a, bool) or not isinstance(a, int):
-            raise ConfigError(f"Policy.attempts must be an int, got {a!r}")
-        if a < 1:
+        if a is None:
+            pass  # unlimited: bounded by the deadline, the budget, or nothing
+        elif isinstance(a, bool) or not isinstance(a, int):
+            raise ConfigError(f"Policy.attempts must be an int or None, got {a!r}")
+        elif a < 1:
             raise ConfigError(f"Policy.attempts must be >= 1, got {a!r}")
-        if a > MAX_INT:
+        elif a > MAX_INT:
             raise ConfigError(f"Policy.attempts must be <= 2**63-1, got {shown(a)}")
 
         b: Any = self.backoff
@@ -171,6 +213,24 @@ class Policy:
             )
         if self.name is not None and (not isinstance(self.name, str) or not self.name):
             raise ConfigError(f"Policy.name must be a non-empty str or None, got {self.name!r}")
+        for hook in _HOOKS:
+            value = getattr(self, hook)
+            if value is not None and not callable(value):
+                raise ConfigError(f"Policy.{hook} must be callable or None, got {value!r}")
+        log: Any = self.log
+        if log is True:
+            log = None
+        elif isinstance(log, str) and log:
+            log = logging.getLogger(log)
+        elif not (log is None or log is False or isinstance(log, logging.Logger)):
+            raise ConfigError(
+                f"Policy.log must be a logging.Logger, a logger name, True or False, got {log!r}"
+            )
+        set_(self, "log", log)
+        set_(self, "retry_log_level", _level("retry_log_level", self.retry_log_level))
+        set_(self, "give_up_log_level", _level("give_up_log_level", self.give_up_log_level))
+        if not isinstance(self.log_exc_info, bool):
+            raise ConfigError(f"Policy.log_exc_info must be a bool, got {self.log_exc_info!r}")
 
     @property
     def classifier(self) -> Classifier:
@@ -232,7 +292,7 @@ class PolicyFields(TypedDict, total=False):
     The same names and annotations as ``Policy``'s fields (a test compares them).
     """
 
-    attempts: int
+    attempts: int | None
     backoff: _backoff.Backoff | str
     jitter: _jitter.Jitter | str | None
     deadline: float | None
@@ -244,6 +304,13 @@ class PolicyFields(TypedDict, total=False):
     idempotent: bool
     nested: Literal["defer", "raise", "allow"]
     name: str | None
+    on_retry: Callable[[RetryScheduled], object] | None
+    on_give_up: Callable[[GaveUp], object] | None
+    on_success: Callable[[Succeeded], object] | None
+    log: logging.Logger | str | bool | None
+    retry_log_level: int | str
+    give_up_log_level: int | str
+    log_exc_info: bool
 
 
 def _checked_init(init: Callable[..., None]) -> Callable[..., None]:
