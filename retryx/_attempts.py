@@ -175,7 +175,10 @@ class _Block:
         if call is not None and not call.next_attempt():  # the deadline passed in the wait
             exc = call.last_exc
             assert exc is not None
-            self.fail(exc)
+            try:
+                self.fail(exc)
+            finally:
+                exc = call = None  # the traceback holds this frame: no cycle through it
         attempt = self.attempt = Attempt(self, 1 if call is None else call.attempt)
         return attempt
 
@@ -195,14 +198,20 @@ class _Block:
         if policy is BYPASS:  # retryx switched off: the block ran once, plainly
             self.done = True
             self.end()
-            raise exc
+            try:
+                raise exc
+            finally:
+                exc = None  # no cycle through this frame
         assert policy is not None
         call = self.call
         if call is None:
             call = self.call = _Call(self.head, policy)
         delay = call.on_error(exc)
         if delay is _GIVE_UP:
-            self.fail(exc)
+            try:
+                self.fail(exc)
+            finally:
+                exc = call = None  # the traceback holds this frame: no cycle through it
         assert delay is not None
         return delay
 
@@ -226,6 +235,9 @@ class _Block:
         self.done = True
         self.runner.failed(self.head, exc)
         self.end()
+        call = self.call
+        if call is not None:  # the iterator (in the traceback) holds this block
+            call.last_exc = None
         try:
             raise exc
         finally:

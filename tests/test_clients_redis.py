@@ -250,7 +250,7 @@ def test_cluster_command_on_a_plain_server_is_permanent(server: RedisServer) -> 
 @pytest.fixture
 def cluster_node(tmp_path: Path) -> Iterator[RedisServer]:
     """A server in cluster mode that serves no hash slot (no cluster was formed)."""
-    yield from serve(tmp_path, args=["--cluster-enabled", "yes"])
+    yield from serve(tmp_path, args=["--cluster-enabled", "yes", *_bus_port()])
 
 
 def test_cluster_without_served_slots_is_transient(cluster_node: RedisServer) -> None:
@@ -259,20 +259,29 @@ def test_cluster_without_served_slots_is_transient(cluster_node: RedisServer) ->
     assert ("ClusterDownError", Fault(True, "server")) == (type(exc).__name__, classify(exc)), exc
 
 
+def _bus_port() -> list[str]:
+    """A free cluster-bus port: by default redis uses port + 10000, which may be taken
+    or past 65535 for a port from the ephemeral range (redis-server then exits 1)."""
+    return ["--cluster-port", str(free_port())]
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
     """Two cluster-mode nodes that met: the first serves slots 0-8000 only (full
     coverage not required), the second none. Yields their ports.
     """
     nodes = []
+    bus_ports = []
     for name in ("a", "b"):
-        args = ["--cluster-enabled", "yes", "--cluster-require-full-coverage", "no"]
+        bus = _bus_port()
+        bus_ports.append(int(bus[1]))
+        args = ["--cluster-enabled", "yes", "--cluster-require-full-coverage", "no", *bus]
         body = serve(tmp_path_factory.mktemp(f"cluster-{name}"), args=args)
         nodes.append((body, next(body)))
     try:
         first = client(nodes[0][1].port)
         first.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 8000)
-        first.execute_command("CLUSTER", "MEET", "127.0.0.1", nodes[1][1].port)
+        first.execute_command("CLUSTER", "MEET", "127.0.0.1", nodes[1][1].port, bus_ports[1])
         # a node reports cluster_state:ok 2 s after it starts at the earliest
         wait_for(lambda: b"cluster_state:ok" in first.execute_command("CLUSTER", "INFO"), 10)
         wait_for(lambda: b"handshake" not in first.execute_command("CLUSTER", "NODES"), 10)

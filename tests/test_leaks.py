@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import retryx
 from retryx import (
     AllEndpointsFailed,
     Policy,
@@ -309,3 +310,53 @@ def test_the_nesting_warning_remembers_a_bounded_number_of_pairs(clock: FakeCloc
     for n in range(_pipeline._MAX_WARNED_NESTED + 200):
         outer(retry(attempts=2, name=f"inner-{n}")(lambda: None))
     assert len(_pipeline._warned_nested) <= _pipeline._MAX_WARNED_NESTED
+
+
+def test_a_failed_retry_block_frees_the_blocks_locals_without_the_gc(
+    clock: FakeClock, no_gc: None
+) -> None:
+    """A ``for attempt in retryx.attempts(...)`` block that gives up leaves no cycle either."""
+    refs: list[weakref.ref[Payload]] = []
+
+    def fetch() -> None:
+        payload = Payload()
+        refs.append(weakref.ref(payload))
+        raise ConnectionError("refused")
+
+    def block() -> None:
+        for attempt in retryx.attempts(attempts=2, backoff="none"):
+            with attempt:
+                fetch()
+
+    for _ in range(3):
+        with pytest.raises(ConnectionError):
+            block()
+    assert 6 == len(refs)
+    assert [] == [ref for ref in refs if ref() is not None]
+
+
+def test_a_failed_async_retry_block_frees_the_blocks_locals_without_the_gc(
+    clock: FakeClock, no_gc: None
+) -> None:
+    """The same for ``async for``."""
+    refs: list[weakref.ref[Payload]] = []
+
+    async def fetch() -> None:
+        payload = Payload()
+        refs.append(weakref.ref(payload))
+        raise ConnectionError("refused")
+
+    async def block() -> None:
+        async for attempt in retryx.attempts(attempts=2, backoff="none"):
+            with attempt:
+                await fetch()
+
+    async def main() -> None:
+        for _ in range(3):
+            with pytest.raises(ConnectionError):
+                await block()
+
+    with asyncio.Runner() as runner:
+        runner.run(main())
+    assert 6 == len(refs)
+    assert [] == [ref for ref in refs if ref() is not None]
