@@ -338,3 +338,42 @@ def test_log_settings_are_normalised() -> None:
     assert logging.getLogger("myapp") is policy.log
     assert logging.INFO == policy.retry_log_level
     assert Policy(log=True) == Policy()
+
+
+def test_log_settings_from_a_configuration_file(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A named policy's file sets its logger, levels and ``log_exc_info``."""
+    from retryx import _config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "retryx.toml").write_text(
+        "[policies.payments]\n"
+        'log = "myapp.payments"\n'
+        'retry_log_level = "INFO"\n'
+        "give_up_log_level = 30\n"
+        "log_exc_info = true\n",
+        encoding="utf-8",
+    )
+    _config.configure("retryx.toml")
+    expected = Policy(
+        name="payments",
+        log=logging.getLogger("myapp.payments"),
+        retry_log_level=logging.INFO,
+        give_up_log_level=logging.WARNING,
+        log_exc_info=True,
+    )
+    assert expected == _config.resolve_policy("payments")
+
+
+@pytest.mark.parametrize("field", ["on_retry", "on_give_up", "on_success"])
+def test_hooks_cannot_come_from_a_configuration_file(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, field: str
+) -> None:
+    """A hook in a file is a ``ConfigError`` saying it takes a Python callable."""
+    from retryx import _config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "retryx.toml").write_text(f'[policies.p]\n{field} = "print"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="cannot be set in a configuration file"):
+        _config.configure("retryx.toml")
