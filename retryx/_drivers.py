@@ -119,7 +119,12 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                 if length(pending) > fold_at:
                     fold()
                 if bus._subscribers:
-                    bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
+                    bus.emit(
+                        records.Succeeded(
+                            runner.name, 1, clock.monotonic() - start, wrapped, {ARGS},
+                            {KWARGS}, result
+                        )
+                    )
                 return result
             # Attempts 2..n run outside attempt 1's handler: else each later fault would
             # get attempt 1's as its __context__ (chaining every attempt's frames, and

@@ -377,3 +377,13 @@ def test_hooks_cannot_come_from_a_configuration_file(
     (tmp_path / "retryx.toml").write_text(f'[policies.p]\n{field} = "print"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="cannot be set in a configuration file"):
         _config.configure("retryx.toml")
+
+
+def test_a_first_attempt_success_event_carries_the_call(clock: FakeClock, flavour: str) -> None:
+    """The ``Succeeded`` of a first-attempt success carries the arguments and the result."""
+    received: list[Any] = []
+    events.subscribe(received.append)
+    call, _ = build(flavour, 42)
+    assert 42 == call("ada", page=4)
+    (succeeded,) = received
+    assert (("ada",), {"page": 4}, 42) == (succeeded.args, succeeded.kwargs, succeeded.result)
