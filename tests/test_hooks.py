@@ -387,3 +387,22 @@ def test_a_first_attempt_success_event_carries_the_call(clock: FakeClock, flavou
     assert 42 == call("ada", page=4)
     (succeeded,) = received
     assert (("ada",), {"page": 4}, 42) == (succeeded.args, succeeded.kwargs, succeeded.result)
+
+
+def test_async_hooks_are_awaited_under_trio(clock: FakeClock) -> None:
+    """Under trio, async hooks are awaited with trio's own suspension."""
+    trio = pytest.importorskip("trio")
+    seen: list[str] = []
+
+    async def hook(event: Any) -> None:
+        await trio.sleep(0)  # only trio can run this: asyncio would fail here
+        seen.append(type(event).__name__)
+
+    outcomes = FaultSequence(ConnectionError, "ok")
+
+    @retry(on_retry=hook, on_success=hook, backoff="none")
+    async def fetch() -> Any:
+        return outcomes()
+
+    assert "ok" == trio.run(fetch)
+    assert ["RetryScheduled", "Succeeded"] == seen
