@@ -179,7 +179,7 @@ class _Call:
         self.kwargs = kwargs
         self.last_result: Any = None
         self.delay = 0.0  # the last wait decided (RetryWaited reports it)
-        self.awaiting: list[Awaitable[Any]] = []  # async hooks to await (async pipelines)
+        self.awaiting: list[Awaitable[Any]] | None = None  # async hooks to await, made on use
         self.runner: Runner = head[RUNNER]
         self.start: float = head[START]
         if _switches.switches.test_attempts is not None:
@@ -275,9 +275,11 @@ class _Call:
         self.delay = delay
         cause = fault.cause
         runner = self.runner
-        out = _logger_of(policy)
-        level = policy.retry_log_level
-        if out is not None and out.isEnabledFor(level):  # type: ignore[arg-type]  # normalised
+        out: Any = policy.log  # normalised: None (retryx), False (no lines) or a Logger
+        if out is None:
+            out = logger
+        level: int = policy.retry_log_level  # type: ignore[assignment]  # normalised
+        if out and out.isEnabledFor(level):
             fields = {
                 "name": runner.name,
                 "attempt": self.attempt,
@@ -291,7 +293,7 @@ class _Call:
                 what = _Shown(self.last_result)
                 fields["result"] = what
             runner.log(
-                level,  # type: ignore[arg-type]
+                level,
                 "retrying %s in %.2fs after %s (cause=%s, attempt %d/%s)",
                 (runner.name, delay, what, cause, self.attempt, policy.attempts or "unlimited"),
                 fields,
@@ -322,6 +324,8 @@ class _Call:
         """Run a policy's hook on ``event``; an async pipeline awaits what it returns."""
         pending = _run_hook(hook, event, self.runner.is_async)
         if pending is not None:
+            if self.awaiting is None:
+                self.awaiting = []
             self.awaiting.append(pending)
 
     async def drain(self) -> None:
@@ -329,6 +333,7 @@ class _Call:
         awaiting = self.awaiting
         while awaiting:
             await _await_hook(awaiting.pop(0))
+        self.awaiting = None
 
     def next_attempt(self) -> bool:
         """After the wait: move on, unless the deadline has passed."""
