@@ -97,7 +97,7 @@ def host_name(scheme: str, host: str, port: int | None) -> str:
     return f"{host}:{port}"
 
 
-class _Judge:
+class _HostClassifier:
     """The classifier of one host pipeline: the policy's ``retry_on`` for exceptions,
     the status table for responses, then the method rule.
     """
@@ -164,7 +164,10 @@ class Hosts:
         # its first request, after this validated the arguments.
         self.attempt: Callable[..., Any] | None = None
         classifier: Classifier = policy.retry_on  # type: ignore[assignment]  # normalised
-        self._judges = (_Judge(classifier, resend=False), _Judge(classifier, resend=True))
+        self._classifiers = (
+            _HostClassifier(classifier, resend=False),
+            _HostClassifier(classifier, resend=True),
+        )
         self._hosts: dict[Any, Host] = {}
         self.lookup = self._hosts.get
         self._lock = threading.Lock()
@@ -179,7 +182,7 @@ class Hosts:
             if found is None:
                 breaker = None
                 if self.breakers is True:
-                    breaker = CircuitBreaker(name, counts=self._judges[1])
+                    breaker = CircuitBreaker(name, counts=self._classifiers[1])
                 elif isinstance(self.breakers, CircuitBreaker):
                     breaker = self.breakers.copy(name)
                 found = Host(
@@ -192,7 +195,7 @@ class Hosts:
 
     def _make(self, name: str, breaker: CircuitBreaker | None, resend: int) -> Any:
         label = f"{self.policy.name or self.client}@{name}"
-        policy = self.policy.replace(retry_on=self._judges[resend], name=label)
+        policy = self.policy.replace(retry_on=self._classifiers[resend], name=label)
         attempt = self.attempt
         assert attempt is not None
         if breaker is not None:

@@ -60,3 +60,19 @@ def test_classify_benchmark_quick_runs_end_to_end() -> None:
     )
     assert 0 == proc.returncode, proc.stderr
     assert "ConnectionRefusedError (builtin)" in proc.stdout
+
+
+def test_drivers_benchmark_quick_runs_end_to_end() -> None:
+    """``benchmarks/drivers.py --quick`` runs and prints every table (no timing assertions)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "drivers.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert 0 == proc.returncode, proc.stderr
+    for header in ("== sync, positional call", "== async, keyword call", "== decorating 50"):
+        assert header in proc.stdout
+    assert "exec, exact" in proc.stdout
