@@ -16,6 +16,8 @@ from ._classify import Classifier, Fault, classify, to_classifier
 from ._errors import MAX_INT, ConfigError, shown, to_float
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from typing_extensions import Unpack
 
     from ._budget import RetryBudget
@@ -33,6 +35,14 @@ RetryOn: TypeAlias = (
     | str
 )
 """What ``retry_on`` accepts; a ``Policy`` always holds the normalised classifier."""
+
+ResultVerdict: TypeAlias = "bool | float | timedelta | Fault | None"
+"""What ``retry_if_result`` returns: ``True``/``False``, a delay (seconds or a
+``timedelta``) before the retry, or a ``Fault`` (its ``retry_after`` is the wait)."""
+ResultPredicate: TypeAlias = (
+    "Callable[[Any], ResultVerdict] | Callable[[Any], Awaitable[ResultVerdict]]"
+)
+"""A ``retry_if_result`` predicate (a coroutine function only for async callables)."""
 
 _NESTED = ("defer", "raise", "allow")
 _HOOKS = ("on_retry", "on_give_up", "on_success")
@@ -89,7 +99,12 @@ class Policy:
             those are transient), ``"module:Qualname"`` strings, or a predicate
             ``exc -> bool | Fault``.
         retry_if_result: ``result -> bool``; a match is retried too, and the last
-            result is returned when the call ends.
+            result is returned when the call ends. It may also return the wait
+            before the retry: a number of seconds (``0`` retries at once), a
+            ``timedelta``, or a ``Fault`` whose ``retry_after`` is the wait (a
+            returned 429 response); a hint like ``Retry-After``, capped by
+            ``retry_after_max`` and the deadline. ``None`` is read as ``False``,
+            with a warning.
         retry_after_max: the largest Retry-After hint honoured, in seconds; a
             larger hint ends the call (reason ``deadline``).
         budget: a shared ``RetryBudget``; when it denies a retry the call gives
@@ -132,7 +147,7 @@ class Policy:
     deadline: float | None = None
     attempt_timeout: float | None = None
     retry_on: RetryOn = classify
-    retry_if_result: Callable[[Any], bool] | Callable[[Any], Awaitable[bool]] | None = None
+    retry_if_result: ResultPredicate | None = None
     retry_after_max: float = 60.0
     budget: RetryBudget | None = None
     idempotent: bool = True
@@ -298,7 +313,7 @@ class PolicyFields(TypedDict, total=False):
     deadline: float | None
     attempt_timeout: float | None
     retry_on: RetryOn
-    retry_if_result: Callable[[Any], bool] | Callable[[Any], Awaitable[bool]] | None
+    retry_if_result: ResultPredicate | None
     retry_after_max: float
     budget: RetryBudget | None
     idempotent: bool
