@@ -406,3 +406,13 @@ def test_async_hooks_are_awaited_under_trio(clock: FakeClock) -> None:
 
     assert "ok" == trio.run(fetch)
     assert ["RetryScheduled", "Succeeded"] == seen
+
+
+def test_a_retry_block_refuses_an_async_hook() -> None:
+    """A retry block cannot await a hook (a ``return`` ends it anywhere): ``ConfigError``."""
+
+    async def hook(event: Any) -> None:
+        return None
+
+    with pytest.raises(ConfigError, match=r"Policy\.on_give_up"):
+        retryx.attempts(on_give_up=hook)
