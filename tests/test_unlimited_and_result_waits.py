@@ -233,3 +233,23 @@ def test_a_retry_on_predicate_returning_none_is_warned_about_once(
                 call()
     (warning,) = [r for r in caplog.records if "returned None" in r.getMessage()]
     assert "no_verdict" in warning.getMessage()
+
+
+def test_retry_waited_in_an_async_retry_block(clock: FakeClock) -> None:
+    """``async for`` blocks emit ``RetryWaited`` after each wait, and run the policy's hooks."""
+    received: list[Any] = []
+    hooked: list[Any] = []
+    events.subscribe(received.append)
+    outcomes = FaultSequence(ConnectionError, "ok")
+
+    async def run() -> None:
+        block = retryx.attempts(
+            backoff=backoff.fixed(0.5), jitter="none", name="ablock", on_retry=hooked.append
+        )
+        async for attempt in block:
+            with attempt:
+                outcomes()
+
+    asyncio.run(run())
+    assert events.RetryWaited("ablock", 1, 0.5) == received[1]
+    assert ["RetryScheduled"] == [type(e).__name__ for e in hooked]
