@@ -835,8 +835,8 @@ class Runner:
         attempts = 1 if call is None else call.attempt
         gave_up = call is not None and call.gave_up
         self.recorder.finish(elapsed, ok=True, retries=attempts - 1, gave_up=gave_up)
-        out = _logger_of(policy)
-        if attempts > 1 and out is not None and out.isEnabledFor(logging.INFO):
+        out = _logger_of(policy) if attempts > 1 else None
+        if out is not None and out.isEnabledFor(logging.INFO):
             self.log(
                 logging.INFO,
                 "%s succeeded after %d attempts in %.2fs",
