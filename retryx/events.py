@@ -18,6 +18,7 @@ __all__ = [
     "GaveUp",
     "NestedRetry",
     "RetryScheduled",
+    "RetryWaited",
     "Succeeded",
     "subscribe",
 ]
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
         GaveUp,
         NestedRetry,
         RetryScheduled,
+        RetryWaited,
         Succeeded,
     )
 
