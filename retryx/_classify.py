@@ -418,6 +418,29 @@ class TypesClassifier(Frozen):
         return "(" + ", ".join(t.__qualname__ for t in self.types) + ")"
 
 
+_warned_none: set[tuple[str, str]] = set()
+_MAX_WARNED_NONE = 1024  # predicates made at run time must not grow it without bound
+
+
+def warn_none(name: str, which: str) -> None:
+    """Warn (logger ``retryx``, once per callable and predicate) that a predicate
+    returned ``None``: most often one that forgot its ``return``."""
+    key = (name, which)
+    if key in _warned_none:
+        return
+    if len(_warned_none) >= _MAX_WARNED_NONE:
+        _warned_none.clear()
+    _warned_none.add(key)
+    import logging  # (the failure path only: not paid at import)
+
+    logging.getLogger("retryx").warning(
+        "%s: %s returned None, read as False (no retry); did it forget to return?",
+        name,
+        which,
+        extra={"retryx": {"name": name}},
+    )
+
+
 class PredicateClassifier(Frozen):
     """A user callable returning a ``Fault`` or a ``bool`` (``True`` = transient)."""
 
@@ -436,6 +459,8 @@ class PredicateClassifier(Frozen):
         if verdict is True:
             return Fault(True, "explicit", retry_after_hint(exc))
         if verdict is False or verdict is None:
+            if verdict is None:
+                warn_none(repr(self), "the predicate (retry_on or counts)")
             if isinstance(exc, AllEndpointsFailed):
                 return _judge_members(self, exc)
             return _PERMANENT

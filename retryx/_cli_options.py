@@ -64,11 +64,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _attempts_arg(text: str) -> int | str:
+    """``--attempts``: an integer (checked by ``Policy``), or ``unlimited``."""
+    if text == "unlimited":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer or 'unlimited', got {text!r}"
+        ) from None
+
+
 def policy_parent() -> Parser:
     p = Parser(add_help=False)
     g = p.add_argument_group("policy options")
     g.add_argument("--policy", metavar="NAME", help="start from the named policy in the config")
-    g.add_argument("--attempts", type=int, metavar="N", help="attempts, the first included")
+    g.add_argument(
+        "--attempts",
+        type=_attempts_arg,
+        metavar="N",
+        help="attempts, the first included, or 'unlimited'",
+    )
     g.add_argument(
         "--backoff",
         choices=sorted(_backoff.BY_NAME),
@@ -170,7 +187,7 @@ def build_policy(args: argparse.Namespace, *, name: str | None = None) -> Policy
     base = _resolve(name) if name else Policy()
     changes: dict[str, Any] = {}
     if args.attempts is not None:
-        changes["attempts"] = args.attempts
+        changes["attempts"] = None if args.attempts == "unlimited" else args.attempts
     b = _build_backoff(args, base.backoff_strategy)
     if b is not None:
         changes["backoff"] = b

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import math
 import os
 import signal
@@ -205,7 +206,7 @@ class _CommandRetrier:
         start = _clock.monotonic()
         previous: float | None = None  # the jitter's memory (decorrelated)
         status = 0
-        for attempt in range(1, p.attempts + 1):
+        for attempt in itertools.count(1) if p.attempts is None else range(1, p.attempts + 1):
             limit = self.timeout
             grace = KILL_GRACE
             if p.deadline is not None:
@@ -225,7 +226,8 @@ class _CommandRetrier:
                 return status  # interrupted: never retried
             if status == 0:
                 return 0
-            what = f"attempt {attempt}/{p.attempts} failed ({_describe_status(status, timed_out)})"
+            of = p.attempts or "unlimited"
+            what = f"attempt {attempt}/{of} failed ({_describe_status(status, timed_out)})"
             if self.retry_codes is not None and status not in self.retry_codes:
                 self._say(f"{what}; not retrying: {status} is not in --retry-exit-codes")
                 return status

@@ -56,9 +56,19 @@ POLICY_KEYS = (
     "idempotent",
     "nested",
     "name",
+    "log",
+    "retry_log_level",
+    "give_up_log_level",
+    "log_exc_info",
 )
 # Policy fields that take Python objects, so a file cannot express them.
-_CODE_ONLY = {"retry_if_result": "a Python callable", "budget": "a RetryBudget object"}
+_CODE_ONLY = {
+    "retry_if_result": "a Python callable",
+    "budget": "a RetryBudget object",
+    "on_retry": "a Python callable",
+    "on_give_up": "a Python callable",
+    "on_success": "a Python callable",
+}
 
 BREAKER_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
@@ -468,8 +478,12 @@ def _policy_value(where: _Where, key: str, value: Any) -> Any:
         ok, what = _is_int(value), "an integer"
     elif key in ("deadline", "attempt_timeout", "retry_after_max"):
         ok, what = _is_number(value), "a number of seconds"
-    elif key == "idempotent":
+    elif key in ("idempotent", "log_exc_info"):
         ok, what = isinstance(value, bool), "true or false"
+    elif key == "log":  # a logger name, or false for no log lines
+        ok, what = isinstance(value, str | bool), "a logger name, true or false"
+    elif key in ("retry_log_level", "give_up_log_level"):
+        ok, what = isinstance(value, str) or _is_int(value), "a level name or number"
     else:  # nested, name
         ok, what = isinstance(value, str), "a string"
     if not ok:

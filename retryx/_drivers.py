@@ -103,17 +103,29 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                     probe = runner.first_result(result)
                 if checks_result and policy is not None:
                     check = policy.retry_if_result
-                    if check is not None and {CHECK}:
+                    # A verdict other than False (True, a delay, a Fault, None) is the
+                    # runner's to read (Runner.result_fault).
+                    if check is not None and (verdict := {CHECK}) is not False:
                         return {W}recover(
-                            head, policy, None, result, wrapped, {INSTANCE}, {ARGS}, {KWARGS}
+                            head, policy, None, result, wrapped, {INSTANCE}, {ARGS}, {KWARGS},
+                            verdict
                         )
                     if policy.budget is not None:
                         policy.budget.record_success()
+                    if policy.on_success is not None:
+                        return {W}runner.{FIRST_SUCCESS}(
+                            head, policy, result, wrapped, {ARGS}, {KWARGS}
+                        )
                 append(clock.monotonic() - start)
                 if length(pending) > fold_at:
                     fold()
                 if bus._subscribers:
-                    bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
+                    bus.emit(
+                        records.Succeeded(
+                            runner.name, 1, clock.monotonic() - start, wrapped, {ARGS},
+                            {KWARGS}, result
+                        )
+                    )
                 return result
             # Attempts 2..n run outside attempt 1's handler: else each later fault would
             # get attempt 1's as its __context__ (chaining every attempt's frames, and
@@ -170,9 +182,9 @@ def _factory(is_async: bool, pieces: dict[str, str]) -> Any:
             NAME="retryx_call",
             POLICY_ARG="policy, " if is_async else "",
             PROBE="False" if is_async else "probe",  # (compiled away when async)
+            FIRST_SUCCESS="_first_success_async" if is_async else "_first_success_sync",
             # An async pipeline awaits an async retry_if_result (sync ones refuse it).
-            CHECK="(v if (v := check(result)) is True or v is False or v is None "
-            "else await runner.verdict(v))"
+            CHECK="(v if (v := check(result)) is True or v is False else await runner.verdict(v))"
             if is_async
             else "check(result)",
             **pieces,

@@ -168,7 +168,8 @@ def decide(
         return PERMANENT
     if not idempotent and not fault.unsent and fault is not RESULT:
         return NOT_IDEMPOTENT
-    if attempt >= policy.attempts:
+    limit = policy.attempts
+    if limit is not None and attempt >= limit:  # None: unlimited
         return ATTEMPTS
     hint = fault.retry_after
     if hint is not None:

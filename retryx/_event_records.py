@@ -8,7 +8,7 @@ imports this module the first time one of them is looked up.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 
@@ -17,7 +17,8 @@ class RetryScheduled:
     """Attempt ``attempt`` failed with a transient fault; retrying after ``delay`` s.
 
     ``exception`` is ``None`` when the attempt returned a result that
-    ``retry_if_result`` asked to retry (``cause`` is then ``"result"``).
+    ``retry_if_result`` asked to retry (``cause`` is then ``"result"``, or the cause
+    of the ``Fault`` it returned), and ``result`` is that result.
     """
 
     name: str
@@ -25,6 +26,12 @@ class RetryScheduled:
     delay: float
     exception: BaseException | None
     cause: str
+    # The call (issue 19): ``target(*args, **kwargs)`` is the call as the caller made it
+    # (not copied); ``None`` where there is none (a retry block). Not compared.
+    target: Any = field(default=None, compare=False, repr=False)
+    args: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+    kwargs: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    result: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +41,8 @@ class GaveUp:
     ``permanent``, ``not_idempotent``, ``attempts``, ``deadline`` or ``budget``.
 
     ``exception`` is ``None`` when the last attempt returned a result that
-    ``retry_if_result`` still matched: that result is returned to the caller.
+    ``retry_if_result`` still matched: that result (``result``) is returned to the
+    caller.
     """
 
     name: str
@@ -42,15 +50,39 @@ class GaveUp:
     elapsed: float
     exception: BaseException | None
     reason: str
+    # The call (issue 19): ``target(*args, **kwargs)`` is the call as the caller made it
+    # (not copied); ``None`` where there is none (a retry block). Not compared.
+    target: Any = field(default=None, compare=False, repr=False)
+    args: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+    kwargs: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    result: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Succeeded:
-    """The call succeeded after ``attempts`` attempts."""
+    """The call succeeded after ``attempts`` attempts, returning ``result``."""
 
     name: str
     attempts: int
     elapsed: float
+    # The call (issue 19): ``target(*args, **kwargs)`` is the call as the caller made it
+    # (not copied); ``None`` where there is none (a retry block). Not compared.
+    target: Any = field(default=None, compare=False, repr=False)
+    args: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+    kwargs: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    result: Any = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryWaited:
+    """The wait of ``delay`` s after attempt ``attempt`` failed has ended; the next
+    attempt starts now (unless the deadline passed meanwhile). Pairs with ``RetryScheduled``:
+    a span opened on one can be closed on the other.
+    """
+
+    name: str
+    attempt: int
+    delay: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +138,7 @@ class Deferred:
 
 Event: TypeAlias = (
     RetryScheduled
+    | RetryWaited
     | GaveUp
     | Succeeded
     | CircuitStateChanged
@@ -118,6 +151,7 @@ Event: TypeAlias = (
 
 for _cls in (
     RetryScheduled,
+    RetryWaited,
     GaveUp,
     Succeeded,
     CircuitStateChanged,

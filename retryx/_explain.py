@@ -20,6 +20,7 @@ from typing import Any, Literal
 from . import _engine
 from . import backoff as _backoff
 from . import jitter as _jitter
+from ._errors import MAX_INT
 from ._policy import Policy
 
 __all__ = [
@@ -91,7 +92,7 @@ def schedule_rows(policy: Policy, *, limit: int = MAX_ROWS) -> list[Row]:
     prev_lo: float | None = None
     prev_hi: float | None = None
     best = worst = 0.0
-    for attempt in range(2, min(policy.attempts, limit) + 1):
+    for attempt in range(2, min(policy.attempts or limit, limit) + 1):
         # The engine's bounds for each wait; they may depend on the previous draw
         # (decorrelated): take the extremes over the previous row's range.
         lo_a, hi_a = _engine.bounds(policy, attempt - 1, prev_lo)
@@ -112,7 +113,9 @@ def delays(policy: Policy) -> Iterator[float]:
     grows from the previous draw, as in a retried call.
     """
     previous: float | None = None
-    for n in range(1, policy.attempts):
+    n = 0
+    while policy.attempts is None or n + 1 < policy.attempts:  # None: unlimited
+        n += 1
         previous = _engine.draw(policy, n, previous)
         yield previous
 
@@ -146,7 +149,18 @@ def warnings(policy: Policy) -> list[str]:
     """Anti-patterns in ``policy``, one sentence each (without a ``warning:`` prefix)."""
     out: list[str] = []
     n = policy.attempts
-    if n > MANY_ATTEMPTS:
+    if n is None:
+        if policy.deadline is None:
+            out.append(
+                "unlimited attempts and no deadline: the call is unbounded and retries "
+                "forever during an outage; set a deadline or a number of attempts"
+            )
+        else:
+            out.append(
+                "unlimited attempts: only the deadline bounds the call; during an outage "
+                "every client keeps calling until it"
+            )
+    elif n > MANY_ATTEMPTS:
         tail = " and no deadline" if policy.deadline is None else ""
         out.append(
             f"{n} attempts{tail}: during an outage every client keeps calling; "
@@ -154,6 +168,9 @@ def warnings(policy: Policy) -> list[str]:
         )
     if n == 1:
         return out  # no retry, so no wait to criticise
+    shown_n = "unlimited" if n is None else str(n)
+    if n is None:
+        n = MAX_INT  # unlimited: longer than any schedule shown
 
     rows = schedule_rows(policy)[1:]
     immediate = sum(1 for r in rows if r.delay_max == 0)
@@ -180,7 +197,7 @@ def warnings(policy: Policy) -> list[str]:
     distinct = {r.delay for r in rows}
     if n > FIXED_MANY_ATTEMPTS and len(distinct) == 1 and rows[0].delay > 0:
         out.append(
-            f"a fixed {fmt_seconds(rows[0].delay)} interval over {n} attempts: "
+            f"a fixed {fmt_seconds(rows[0].delay)} interval over {shown_n} attempts: "
             "back off exponentially so a struggling service gets room to recover"
         )
     if policy.deadline is not None:
@@ -237,7 +254,9 @@ def render(policy: Policy, *, show_warnings: bool = True) -> list[str]:
         skipped = len(body) - _HEAD_ROWS - _TAIL_ROWS
         body = [*body[:_HEAD_ROWS], f"  ... {skipped} more rows ...", *body[-_TAIL_ROWS:]]
     lines.extend(body)
-    if policy.attempts > len(rows):
+    if policy.attempts is None:
+        lines.append(f"(schedule shows the first {len(rows)} of unlimited attempts)")
+    elif policy.attempts > len(rows):
         lines.append(f"(schedule shows the first {len(rows)} of {policy.attempts} attempts)")
     if policy.deadline is not None:
         lines.append(
@@ -277,7 +296,7 @@ def to_json(policy: Policy) -> dict[str, Any]:
             }
             for r in rows
         ],
-        "truncated": policy.attempts > len(rows),
+        "truncated": policy.attempts is None or policy.attempts > len(rows),
         "worst_case": _num(rows[-1].worst_case),
         "warnings": warnings(policy),
     }

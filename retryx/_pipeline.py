@@ -29,7 +29,7 @@ import wrapt
 
 from . import _breaker_gen, _bus, _clock, _drivers, _engine, _pushback, _switches, events
 from ._breaker import _CLOSED, CircuitBreaker
-from ._classify import Classifier, Fault, PredicateClassifier, classify
+from ._classify import Classifier, Fault, PredicateClassifier, classify, warn_none
 from ._context import FINISHED, SCOPE, CallContext, ReplayScope, new_call_id
 from ._engine import GiveUp
 from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError, NestedRetryError
@@ -146,20 +146,40 @@ class _Call:
     """
 
     __slots__ = (
+        "args",
         "attempt",
+        "awaiting",
         "deadline_at",
         "deferred_to",
+        "delay",
         "gave_up",
         "head",
+        "kwargs",
         "last_exc",
+        "last_result",
         "policy",
         "previous",
         "runner",
         "start",
+        "target",
     )
 
-    def __init__(self, head: list[Any], policy: Policy) -> None:
+    def __init__(
+        self,
+        head: list[Any],
+        policy: Policy,
+        target: Any = None,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
         self.head = head
+        # The call, for the events (as the caller passed it: not copied).
+        self.target = target
+        self.args = args
+        self.kwargs = kwargs
+        self.last_result: Any = None
+        self.delay = 0.0  # the last wait decided (RetryWaited reports it)
+        self.awaiting: list[Awaitable[Any]] | None = None  # async hooks to await, made on use
         self.runner: Runner = head[RUNNER]
         self.start: float = head[START]
         if _switches.switches.test_attempts is not None:
@@ -212,6 +232,7 @@ class _Call:
         if fault.transient and policy.budget is not None:
             policy.budget.record_failure()
         self.last_exc = exc
+        self.last_result = None
         if self.deferred_to is not None:
             # The outer layer retries, with this layer's judgement; no note, no GaveUp.
             address(exc, self.deferred_to, (fault, idempotent), inner=True)
@@ -222,19 +243,24 @@ class _Call:
             address(exc, call_id_of(self.head), (fault, idempotent))
         return self._decide(exc, fault, idempotent)
 
-    def on_result(self, result: Any) -> float | None:
-        """Decide after an attempt whose result matched ``retry_if_result``."""
+    def on_result(self, result: Any, fault: Fault = _engine.RESULT) -> float | None:
+        """Decide after an attempt whose result matched ``retry_if_result``.
+
+        ``fault``: the predicate's verdict (``Runner.result_fault``): a returned delay
+        or ``Fault`` carries the wait as its ``retry_after``.
+        """
         policy = self.policy
         causes = self.runner.recorder.causes
-        causes.append("result")
+        causes.append(fault.cause)
         if len(causes) > _FOLD_AT:
             self.runner.recorder.fold()
         if policy.budget is not None:
             policy.budget.record_failure()
         self.last_exc = None
+        self.last_result = result
         if self.deferred_to is not None:
             return _GIVE_UP
-        return self._decide(None, _engine.RESULT, True)
+        return self._decide(None, fault, True)
 
     def _decide(self, exc: Exception | None, fault: Fault, idempotent: bool) -> float | None:
         """The engine's decision, carried out: the delay to wait, or ``_GIVE_UP``."""
@@ -246,29 +272,73 @@ class _Call:
             return self._give_up(exc, decision.reason)
         self.previous = decision.previous
         delay = 0.0 if _switches.switches.test_attempts is not None else decision.delay
+        self.delay = delay
         cause = fault.cause
         runner = self.runner
-        if logger.isEnabledFor(logging.WARNING):
-            what = type(exc).__name__ if exc is not None else "a result to retry"
+        out: Any = policy.log  # normalised: None (retryx), False (no lines) or a Logger
+        if out is None:
+            out = logger
+        level: int = policy.retry_log_level  # type: ignore[assignment]  # normalised
+        if out and out.isEnabledFor(level):
+            fields = {
+                "name": runner.name,
+                "attempt": self.attempt,
+                "delay": delay,
+                "cause": cause,
+                "elapsed": _clock.monotonic() - self.start,
+            }
+            if exc is not None:
+                what: Any = type(exc).__name__
+            else:
+                what = _Shown(self.last_result)
+                fields["result"] = what
             runner.log(
-                logging.WARNING,
-                "retrying %s in %.2fs after %s (cause=%s, attempt %d/%d)",
-                (runner.name, delay, what, cause, self.attempt, policy.attempts),
-                {
-                    "name": runner.name,
-                    "attempt": self.attempt,
-                    "delay": delay,
-                    "cause": cause,
-                    "elapsed": _clock.monotonic() - self.start,
-                },
+                level,
+                "retrying %s in %.2fs after %s (cause=%s, attempt %d/%s)",
+                (runner.name, delay, what, cause, self.attempt, policy.attempts or "unlimited"),
+                fields,
                 self.head[ENDPOINT],
+                to=out,
+                exc=exc if policy.log_exc_info else None,
             )
-        if _bus._subscribers:
-            _bus.emit(events.RetryScheduled(runner.name, self.attempt, delay, exc, cause))
+        hook = policy.on_retry
+        if _bus._subscribers or hook is not None:
+            event = events.RetryScheduled(
+                runner.name,
+                self.attempt,
+                delay,
+                exc,
+                cause,
+                self.target,
+                self.args,
+                self.kwargs,
+                self.last_result,
+            )
+            if _bus._subscribers:
+                _bus.emit(event)
+            if hook is not None:
+                self.hook(hook, event)
         return delay
+
+    def hook(self, hook: Callable[[Any], object], event: Any) -> None:
+        """Run a policy's hook on ``event``; an async pipeline awaits what it returns."""
+        pending = _run_hook(hook, event, self.runner.is_async)
+        if pending is not None:
+            if self.awaiting is None:
+                self.awaiting = []
+            self.awaiting.append(pending)
+
+    async def drain(self) -> None:
+        """Await the async hooks run since the last drain (async pipelines)."""
+        awaiting = self.awaiting
+        while awaiting:
+            await _await_hook(awaiting.pop(0))
+        self.awaiting = None
 
     def next_attempt(self) -> bool:
         """After the wait: move on, unless the deadline has passed."""
+        if _bus._subscribers:
+            _bus.emit(events.RetryWaited(self.runner.name, self.attempt, self.delay))
         if self.deadline_at is not None:
             stop = _engine.before_attempt(self.deadline_at - _clock.monotonic())
             if stop is not None:
@@ -290,10 +360,14 @@ class _Call:
                 f"(policy {label!r}, reason: ",
             )
         # A permanent fault is the caller's to handle; the others gave up on a retryable one.
-        level = logging.DEBUG if reason == "permanent" else logging.ERROR
-        if exc is None:
-            level = logging.WARNING  # a result is returned: the caller is not failing
-        if logger.isEnabledFor(level):
+        policy = self.policy
+        level: int = policy.give_up_log_level  # type: ignore[assignment]  # normalised
+        if reason == "permanent":
+            level = logging.DEBUG
+        elif exc is None:
+            level = min(level, logging.WARNING)  # a result is returned: the caller is not failing
+        out = _logger_of(policy)
+        if out is not None and out.isEnabledFor(level):
             what = _Described(exc) if exc is not None else "returning last result"
             runner.log(
                 level,
@@ -301,9 +375,26 @@ class _Call:
                 (runner.name, n, "s" if n != 1 else "", elapsed, reason, what),
                 {"name": runner.name, "attempt": n, "elapsed": elapsed, "reason": reason},
                 self.head[ENDPOINT],
+                to=out,
+                exc=exc if policy.log_exc_info else None,
             )
-        if _bus._subscribers:
-            _bus.emit(events.GaveUp(runner.name, n, elapsed, exc, reason))
+        hook = policy.on_give_up
+        if _bus._subscribers or hook is not None:
+            event = events.GaveUp(
+                runner.name,
+                n,
+                elapsed,
+                exc,
+                reason,
+                self.target,
+                self.args,
+                self.kwargs,
+                self.last_result if exc is None else None,
+            )
+            if _bus._subscribers:
+                _bus.emit(event)
+            if hook is not None:
+                self.hook(hook, event)
         self.gave_up = True
         _pushback.note_give_up(exc, self.policy.retry_on)  # for a serving middleware
         return _GIVE_UP
@@ -335,6 +426,63 @@ class _Described:
             self.text = f"{name}: <str() failed: {type(error).__name__}>"
         self.exc = None
         return self.text
+
+
+class _Shown:
+    """``result <repr>`` of a result to retry, formatted only when a handler asks, never
+    raising, and shortened (``reprlib``): a response body must not flood the log."""
+
+    __slots__ = ("text", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.text: str | None = None
+
+    def __str__(self) -> str:
+        if self.text is None:
+            import reprlib
+
+            try:
+                self.text = f"result {reprlib.repr(self.value)}"
+            except Exception as error:  # any failure of a user's __repr__
+                self.text = f"result <repr() failed: {type(error).__name__}>"
+            self.value = None
+        return self.text
+
+    __repr__ = __str__
+
+
+def _logger_of(policy: Policy | None) -> logging.Logger | None:
+    """Where a policy's lines go: ``Policy.log`` (``None``: ``retryx``; ``False``: nowhere)."""
+    out = None if policy is None else policy.log
+    if out is None:
+        return logger
+    return out if isinstance(out, logging.Logger) else None
+
+
+def _run_hook(hook: Callable[[Any], object], event: Any, is_async: bool) -> Any:
+    """Call a policy hook; one that raises is logged and skipped (like a subscriber).
+
+    Returns what an async pipeline must await (an async hook's coroutine), else ``None``.
+    """
+    try:
+        out = hook(event)
+    except Exception:
+        logger.exception("retryx: hook %r raised on %r; skipped", hook, type(event).__name__)
+        return None
+    if out is not None and inspect.isawaitable(out):
+        if is_async:
+            return out
+        if inspect.iscoroutine(out):
+            out.close()  # a sync pipeline cannot await it (async hooks are refused there)
+    return None
+
+
+async def _await_hook(pending: Awaitable[Any]) -> None:
+    try:
+        await pending
+    except Exception:
+        logger.exception("retryx: async hook raised; skipped")
 
 
 def _note(exc: BaseException, note: str, tag: str) -> None:
@@ -415,7 +563,12 @@ class Runner:
         self.guard = self._breaker if fo is None and no_timeout else None
         policy = self._policy
         self.checks_result = self._named_policy is not None or (
-            policy is not None and (policy.retry_if_result is not None or policy.budget is not None)
+            policy is not None
+            and (
+                policy.retry_if_result is not None
+                or policy.budget is not None
+                or policy.on_success is not None
+            )
         )
 
     # --- resolution of named policies and breakers ------------------------------------
@@ -584,27 +737,35 @@ class Runner:
         args: tuple[Any, ...],
         fields: dict[str, Any],
         endpoint: Hashable | None = None,
+        *,
+        to: logging.Logger = logger,
+        exc: BaseException | None = None,
     ) -> None:
-        """Log on ``retryx`` with ``record.retryx`` fields, without ``findCaller``'s stack walk.
+        """Log on ``to`` (``retryx``, or the policy's ``log``) with ``record.retryx``
+        fields, without ``findCaller``'s stack walk.
 
         The record points at the decorated function's source, which says more than
-        a line inside retryx would. ``endpoint``, when there is one, joins the fields.
+        a line inside retryx would. ``endpoint``, when there is one, joins the fields;
+        ``exc`` is the record's ``exc_info``.
         """
         if endpoint is not None:
             fields["endpoint"] = endpoint
         records = self._records
-        if records is None or records.func != self.name:  # a named policy may rename
+        # A named policy may rename, or log elsewhere.
+        if records is None or records.func != self.name or records.name != to.name:
             code = getattr(self.target, "__code__", None)
             where = (
                 (code.co_filename, code.co_firstlineno) if code is not None else ("(unknown)", 0)
             )
-            records = self._records = RecordMaker(logger.name, where[0], where[1], self.name)
+            records = self._records = RecordMaker(to.name, where[0], where[1], self.name)
         record = records(level, msg, args)
         record.retryx = fields
-        if logger.filters or logger.disabled or type(logger).handle is not _LOGGER_HANDLE:
-            logger.handle(record)
+        if exc is not None:
+            record.exc_info = (type(exc), exc, exc.__traceback__)
+        if to.filters or to.disabled or type(to).handle is not _LOGGER_HANDLE:
+            to.handle(record)
         else:
-            logger.callHandlers(record)  # all that Logger.handle does without filters
+            to.callHandlers(record)  # all that Logger.handle does without filters
 
     # --- finishing a call ----------------------------------------------------------
 
@@ -662,24 +823,102 @@ class Runner:
             kwargs = {**kwargs, fo.param: self.endpoints()[0]}
         return wrapped(*args, **kwargs)
 
-    def succeeded(self, call: _Call | None, policy: Policy | None, head: list[Any]) -> None:
-        """Book a call that returned after the slow path (retried or recovered)."""
+    def succeeded(
+        self, call: _Call | None, policy: Policy | None, head: list[Any], result: Any = None
+    ) -> Any:
+        """Book a call that returned after the slow path (retried or recovered).
+
+        Returns what an async pipeline must await (an async ``on_success`` hook), else
+        ``None``.
+        """
         elapsed = _clock.monotonic() - head[START]
         attempts = 1 if call is None else call.attempt
         gave_up = call is not None and call.gave_up
         self.recorder.finish(elapsed, ok=True, retries=attempts - 1, gave_up=gave_up)
-        if attempts > 1 and logger.isEnabledFor(logging.INFO):
+        out = _logger_of(policy) if attempts > 1 else None
+        if out is not None and out.isEnabledFor(logging.INFO):
             self.log(
                 logging.INFO,
                 "%s succeeded after %d attempts in %.2fs",
                 (self.name, attempts, elapsed),
                 {"name": self.name, "attempt": attempts, "elapsed": elapsed},
+                to=out,
             )
         if policy is not None and policy.budget is not None and not gave_up:
             # A result returned because retry_if_result ran out is no success to refund.
             policy.budget.record_success()
-        if _bus._subscribers and not gave_up:  # GaveUp already told that story
-            _bus.emit(events.Succeeded(self.name, attempts, elapsed))
+        hook = None if policy is None or gave_up else policy.on_success
+        if (_bus._subscribers and not gave_up) or hook is not None:  # GaveUp told that story
+            if call is None:
+                event = events.Succeeded(self.name, attempts, elapsed, result=result)
+            else:
+                event = events.Succeeded(
+                    self.name, attempts, elapsed, call.target, call.args, call.kwargs, result
+                )
+            if _bus._subscribers:
+                _bus.emit(event)
+            if hook is not None:
+                return _run_hook(hook, event, self.is_async)
+        return None
+
+    def _first_success(
+        self, head: list[Any], policy: Policy, result: Any, wrapped: Any, args: Any, kwargs: Any
+    ) -> Any:
+        """Book attempt 1's success for a policy with an ``on_success`` hook (the driver's
+        ``checks_result`` branch: functions without hooks never come here)."""
+        elapsed = _clock.monotonic() - head[START]
+        self.pending.append(elapsed)
+        if len(self.pending) > _FOLD_AT:
+            self.recorder.fold()
+        event = events.Succeeded(self.name, 1, elapsed, wrapped, args, kwargs, result)
+        if _bus._subscribers:
+            _bus.emit(event)
+        assert policy.on_success is not None
+        return _run_hook(policy.on_success, event, self.is_async)
+
+    def _first_success_sync(
+        self, head: list[Any], policy: Policy, result: Any, wrapped: Any, args: Any, kwargs: Any
+    ) -> Any:
+        self._first_success(head, policy, result, wrapped, args, kwargs)
+        return result
+
+    async def _first_success_async(
+        self, head: list[Any], policy: Policy, result: Any, wrapped: Any, args: Any, kwargs: Any
+    ) -> Any:
+        pending = self._first_success(head, policy, result, wrapped, args, kwargs)
+        if pending is not None:
+            await _await_hook(pending)
+        return result
+
+    def result_fault(self, verdict: Any) -> Fault | None:
+        """``retry_if_result``'s verdict as the fault to retry, or ``None``: no retry.
+
+        ``True``: retry after the backoff; a number (``int``/``float``, not ``bool``)
+        or ``timedelta``: retry after that many seconds (a hint: capped by
+        ``retry_after_max`` and the deadline); a ``Fault``: its verdict and
+        ``retry_after``; anything else by truth value. ``None`` (a predicate that
+        forgot to ``return``) is warned about once per callable.
+        """
+        if verdict is True:
+            return _engine.RESULT
+        if verdict is False:
+            return None
+        if isinstance(verdict, Fault):
+            return verdict if verdict.transient else None
+        if hasattr(verdict, "total_seconds"):
+            verdict = verdict.total_seconds()
+        if isinstance(verdict, int | float) and not isinstance(verdict, bool):
+            delay = float(verdict)
+            if not delay >= 0:  # negative or NaN
+                raise ConfigError(
+                    f"{self.name}: Policy.retry_if_result returned {verdict!r}; a delay "
+                    "must be >= 0 seconds"
+                )
+            return Fault(True, "result", delay)
+        if verdict is None:
+            warn_none(self.name, "Policy.retry_if_result")
+            return None
+        return _engine.RESULT if verdict else None
 
     def first_result(self, result: Any) -> bool:
         """Look at a sync callable's first result; ``False``: no need to look again.
@@ -728,17 +967,23 @@ class Runner:
         instance: Any,
         args: Any,
         kwargs: Any,
+        verdict: Any = True,
     ) -> Any:
-        """After attempt 1 failed with ``exc`` (or returned a ``result`` to retry):
-        attempts 2..n per the policy, then book the call, or fall back.
+        """After attempt 1 failed with ``exc`` (or returned a ``result`` to retry, with
+        ``retry_if_result``'s ``verdict``): attempts 2..n per the policy, then book the
+        call, or fall back.
         """
         call = None
         try:
             if policy is None:
                 assert exc is not None
                 raise exc
-            call = _Call(head, policy)
-            delay = call.on_error(exc) if exc is not None else call.on_result(result)
+            call = _Call(head, policy, wrapped, args, kwargs)
+            if exc is not None:
+                delay = call.on_error(exc)
+            else:
+                fault = self.result_fault(verdict)
+                delay = _GIVE_UP if fault is None else call.on_result(result, fault)
             check = policy.retry_if_result
             while delay is not _GIVE_UP:
                 if delay > 0:
@@ -758,9 +1003,10 @@ class Runner:
                     delay = call.on_error(error)
                     continue
                 exc = None
-                if check is None or not check(result):
+                fault = None if check is None else self.result_fault(check(result))
+                if fault is None:
                     break
-                delay = call.on_result(result)
+                delay = call.on_result(result, fault)
             if exc is not None:
                 raise exc
         except Exception as final:
@@ -772,7 +1018,7 @@ class Runner:
             self.failed(head, interrupted)
             raise
         else:
-            self.succeeded(call, policy, head)
+            self.succeeded(call, policy, head, result)
             return result
         finally:
             # The traceback holds this frame: drop what holds the exception (as the
@@ -870,19 +1116,23 @@ class Runner:
         instance: Any,
         args: Any,
         kwargs: Any,
+        verdict: Any = True,
     ) -> Any:
         call = None
         try:
             if policy is None:
                 assert exc is not None
                 raise exc
-            call = _Call(head, policy)
+            call = _Call(head, policy, wrapped, args, kwargs)
             if exc is not None:
                 delay = call.on_error(exc, await _fault_async(policy, exc))
             else:
-                delay = call.on_result(result)
+                fault = self.result_fault(verdict)
+                delay = _GIVE_UP if fault is None else call.on_result(result, fault)
             check = policy.retry_if_result
             while delay is not _GIVE_UP:
+                if call.awaiting:
+                    await call.drain()  # on_retry hooks, before the wait
                 if delay > 0:
                     await _clock.async_sleep(delay)
                 elif _clock.zero_wait is not None:
@@ -900,9 +1150,14 @@ class Runner:
                     delay = call.on_error(error, await _fault_async(policy, error))
                     continue
                 exc = None
-                if check is None or not await self.verdict(check(result)):
+                fault = None
+                if check is not None:
+                    fault = self.result_fault(await self.verdict(check(result)))
+                if fault is None:
                     break
-                delay = call.on_result(result)
+                delay = call.on_result(result, fault)
+            if call.awaiting:
+                await call.drain()  # on_give_up hooks
             if exc is not None:
                 raise exc
         except Exception as final:
@@ -914,7 +1169,9 @@ class Runner:
             self.failed(head, interrupted)
             raise
         else:
-            self.succeeded(call, policy, head)
+            pending = self.succeeded(call, policy, head, result)
+            if pending is not None:
+                await _await_hook(pending)
             return result
         finally:
             exc = call = None  # no cycle through this frame (see _recover_sync)
@@ -1106,6 +1363,13 @@ def _check_async_predicates(name: str, policy: Policy, is_async: bool, layers: A
             f"{name}: {which} is a coroutine function, which only an async callable can "
             "await; use a plain function here (or decorate an async def)"
         )
+    for hook in ("on_retry", "on_give_up", "on_success"):
+        func = getattr(policy, hook)
+        if not is_async and func is not None and _async_func(func):
+            raise ConfigError(
+                f"{name}: Policy.{hook} is a coroutine function, which only an async "
+                "callable can await; use a plain function here (or decorate an async def)"
+            )
     fb = layers.get("fallback")
     if async_on and (layers.get("failover") is not None or (fb and fb.defer_to is not None)):
         raise ConfigError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,9 +16,12 @@ from ._classify import Classifier, Fault, classify, to_classifier
 from ._errors import MAX_INT, ConfigError, shown, to_float
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from typing_extensions import Unpack
 
     from ._budget import RetryBudget
+    from ._event_records import GaveUp, RetryScheduled, Succeeded
 
 __all__ = ["Policy", "PolicyFields", "RetryOn"]
 
@@ -32,7 +36,28 @@ RetryOn: TypeAlias = (
 )
 """What ``retry_on`` accepts; a ``Policy`` always holds the normalised classifier."""
 
+ResultVerdict: TypeAlias = "bool | float | timedelta | Fault | None"
+"""What ``retry_if_result`` returns: ``True``/``False``, a delay (seconds or a
+``timedelta``) before the retry, or a ``Fault`` (its ``retry_after`` is the wait)."""
+ResultPredicate: TypeAlias = (
+    "Callable[[Any], ResultVerdict] | Callable[[Any], Awaitable[ResultVerdict]]"
+)
+"""A ``retry_if_result`` predicate (a coroutine function only for async callables)."""
+
 _NESTED = ("defer", "raise", "allow")
+_HOOKS = ("on_retry", "on_give_up", "on_success")
+
+
+def _level(name: str, value: Any) -> int:
+    """A logging level: an int >= 0 or a level name (``"INFO"``), as an int."""
+    if isinstance(value, str):
+        found = logging.getLevelNamesMapping().get(value.upper())
+        if found is None:
+            raise ConfigError(f"Policy.{name} must be a logging level, got {value!r}")
+        return found
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"Policy.{name} must be a logging level, got {value!r}")
+    return value
 
 
 def _number(name: str, value: Any, *, allow_none: bool = False) -> float | None:
@@ -55,7 +80,9 @@ class Policy:
     ``Policy.interactive()`` and ``Policy.background()`` are presets.
 
     Attributes:
-        attempts: total attempts, the first included (``>= 1``).
+        attempts: total attempts, the first included (``>= 1``), or ``None``:
+            unlimited (bounded by ``deadline`` when there is one, else by nothing:
+            ``retryx explain`` warns).
         backoff: the delay before retry *n*, before jitter: a ``retryx.backoff``
             object or one of ``"exponential"``, ``"incremental"``, ``"fixed"``,
             ``"immediate"``, ``"none"``. Default: exponential from 0.1 s, doubling,
@@ -72,7 +99,12 @@ class Policy:
             those are transient), ``"module:Qualname"`` strings, or a predicate
             ``exc -> bool | Fault``.
         retry_if_result: ``result -> bool``; a match is retried too, and the last
-            result is returned when the call ends.
+            result is returned when the call ends. It may also return the wait
+            before the retry: a number of seconds (``0`` retries at once), a
+            ``timedelta``, or a ``Fault`` whose ``retry_after`` is the wait (a
+            returned 429 response); a hint like ``Retry-After``, capped by
+            ``retry_after_max`` and the deadline. ``None`` is read as ``False``,
+            with a warning.
         retry_after_max: the largest Retry-After hint honoured, in seconds; a
             larger hint ends the call (reason ``deadline``).
         budget: a shared ``RetryBudget``; when it denies a retry the call gives
@@ -86,12 +118,28 @@ class Policy:
             (``NestedRetryError``) or ``"allow"`` (attempts multiply).
         name: the label in logs, events and stats (default: the callable's
             qualified name).
+        on_retry: ``hook(events.RetryScheduled)``, called before each wait.
+        on_give_up: ``hook(events.GaveUp)``, called when the call gives up.
+        on_success: ``hook(events.Succeeded)``, called when the call succeeds
+            (first attempt included). Each hook runs once per event, after the global
+            subscribers; an async pipeline awaits a coroutine function (a sync one
+            refuses it); a hook that raises is logged and skipped.
+        log: where this policy's log lines go: ``None`` (or ``True``) the
+            ``retryx`` logger, a ``logging.Logger`` or a logger name, ``False`` none.
+        retry_log_level: the level of the "retrying" line (default ``WARNING``).
+        give_up_log_level: the level of the "giving up" line (default ``ERROR``;
+            a permanent fault is logged at ``DEBUG`` whatever it says, and a result
+            returned after the last attempt at no more than ``WARNING``).
+        log_exc_info: ``True``: the retry and give-up records carry the fault as
+            ``exc_info`` (tenacity's ``before_sleep_log(..., exc_info=True)``); off by
+            default, as a handler that keeps records would keep each failed call's
+            frames alive through it.
 
     Raises:
         ConfigError: naming the field and the bad value.
     """
 
-    attempts: int = 3
+    attempts: int | None = 3
     # Annotated with what the constructor accepts; after __post_init__ the
     # fields always hold the normalised objects (see classifier/backoff/jitter).
     backoff: _backoff.Backoff | str = field(default_factory=_backoff.exponential)
@@ -99,21 +147,30 @@ class Policy:
     deadline: float | None = None
     attempt_timeout: float | None = None
     retry_on: RetryOn = classify
-    retry_if_result: Callable[[Any], bool] | Callable[[Any], Awaitable[bool]] | None = None
+    retry_if_result: ResultPredicate | None = None
     retry_after_max: float = 60.0
     budget: RetryBudget | None = None
     idempotent: bool = True
     nested: Literal["defer", "raise", "allow"] = "defer"
     name: str | None = None
+    on_retry: Callable[[RetryScheduled], object] | None = None
+    on_give_up: Callable[[GaveUp], object] | None = None
+    on_success: Callable[[Succeeded], object] | None = None
+    log: logging.Logger | str | bool | None = None
+    retry_log_level: int | str = logging.WARNING
+    give_up_log_level: int | str = logging.ERROR
+    log_exc_info: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         a = self.attempts
-        if isinstance(a, bool) or not isinstance(a, int):
-            raise ConfigError(f"Policy.attempts must be an int, got {a!r}")
-        if a < 1:
+        if a is None:
+            pass  # unlimited: bounded by the deadline, the budget, or nothing
+        elif isinstance(a, bool) or not isinstance(a, int):
+            raise ConfigError(f"Policy.attempts must be an int or None, got {a!r}")
+        elif a < 1:
             raise ConfigError(f"Policy.attempts must be >= 1, got {a!r}")
-        if a > MAX_INT:
+        elif a > MAX_INT:
             raise ConfigError(f"Policy.attempts must be <= 2**63-1, got {shown(a)}")
 
         b: Any = self.backoff
@@ -171,6 +228,24 @@ class Policy:
             )
         if self.name is not None and (not isinstance(self.name, str) or not self.name):
             raise ConfigError(f"Policy.name must be a non-empty str or None, got {self.name!r}")
+        for hook in _HOOKS:
+            value = getattr(self, hook)
+            if value is not None and not callable(value):
+                raise ConfigError(f"Policy.{hook} must be callable or None, got {value!r}")
+        log: Any = self.log
+        if log is True:
+            log = None
+        elif isinstance(log, str) and log:
+            log = logging.getLogger(log)
+        elif not (log is None or log is False or isinstance(log, logging.Logger)):
+            raise ConfigError(
+                f"Policy.log must be a logging.Logger, a logger name, True or False, got {log!r}"
+            )
+        set_(self, "log", log)
+        set_(self, "retry_log_level", _level("retry_log_level", self.retry_log_level))
+        set_(self, "give_up_log_level", _level("give_up_log_level", self.give_up_log_level))
+        if not isinstance(self.log_exc_info, bool):
+            raise ConfigError(f"Policy.log_exc_info must be a bool, got {self.log_exc_info!r}")
 
     @property
     def classifier(self) -> Classifier:
@@ -232,18 +307,25 @@ class PolicyFields(TypedDict, total=False):
     The same names and annotations as ``Policy``'s fields (a test compares them).
     """
 
-    attempts: int
+    attempts: int | None
     backoff: _backoff.Backoff | str
     jitter: _jitter.Jitter | str | None
     deadline: float | None
     attempt_timeout: float | None
     retry_on: RetryOn
-    retry_if_result: Callable[[Any], bool] | Callable[[Any], Awaitable[bool]] | None
+    retry_if_result: ResultPredicate | None
     retry_after_max: float
     budget: RetryBudget | None
     idempotent: bool
     nested: Literal["defer", "raise", "allow"]
     name: str | None
+    on_retry: Callable[[RetryScheduled], object] | None
+    on_give_up: Callable[[GaveUp], object] | None
+    on_success: Callable[[Succeeded], object] | None
+    log: logging.Logger | str | bool | None
+    retry_log_level: int | str
+    give_up_log_level: int | str
+    log_exc_info: bool
 
 
 def _checked_init(init: Callable[..., None]) -> Callable[..., None]:

@@ -112,7 +112,9 @@ def _private_rng(rng: random.Random) -> Iterator[None]:
         _clock.rng = saved
 
 
-def _check(clients: int, capacity: int, tick: float, attempts: int) -> None:
+def _check(clients: int, capacity: int, tick: float, attempts: int | None) -> None:
+    if attempts is None:
+        raise ConfigError("simulate: unlimited attempts (attempts=None) cannot be simulated")
     if clients < 1:
         raise ConfigError(f"simulate: clients must be >= 1, got {clients}")
     if capacity < 1:
@@ -251,7 +253,7 @@ def describe(clients: int, capacity: int, tick: float, seed: int) -> str:
 def without_backoff(policy: Policy) -> bool:
     """True when the policy never waits: jitter then has nothing to spread."""
     backoff = policy.backoff_strategy
-    return all(backoff.delay(n) == 0 for n in range(1, min(policy.attempts, 16)))
+    return all(backoff.delay(n) == 0 for n in range(1, min(policy.attempts or 16, 16)))
 
 
 NO_BACKOFF_NOTE = (

@@ -19,6 +19,7 @@ __all__ = [
     "GaveUp",
     "NestedRetry",
     "RetryScheduled",
+    "RetryWaited",
     "Succeeded",
     "subscribe",
 ]
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
         GaveUp,
         NestedRetry,
         RetryScheduled,
+        RetryWaited,
         Succeeded,
     )
 

@@ -102,11 +102,11 @@ def _endpoint_breaker(name: str, policy: Policy, endpoints: int) -> CircuitBreak
     whole call's attempts failed, so every attempt of a call is a real one.
     """
     backoff: Any = policy.backoff
-    waits = (backoff.delay(n) for n in range(1, min(policy.attempts, 64)))
+    waits = (backoff.delay(n) for n in range(1, min(policy.attempts or 64, 64)))
     recovery = min(_BREAKER_RECOVERY, max(waits, default=0.0))
     if policy.deadline is not None:
         recovery = min(recovery, policy.deadline)
-    failures = _BREAKER_FAILURES if endpoints > 1 else max(_BREAKER_FAILURES, policy.attempts)
+    failures = _BREAKER_FAILURES if endpoints > 1 else max(_BREAKER_FAILURES, policy.attempts or 0)
     return CircuitBreaker(name, failure_threshold=failures, recovery_timeout=float(recovery))
 
 

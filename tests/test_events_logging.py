@@ -56,13 +56,16 @@ def kinds(log: list[Any]) -> list[str]:
 def test_events_of_a_call_that_succeeds_after_retries(
     clock: FakeClock, make: Any, received: list[Any]
 ) -> None:
-    """Each retry emits ``RetryScheduled`` (failed attempt, wait, fault), then ``Succeeded``."""
+    """Each retry emits ``RetryScheduled`` (failed attempt, wait, fault) and ``RetryWaited``
+    when the wait ends, then ``Succeeded``."""
     first, second = ConnectionRefusedError("one"), TimeoutError("two")
     call = make(first, second, "ok", attempts=5, jitter="none", backoff=backoff.fixed(0.25))
     assert "ok" == call()
     assert [
         events.RetryScheduled("fetch_user", 1, 0.25, first, "connection"),
+        events.RetryWaited("fetch_user", 1, 0.25),
         events.RetryScheduled("fetch_user", 2, 0.25, second, "timeout"),
+        events.RetryWaited("fetch_user", 2, 0.25),
         events.Succeeded("fetch_user", 3, 0.5),
     ] == received
 
@@ -81,7 +84,13 @@ def test_gave_up_after_attempts(clock: FakeClock, make: Any, received: list[Any]
     call = make(error, attempts=3, jitter="none", backoff=backoff.fixed(1.0))
     with pytest.raises(ConnectionResetError):
         call()
-    assert ["RetryScheduled", "RetryScheduled", "GaveUp"] == kinds(received)
+    assert [
+        "RetryScheduled",
+        "RetryWaited",
+        "RetryScheduled",
+        "RetryWaited",
+        "GaveUp",
+    ] == kinds(received)
     assert events.GaveUp("fetch_user", 3, 2.0, error, "attempts") == received[-1]
 
 
@@ -126,16 +135,19 @@ def test_result_retries_carry_no_exception(
     assert "busy" == call()
     assert [
         events.RetryScheduled("fetch_user", 1, 1.0, None, "result"),
+        events.RetryWaited("fetch_user", 1, 1.0),
         events.GaveUp("fetch_user", 2, 1.0, None, "attempts"),
     ] == received
 
 
 def test_event_records_are_frozen_dataclasses() -> None:
-    """Event records are frozen dataclasses with the contract's fields."""
+    """Event records are frozen dataclasses with the contract's fields (the call's last)."""
+    call = ["target", "args", "kwargs", "result"]
     expected = {
-        events.RetryScheduled: ["name", "attempt", "delay", "exception", "cause"],
-        events.GaveUp: ["name", "attempts", "elapsed", "exception", "reason"],
-        events.Succeeded: ["name", "attempts", "elapsed"],
+        events.RetryScheduled: ["name", "attempt", "delay", "exception", "cause", *call],
+        events.RetryWaited: ["name", "attempt", "delay"],
+        events.GaveUp: ["name", "attempts", "elapsed", "exception", "reason", *call],
+        events.Succeeded: ["name", "attempts", "elapsed", *call],
         events.CircuitStateChanged: ["breaker", "old", "new"],
         events.EndpointFailed: ["name", "endpoint", "exception"],
         events.NestedRetry: ["outer", "inner"],
@@ -180,9 +192,9 @@ def test_raising_subscriber_is_logged_and_skipped(
     call = make(ConnectionError, "ok", backoff="none")
     with caplog.at_level(logging.DEBUG, logger="retryx"):
         assert "ok" == call()
-    assert ["RetryScheduled", "Succeeded"] == kinds(log)
+    assert ["RetryScheduled", "RetryWaited", "Succeeded"] == kinds(log)
     failures = [r for r in caplog.records if r.exc_info and "subscriber" in r.getMessage()]
-    assert 2 == len(failures)
+    assert 3 == len(failures)
     assert "retryx" == failures[0].name
     assert logging.ERROR == failures[0].levelno
     assert isinstance(failures[0].exc_info[1], RuntimeError)  # type: ignore[index]
@@ -308,4 +320,4 @@ def test_silenced_logger_still_emits_events(
     logging.getLogger("retryx").setLevel(logging.CRITICAL + 1)
     with pytest.raises(ConnectionError):
         make(ConnectionError, attempts=2, backoff="none")()
-    assert ["RetryScheduled", "GaveUp"] == kinds(received)
+    assert ["RetryScheduled", "RetryWaited", "GaveUp"] == kinds(received)

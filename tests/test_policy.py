@@ -24,7 +24,6 @@ BAD_VALUES: list[tuple[str, Any, str]] = [
     ("attempts", 2.5, "2.5"),
     ("attempts", "3", "'3'"),
     ("attempts", True, "True"),
-    ("attempts", None, "None"),
     ("backoff", "expo", "'expo'"),
     ("backoff", 42, "42"),
     ("backoff", backoff.exponential, "exponential"),

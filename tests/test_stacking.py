@@ -122,6 +122,7 @@ def expected_sequence() -> list[Any]:
             ("EndpointFailed", "a", None),
             ("EndpointFailed", "b", None),
             ("RetryScheduled", None, None),
+            ("RetryWaited", None, None),
             ("CircuitStateChanged", None, "open"),
             ("EndpointFailed", "a", None),
             ("Succeeded", None, None),
