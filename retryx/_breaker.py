@@ -466,9 +466,9 @@ class CircuitBreaker:
             # The dependency answered: a permanent fault is a success.
             self._on_success(token, "ignored")
             return
+        self._last_failure = _detached(exc)  # (first: a subscriber told below may read it)
         if _bus._subscribers:
             self._tell("failure")
-        self._last_failure = _detached(exc)
         if self.store is not None and self.store._breaker_failure(self, token):
             return  # reported at once; the store updated the local view from Redis
         change = None

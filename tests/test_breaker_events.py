@@ -102,6 +102,24 @@ def test_the_call_comes_before_the_state_change_it_causes(
     assert ["BreakerCall", "CircuitStateChanged"] == kinds
 
 
+def test_a_subscriber_told_of_a_failure_sees_it_as_last_failure(clock: FakeClock) -> None:
+    """last_failure is set before BreakerCall("failure") is told."""
+    breaker = CircuitBreaker("db")
+    seen: list[str] = []
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, events.BreakerCall) and event.outcome == "failure":
+            seen.append(str(breaker.last_failure))
+
+    unsubscribe = events.subscribe(on_event)
+    try:
+        with pytest.raises(ConnectionError), breaker:
+            raise ConnectionError("now")
+    finally:
+        unsubscribe()
+    assert ["now"] == seen
+
+
 def test_a_half_open_trial_emits_its_outcome(clock: FakeClock, recorded: list[Any]) -> None:
     """A trial call's success is told like any other."""
     breaker = CircuitBreaker("db")
