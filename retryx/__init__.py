@@ -8,7 +8,7 @@ call``, whatever order they are written in.
 from typing import TYPE_CHECKING
 
 from ._attempts import attempts
-from ._breaker import CircuitBreaker
+from ._breaker import CircuitBreaker, breakers
 from ._budget import RetryBudget
 from ._classify import Fault, classify
 from ._config import configure
@@ -53,6 +53,7 @@ __all__ = [
     "Transient",
     "attempts",
     "backoff",
+    "breakers",
     "carry",
     "circuit_breaker",
     "classify",

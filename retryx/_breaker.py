@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -13,7 +15,7 @@ from . import _bus, _clock, events
 from ._classify import Classifier, classify, to_classifier
 from ._errors import MAX_INT, CircuitOpenError, ConfigError, shown, to_float
 
-__all__ = ["CircuitBreaker", "State"]
+__all__ = ["CircuitBreaker", "State", "breakers"]
 
 if TYPE_CHECKING:  # typing_extensions is for type checkers only: no import cost
     from typing_extensions import ParamSpec
@@ -54,6 +56,51 @@ def _int(owner: str, name: str, value: Any, minimum: int) -> int:
     return value
 
 
+# Every live breaker, by creation number (``breakers()``): weak, so a breaker goes
+# when its last user does; creation order is kept for breakers of the same name.
+_live: weakref.WeakValueDictionary[int, CircuitBreaker] = weakref.WeakValueDictionary()
+_live_numbers = itertools.count()
+_live_lock = threading.Lock()
+
+
+def breakers() -> list[CircuitBreaker]:
+    """Every live ``CircuitBreaker`` of this process, sorted by name.
+
+    All of them: those made by hand, by ``@circuit_breaker`` (bare or with settings),
+    the process-wide ones of ``@circuit_breaker("name")``, and failover's endpoint
+    breakers. Held weakly: a breaker nobody uses any more is not listed. Breakers with
+    the same name (and no shared store) are distinct and all listed, oldest first.
+    """
+    with _live_lock:
+        found = list(_live.values())
+    return sorted(found, key=lambda breaker: breaker.name)
+
+
+def _detached(exc: BaseException) -> BaseException:
+    """A copy of ``exc`` without its traceback, cause and context: what a breaker keeps.
+
+    A breaker lives as long as the process; keeping the failed call's exception would
+    keep its traceback, so every frame and local of that call (see tests/test_leaks.py).
+    The copy has the same type, ``args`` and attributes (a shallow copy of its
+    ``__dict__``); ``__init__`` is not run again. A type that cannot be copied so
+    gives a plain ``Exception`` with the original's text.
+    """
+    kind = type(exc)
+    try:
+        twin = kind.__new__(kind, *exc.args)
+        twin.args = exc.args
+        vars(twin).update(vars(exc))
+        if hasattr(exc, "__notes__"):  # a list: not shared with the original
+            twin.__notes__ = list(exc.__notes__)
+    except Exception:
+        try:
+            text = f"{kind.__qualname__}: {exc}"
+        except Exception:
+            text = kind.__qualname__
+        return Exception(text)
+    return twin
+
+
 # The settings a configure() reload replaces (the state stays).
 _SETTINGS = (
     "failure_threshold",
@@ -89,8 +136,10 @@ class CircuitBreaker:
         "__weakref__",
         "_failures",
         "_generation",
+        "_last_failure",
         "_lock",
         "_opened_at",
+        "_opened_wall",
         "_state",
         "_successes",
         "_trials",
@@ -161,6 +210,8 @@ class CircuitBreaker:
         self._lock = threading.Lock()
         self._state = _CLOSED
         self._opened_at = 0.0
+        self._opened_wall: float | None = None  # wall clock of the last opening
+        self._last_failure: BaseException | None = None  # detached (see _detached)
         self._failures = 0
         self._successes = 0
         self._trials = 0
@@ -173,6 +224,8 @@ class CircuitBreaker:
             if attach is None:
                 raise ConfigError(f"{owner}.store must be a retryx store, got {store!r}")
             attach(self)
+        with _live_lock:
+            _live[next(_live_numbers)] = self
 
     # --- public surface -----------------------------------------------------------
 
@@ -194,6 +247,32 @@ class CircuitBreaker:
             return max(0.0, self._opened_at + self.recovery_timeout - _clock.monotonic())
         return 0.0
 
+    @property
+    def failure_count(self) -> int:
+        """The counted failures: the current run of consecutive ones or, with
+        ``failure_rate``, those in the window. Cleared by every state change."""
+        window = self._window
+        if window is not None:
+            return list(window).count(True)  # list() copies in one C call (no race)
+        return self._failures
+
+    @property
+    def last_failure(self) -> BaseException | None:
+        """The last failure it counted (a fault ``counts`` calls transient), or ``None``.
+
+        A copy of that exception, with its type, ``args`` and attributes but without
+        its traceback, cause and context: the breaker outlives the call, and keeping
+        the exception itself would keep every frame (and local) of the failed call
+        alive. Kept across state changes; ``reset()`` clears it.
+        """
+        return self._last_failure
+
+    @property
+    def opened_at(self) -> float | None:
+        """When it last opened, wall-clock epoch seconds (``time.time()``), or ``None``
+        if it never did. Kept once it closes again; ``reset()`` clears it."""
+        return self._opened_wall
+
     def open(self) -> None:
         """Open the breaker by hand; it stays open until ``close()`` or ``reset()``."""
         if self.store is not None and self.store._breaker_set(self, "open"):
@@ -210,9 +289,21 @@ class CircuitBreaker:
             change = self._move(_CLOSED)
         self._announce(change)
 
+    def half_open(self) -> None:
+        """Move to half-open by hand: the next ``half_open_max_calls`` calls are trials;
+        ``success_threshold`` successes close it, a failure opens it again."""
+        if self.store is not None and self.store._breaker_set(self, "half_open"):
+            return
+        with self._lock:
+            change = self._move(_HALF_OPEN)
+        self._announce(change)
+
     def reset(self) -> None:
-        """Back to a fresh closed breaker: state closed, counts cleared."""
+        """Back to a fresh closed breaker: state closed, counts, ``last_failure`` and
+        ``opened_at`` cleared."""
         self.close()
+        self._last_failure = None
+        self._opened_wall = None
 
     def copy(self, name: str) -> CircuitBreaker:
         """A new breaker with the same settings (and store) under another name."""
@@ -297,6 +388,15 @@ class CircuitBreaker:
         """Admit a call or raise ``CircuitOpenError``; the token goes back on exit."""
         if self._state == _CLOSED:
             return None  # hot path: no lock, no allocation
+        try:
+            return self._admit()
+        except CircuitOpenError:
+            if _bus._subscribers:
+                self._tell("rejected")
+            raise
+
+    def _admit(self) -> Token:
+        """``_acquire`` past its closed-state check (which a concurrent change may undo)."""
         if self.store is not None:
             # Shared state: the store decides (a trial slot is claimed in Redis).
             shared: Token = self.store._breaker_acquire(self)
@@ -332,10 +432,13 @@ class CircuitBreaker:
             if wait > 0:
                 raise CircuitOpenError(self.name, wait)
 
-    def _on_success(self, token: Token) -> None:
+    def _on_success(self, token: Token, outcome: str = "success") -> None:
+        """Book a call that returned (``outcome``: the ``BreakerCall`` to tell)."""
         if token is None:
-            self._closed_success()
+            self._closed_success(outcome)
             return
+        if _bus._subscribers:
+            self._tell(outcome)
         if self.store is not None and self.store._breaker_success(self, token):
             return
         change = None
@@ -360,8 +463,12 @@ class CircuitBreaker:
                 self._release(token)
                 raise
         if not transient:
-            self._on_success(token)  # the dependency answered: a permanent fault is a success
+            # The dependency answered: a permanent fault is a success.
+            self._on_success(token, "ignored")
             return
+        self._last_failure = _detached(exc)  # (first: a subscriber told below may read it)
+        if _bus._subscribers:
+            self._tell("failure")
         if self.store is not None and self.store._breaker_failure(self, token):
             return  # reported at once; the store updated the local view from Redis
         change = None
@@ -412,7 +519,7 @@ class CircuitBreaker:
             except Exception as exc:
                 self._on_failure(None, exc)
                 raise
-            if self._window is not None or self._failures:
+            if self._window is not None or self._failures or _bus._subscribers:
                 self._closed_success()
             return result
         try:
@@ -448,7 +555,7 @@ class CircuitBreaker:
             except Exception as exc:
                 self._on_failure(None, exc)
                 raise
-            if self._window is not None or self._failures:
+            if self._window is not None or self._failures or _bus._subscribers:
                 self._closed_success()
             return result
         try:
@@ -510,8 +617,10 @@ class CircuitBreaker:
         self._closed_success()
         return result
 
-    def _closed_success(self) -> None:
+    def _closed_success(self, outcome: str = "success") -> None:
         """``_on_success(None)``: a call admitted while closed returned."""
+        if _bus._subscribers:
+            self._tell(outcome)
         window = self._window
         if window is not None:
             window.append(False)  # deque.append is atomic under the GIL
@@ -533,11 +642,17 @@ class CircuitBreaker:
             self._window.clear()
         if new in (_OPEN, _FORCED):
             self._opened_at = _clock.monotonic()
+            self._opened_wall = _clock.now()
         self._state = new
         new_name = _NAMES[new]
         if old_name == new_name:
             return None
         return (old_name, new_name)
+
+    def _tell(self, outcome: str) -> None:
+        """Emit ``BreakerCall`` (callers check ``_bus._subscribers`` first: no record
+        is made while nobody listens)."""
+        _bus.emit(events.BreakerCall(self.name, outcome))
 
     def _announce(self, change: tuple[str, str] | None) -> None:
         """Log and emit a state change, outside the lock."""

@@ -85,8 +85,9 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
                     except error as exc:
                         guard._on_failure(None, exc)
                         raise
-                    # A success has nothing to book without a window or failures.
-                    if guard._window is not None or guard._failures:
+                    # A success has nothing to book without a window or failures (or
+                    # a subscriber to tell: BreakerCall).
+                    if guard._window is not None or guard._failures or bus._subscribers:
                         guard._closed_success()
                 elif guard is not None:
                     result = {W}guard_call(wrapped, {ARGS}, {KWARGS}, recorder)

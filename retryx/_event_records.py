@@ -95,6 +95,21 @@ class CircuitStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class BreakerCall:
+    """A call through breaker ``name`` ended with ``outcome``.
+
+    ``"success"``; ``"failure"`` (a fault its ``counts`` calls transient);
+    ``"ignored"`` (a fault ``counts`` calls permanent: booked as a success);
+    ``"rejected"`` (refused without running, ``CircuitOpenError``). A call cut short
+    without a verdict (cancelled, a generator closed early) emits none. Told before
+    the state change it causes; made only while someone subscribes.
+    """
+
+    name: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
 class EndpointFailed:
     """Endpoint ``endpoint`` of a failover sweep failed (or was skipped by its breaker)."""
 
@@ -127,6 +142,7 @@ Event: TypeAlias = (
     | GaveUp
     | Succeeded
     | CircuitStateChanged
+    | BreakerCall
     | EndpointFailed
     | NestedRetry
     | Deferred
@@ -139,6 +155,7 @@ for _cls in (
     GaveUp,
     Succeeded,
     CircuitStateChanged,
+    BreakerCall,
     EndpointFailed,
     NestedRetry,
     Deferred,

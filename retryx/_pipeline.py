@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, overload
 
 import wrapt
 
-from . import _bus, _clock, _drivers, _engine, _pushback, _switches, events
+from . import _breaker_gen, _bus, _clock, _drivers, _engine, _pushback, _switches, events
 from ._breaker import _CLOSED, CircuitBreaker
 from ._classify import Classifier, Fault, PredicateClassifier, classify, warn_none
 from ._context import FINISHED, SCOPE, CallContext, ReplayScope, new_call_id
@@ -1054,10 +1054,13 @@ class Runner:
                     except Exception as exc:
                         self.counted(head, exc, guard, inner)
                         raise
-                    # A success has nothing to book without a window or failures.
-                    if inner is not None and (inner._window is not None or inner._failures):
+                    # A success has nothing to book without a window or failures (or
+                    # a subscriber to tell: BreakerCall).
+                    if inner is not None and (
+                        inner._window is not None or inner._failures or _bus._subscribers
+                    ):
                         inner._closed_success()
-                    if guard._window is not None or guard._failures:
+                    if guard._window is not None or guard._failures or _bus._subscribers:
                         guard._closed_success()
                     return result
                 if inner is None:
@@ -1211,10 +1214,13 @@ class Runner:
                     except Exception as exc:
                         self.counted(head, exc, guard, inner)
                         raise
-                    # A success has nothing to book without a window or failures.
-                    if inner is not None and (inner._window is not None or inner._failures):
+                    # A success has nothing to book without a window or failures (or
+                    # a subscriber to tell: BreakerCall).
+                    if inner is not None and (
+                        inner._window is not None or inner._failures or _bus._subscribers
+                    ):
                         inner._closed_success()
-                    if guard._window is not None or guard._failures:
+                    if guard._window is not None or guard._failures or _bus._subscribers:
                         guard._closed_success()
                     return result
                 if inner is None:
@@ -1457,6 +1463,18 @@ class _DirectPipeline(_Pipeline):
     """
 
 
+class _GeneratorPipeline(_Pipeline):
+    """A breaker-only pipeline on a generator function or an async generator function
+    (``retryx._breaker_gen``): no driver, each call returns a guarded generator."""
+
+    def __init__(self, wrapped: Any, runner: Runner, kind: str) -> None:
+        wrapper = _breaker_gen.wrapper_of(runner, kind == "an async generator")
+        wrapt.FunctionWrapper.__init__(self, wrapped, wrapper)
+        runner.target = _unwrap(wrapped)
+        self._self_runner = runner
+        self._self_layers = runner.layers
+
+
 def _make(wrapped: Any, layers: dict[str, Any]) -> Any:
     """Validate ``wrapped`` and build its pipeline."""
     target = _unwrap(wrapped)
@@ -1464,6 +1482,8 @@ def _make(wrapped: Any, layers: dict[str, Any]) -> Any:
     name = name or type(target).__qualname__
     if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
         kind = "an async generator" if inspect.isasyncgenfunction(target) else "a generator"
+        if set(layers) == {"circuit_breaker"}:  # a breaker needs no second run
+            return _GeneratorPipeline(wrapped, Runner(layers, name, False), kind)
         raise ConfigError(
             f"{name} is {kind}: retryx cannot retry it (a generator cannot be rewound); "
             "decorate the function that creates it instead"

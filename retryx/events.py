@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
+    "BreakerCall",
     "CircuitStateChanged",
     "Deferred",
     "EndpointFailed",
@@ -31,6 +32,7 @@ for _function in (clear, emit, subscribe):
 
 if TYPE_CHECKING:
     from ._event_records import (
+        BreakerCall,
         CircuitStateChanged,
         Deferred,
         EndpointFailed,

@@ -46,6 +46,7 @@ __all__ = ["RedisStore"]
 logger = logging.getLogger("retryx")
 
 OnError = Literal["local", "raise"]
+FallbackState = Literal["closed", "open"] | None
 
 # Keys outlive any breaker timing by far; every script touching a key renews it, and
 # every live process touches its keys on each sync, so only abandoned keys expire.
@@ -209,6 +210,17 @@ class RedisStore:
             ``"raise"`` raises ``RetryxError`` from every operation that needs Redis.
         sync_interval: seconds between two refreshes of the local view; other
             processes see a change within about this delay.
+        fallback_state: the state breakers assume when Redis cannot tell. ``None``
+            (the default): their in-process state. ``"closed"``: during an outage
+            (under ``on_error="local"``) every call is admitted and no failure is
+            counted; ``"open"``: every call is rejected (``CircuitOpenError`` with
+            ``retry_after=sync_interval``, when Redis is asked again); either way
+            the shared state is adopted again when Redis answers. And a key Redis
+            lost (restarted empty, expired) is re-created in that state (``"open"``:
+            opened then, half-open after ``recovery_timeout``) instead of the
+            local one. The key is created when a breaker is attached, so only a
+            breaker first attached during an outage cannot tell a lost key from a
+            new one.
 
     Raises:
         ConfigError: naming the bad argument.
@@ -221,11 +233,17 @@ class RedisStore:
         prefix: str = "retryx:",
         on_error: OnError = "local",
         sync_interval: float = 0.5,
+        fallback_state: FallbackState = None,
     ) -> None:
         if not isinstance(prefix, str):
             raise ConfigError(f"RedisStore.prefix must be a str, got {prefix!r}")
         if on_error not in ("local", "raise"):
             raise ConfigError(f"RedisStore.on_error must be 'local' or 'raise', got {on_error!r}")
+        if fallback_state not in (None, "closed", "open"):
+            raise ConfigError(
+                "RedisStore.fallback_state must be None, 'closed' or 'open', "
+                f"got {fallback_state!r}"
+            )
         if (
             isinstance(sync_interval, bool)
             or not isinstance(sync_interval, int | float)
@@ -237,6 +255,7 @@ class RedisStore:
         self.prefix = prefix
         self.on_error: OnError = on_error
         self.sync_interval = float(sync_interval)
+        self.fallback_state: FallbackState = fallback_state
         self._client, self._owns_client = _sync_client(client_or_url)
         self._where = _where(self._client)
         if not self._owns_client:  # the user's client: its own retries would run under ours
@@ -402,7 +421,7 @@ class RedisStore:
         # The first use must see the fleet's state, not a pristine "closed" until the
         # next sync: read it now (one round trip; skipped during an outage).
         try:
-            self._breaker_op(breaker, "sync", 0, 0, *self._seed(breaker))
+            self._breaker_op(breaker, "sync", 0, 0, *self._seed(breaker, attaching=True))
         except RetryxError:
             pass  # on_error="raise": logged; the operations that need Redis will raise
         self._start()
@@ -427,6 +446,8 @@ class RedisStore:
         Returns the token, or ``STORE_LOCAL`` to let the in-process state decide.
         """
         if self._local():
+            if self._assumed() == "open":
+                raise CircuitOpenError(breaker.name, self.sync_interval)
             return STORE_LOCAL
         breaker._refuse_while_open(breaker._state)
         row = self._breaker_op(breaker, "acq")
@@ -439,6 +460,8 @@ class RedisStore:
 
     def _breaker_failure(self, breaker: CircuitBreaker, token: int | None) -> bool:
         """Report a counted failure at once, with the successes batched before it."""
+        if self._assumed() == "closed":
+            return True  # assumed closed through the outage: no failure is counted
         return self._breaker_op(breaker, "fail", -1 if token is None else token) is not None
 
     def _breaker_success(self, breaker: CircuitBreaker, token: int) -> bool:
@@ -449,9 +472,12 @@ class RedisStore:
         """Give a trial slot back without a verdict."""
         return self._breaker_op(breaker, "rel", token) is not None
 
-    def _breaker_set(self, breaker: CircuitBreaker, state: Literal["open", "closed"]) -> bool:
-        """Open (until closed by hand) or close the breaker for every process."""
-        return self._breaker_op(breaker, "set", "f" if state == "open" else "c") is not None
+    def _breaker_set(
+        self, breaker: CircuitBreaker, state: Literal["open", "closed", "half_open"]
+    ) -> bool:
+        """Open (until closed by hand), close or half-open the breaker for every process."""
+        letter = {"open": "f", "closed": "c", "half_open": "h"}[state]
+        return self._breaker_op(breaker, "set", letter) is not None
 
     # --- the budget protocol ----------------------------------------------------------
 
@@ -468,6 +494,25 @@ class RedisStore:
     def _local(self) -> bool:
         """True when operations must use the in-process state instead of Redis."""
         return self._closed or (self._down and self.on_error == "local")
+
+    def _assumed(self) -> FallbackState:
+        """``fallback_state`` while an outage lasts (under ``on_error="local"``), else None."""
+        if self._down and not self._closed and self.on_error == "local":
+            return self.fallback_state
+        return None
+
+    def _assume(self, state: Literal["closed", "open"]) -> None:
+        """An outage began: every breaker's local view takes ``state`` until Redis answers
+        (its next sync adopts the shared state); opened here, it stays open meanwhile."""
+        with self._lock:
+            breakers = list(self._breakers.items())
+        new = _FORCED if state == "open" else _CLOSED
+        for breaker, view in breakers:
+            with breaker._lock:
+                change = None if breaker._state == new else breaker._move(new)
+            # The cleared count is no success that ended the shared run (see _batched).
+            view.seen_failures = 0
+            breaker._announce(change)
 
     @staticmethod
     def _settings(breaker: CircuitBreaker) -> list[str | int]:
@@ -508,15 +553,22 @@ class RedisStore:
         if taken and isinstance(window, _SharedWindow):
             window.give_back(taken)
 
-    @staticmethod
-    def _seed(breaker: CircuitBreaker) -> list[str | int]:
-        """The local state to write if the key is gone, or an empty seed when pristine."""
+    def _seed(self, breaker: CircuitBreaker, attaching: bool = False) -> list[str | int]:
+        """The local state to write if the key is gone, or an empty seed when pristine.
+
+        With ``fallback_state``: a key gone after the breaker was attached was lost, and
+        is written in that state; at attach, the key is written even when pristine, so
+        that a loss can be told from a first use.
+        """
+        fallback = self.fallback_state
+        if fallback is not None and not attaching:
+            return ["o" if fallback == "open" else "c", breaker._generation + 1, 0, 0, ""]
         state = breaker._state
         window = breaker._window
         # list() copies in one C call: iterating the live deque could race an append.
         calls = "".join("1" if failed else "0" for failed in list(window)) if window else ""
         if state == _CLOSED and breaker._failures == 0 and "1" not in calls:
-            return ["", 0, 0, 0, ""]
+            return ["c" if fallback else "", breaker._generation, 0, 0, calls if fallback else ""]
         age_ms = 0
         if state != _CLOSED:
             age_ms = max(0, round((_clock.monotonic() - breaker._opened_at) * 1000))
@@ -561,6 +613,8 @@ class RedisStore:
             # Redis reports the age of the opening (server clock); anchoring it on the
             # local clock lets ``state``/``retry_after`` derive half-open locally.
             breaker._opened_at = _clock.monotonic() - int(row[4]) / 1000
+            if state in (_OPEN, _FORCED):  # (the shared "at" is only meaningful then)
+                breaker._opened_wall = _clock.now() - int(row[4]) / 1000
             breaker._failures = failures
             breaker._successes = int(row[8])
             breaker._trials = 0  # slots are counted in Redis; this counts local fallbacks
@@ -689,6 +743,8 @@ class RedisStore:
             self._down = True
             self._outages += 1
             self._last_error = exc
+        if first and self.fallback_state is not None and self.on_error == "local":
+            self._assume(self.fallback_state)
         if first:
             if self.on_error == "local":
                 consequence = "breakers and budgets use their in-process state until it answers"

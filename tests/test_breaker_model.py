@@ -260,6 +260,11 @@ class BreakerMachine(RuleBasedStateMachine):
         self.breaker.open()
         self.model.enter("forced", self.now())
 
+    @rule()
+    def half_open(self) -> None:
+        self.breaker.half_open()
+        self.model.enter("half_open", self.now())
+
     @rule(how=st.sampled_from(["close", "reset"]))
     def close(self, how: str) -> None:
         getattr(self.breaker, how)()
@@ -279,6 +284,8 @@ class BreakerMachine(RuleBasedStateMachine):
         ]
         assert self.model.changes == changes
         assert 0 <= self.model.trials <= self.model.max_trials
+        counted = self.model.failures if self.model.rate is None else sum(self.model.recent)
+        assert counted == self.breaker.failure_count
         if self.model.mode == "half_open":  # every trial slot accounted for
             assert self.model.trials == self.breaker._trials
 

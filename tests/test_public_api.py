@@ -47,6 +47,7 @@ CONTRACT_NAMES = {
     "attempts",  # version 2, section 17: retry blocks
     "set_active",
     "override",
+    "breakers",  # section 17: every live breaker
     # failover: the default of the endpoint parameter
     "ENDPOINT",
     # modules

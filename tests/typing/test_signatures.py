@@ -7,9 +7,10 @@ not collect, and importing the module only defines them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sized
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sized
 from typing import Any, TypeVar, assert_type, cast
 
+import retryx
 from retryx import CircuitBreaker, Policy, carry, circuit_breaker, failover, fallback, retry
 
 T = TypeVar("T")
@@ -241,3 +242,30 @@ def check_carry() -> None:
     assert_type(carry(bare)(1, y="a"), bytes)
     assert_type(result_of(carry(async_bare)(1)), bytes)
     carry(bare)("1", y="a")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+# --- breakers: introspection and generators (section 17) ------------------------------------
+
+
+@circuit_breaker(CircuitBreaker("rows"))
+def breaker_rows(n: int) -> Iterator[int]:
+    yield n
+
+
+@circuit_breaker(name="arows")
+async def breaker_arows(n: int) -> AsyncIterator[int]:
+    yield n
+
+
+def check_breakers() -> None:
+    breaker = CircuitBreaker("db")
+    assert_type(breaker.failure_count, int)
+    assert_type(breaker.last_failure, BaseException | None)
+    assert_type(breaker.opened_at, float | None)
+    assert_type(breaker.half_open(), None)
+    assert_type(retryx.breakers(), list[CircuitBreaker])
+    assert_type(breaker_rows(1), Iterator[int])
+    assert_type(breaker_arows(1), AsyncIterator[int])
+    assert_type(retryx.events.BreakerCall("db", "success").outcome, str)
+    retryx.redis.RedisStore("redis://localhost:6379", fallback_state="open")
+    retryx.redis.RedisStore("redis://x", fallback_state="half")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
