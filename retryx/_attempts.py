@@ -100,54 +100,60 @@ class Attempts:
         return f"<retryx.Attempts {self.name!r}>"
 
 
-class _SyncAttempts:
+class _Iterator:
+    """What the sync and the async iteration share; they differ only in how they wait."""
+
     __slots__ = ("block", "runner")
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
         self.block: _Block | None = None
+
+    def _wait(self) -> float | None:
+        """The wait before the next attempt (``-1.0``: the first, which has none), or
+        ``None`` when the block has ended; raises the block's fault on giving up."""
+        if self.block is None:
+            self.block = _Block(self.runner)
+            return -1.0
+        return self.block.after()
+
+    def _attempt(self) -> Attempt:
+        assert self.block is not None
+        return self.block.next_attempt()
+
+
+class _SyncAttempts(_Iterator):
+    __slots__ = ()
 
     def __iter__(self) -> _SyncAttempts:
         return self
 
     def __next__(self) -> Attempt:
-        block = self.block
-        if block is None:
-            block = self.block = _Block(self.runner)
-            return block.next_attempt()
-        delay = block.after()
+        delay = self._wait()
         if delay is None:
             raise StopIteration
         if delay > 0:
             self.runner.sleep_sync(delay)
-        elif _clock.zero_wait is not None:
+        elif delay == 0 and _clock.zero_wait is not None:
             _clock.zero_wait(delay)
-        return block.next_attempt()
+        return self._attempt()
 
 
-class _AsyncAttempts:
-    __slots__ = ("block", "runner")
-
-    def __init__(self, runner: Runner) -> None:
-        self.runner = runner
-        self.block: _Block | None = None
+class _AsyncAttempts(_Iterator):
+    __slots__ = ()
 
     def __aiter__(self) -> _AsyncAttempts:
         return self
 
     async def __anext__(self) -> Attempt:
-        block = self.block
-        if block is None:
-            block = self.block = _Block(self.runner)
-            return block.next_attempt()
-        delay = block.after()
+        delay = self._wait()
         if delay is None:
             raise StopAsyncIteration
         if delay > 0:
             await _clock.async_sleep(delay)
-        elif _clock.zero_wait is not None:
+        elif delay == 0 and _clock.zero_wait is not None:
             _clock.zero_wait(delay)
-        return block.next_attempt()
+        return self._attempt()
 
 
 class _Block:

@@ -15,7 +15,7 @@ from . import _bus, _clock, events
 from ._classify import Classifier, classify, to_classifier
 from ._errors import MAX_INT, CircuitOpenError, ConfigError, shown, to_float
 
-__all__ = ["CircuitBreaker", "State", "breakers"]
+__all__ = ["SETTINGS", "CircuitBreaker", "State", "breakers"]
 
 if TYPE_CHECKING:  # typing_extensions is for type checkers only: no import cost
     from typing_extensions import ParamSpec
@@ -101,8 +101,9 @@ def _detached(exc: BaseException) -> BaseException:
     return twin
 
 
-# The settings a configure() reload replaces (the state stays).
-_SETTINGS = (
+# The breaker's settings, in one place: copy(), a configure() reload (which replaces
+# them and keeps the state) and @circuit_breaker(**settings)'s check all read it.
+SETTINGS = (
     "failure_threshold",
     "failure_rate",
     "window",
@@ -307,18 +308,8 @@ class CircuitBreaker:
 
     def copy(self, name: str) -> CircuitBreaker:
         """A new breaker with the same settings (and store) under another name."""
-        return CircuitBreaker(
-            name,
-            failure_threshold=self.failure_threshold,
-            failure_rate=self.failure_rate,
-            window=self.window,
-            minimum_calls=self.minimum_calls,
-            recovery_timeout=self.recovery_timeout,
-            half_open_max_calls=self.half_open_max_calls,
-            success_threshold=self.success_threshold,
-            counts=self.counts,
-            store=self.store,
-        )
+        settings = {slot: getattr(self, slot) for slot in SETTINGS}
+        return CircuitBreaker(name, store=self.store, **settings)
 
     @overload
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]: ...
@@ -375,7 +366,7 @@ class CircuitBreaker:
         without a failure rate, or the reverse.
         """
         with self._lock:
-            for slot in _SETTINGS:
+            for slot in SETTINGS:
                 setattr(self, slot, getattr(fresh, slot))
             if (self._window is None) != (fresh._window is None) or (
                 self._window is not None and self._window.maxlen != self.window

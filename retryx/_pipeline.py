@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, overload
 import wrapt
 
 from . import _breaker_gen, _bus, _clock, _drivers, _engine, _pushback, _switches, events
-from ._breaker import _CLOSED, CircuitBreaker
+from ._breaker import _CLOSED, SETTINGS, CircuitBreaker
 from ._classify import Classifier, Fault, PredicateClassifier, classify, warn_none
 from ._context import FINISHED, SCOPE, CallContext, ReplayScope, new_call_id
 from ._engine import GiveUp
@@ -1858,17 +1858,7 @@ def circuit_breaker(breaker: Any = None, /, **settings: Any) -> Any:
 
 
 def _checked(settings: dict[str, Any]) -> dict[str, Any]:
-    known = {
-        "failure_threshold",
-        "failure_rate",
-        "window",
-        "minimum_calls",
-        "recovery_timeout",
-        "half_open_max_calls",
-        "success_threshold",
-        "counts",
-        "store",
-    }
+    known = {*SETTINGS, "store"}
     unknown = set(settings) - known
     if unknown:
         raise ConfigError(f"circuit_breaker: unknown setting(s) {', '.join(sorted(unknown))}")

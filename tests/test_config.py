@@ -779,3 +779,11 @@ def test_documented_example_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyP
     report, problems = _config.check("retryx.toml")
     assert problems == []
     assert len(report) == 8
+
+
+def test_breaker_tables_know_every_breaker_setting() -> None:
+    """``[breakers.NAME]`` defaults and the breaker's settings are the same list."""
+    from retryx._breaker import SETTINGS
+    from retryx._config import BREAKER_DEFAULTS
+
+    assert sorted(SETTINGS) == sorted(BREAKER_DEFAULTS)
