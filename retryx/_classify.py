@@ -28,6 +28,7 @@ from ._errors import (
 )
 from ._fault import Cause, Fault
 from ._frozen import Frozen
+from ._pushback import HEADER, NO_RETRY
 
 __all__ = [
     "Cause",
@@ -61,6 +62,7 @@ _TRANSIENT_ERRNOS = frozenset(
         errno.EAGAIN,
     }
 )
+_PUSHBACK_HEADER = HEADER.lower()  # _header() compares lower-cased names
 _TRANSIENT_STATUSES = {408: "timeout", 425: "server", 429: "throttled", 500: "server"}
 _TRANSIENT_STATUSES |= {502: "server", 503: "throttled", 504: "server"}
 
@@ -179,11 +181,11 @@ def _status_fault(exc: BaseException, status: int) -> Fault:
     """
     hint: float | None = None
     headers = _headers(exc)
-    pushback = None if headers is None else _header(headers, "retryx-pushback")
+    pushback = None if headers is None else _header(headers, _PUSHBACK_HEADER)
     if pushback is not None:
         if isinstance(pushback, bytes):
             pushback = pushback.decode("latin-1")
-        if isinstance(pushback, str) and pushback.strip().lower() == "no-retry":
+        if isinstance(pushback, str) and pushback.strip().lower() == NO_RETRY:
             return _PUSHBACK
         hint = parse_retry_after(pushback)
     cause = _TRANSIENT_STATUSES.get(status)
