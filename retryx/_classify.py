@@ -26,6 +26,10 @@ from ._errors import (
     RetryxError,
     Transient,
 )
+from ._fault import CONNECTION as _CONNECTION
+from ._fault import PERMANENT as _PERMANENT
+from ._fault import PUSHBACK as _PUSHBACK
+from ._fault import TIMEOUT as _TIMEOUT
 from ._fault import Cause, Fault
 from ._frozen import Frozen
 from ._pushback import HEADER, NO_RETRY
@@ -73,11 +77,6 @@ _TIMEOUT_TYPES = FAST_TIMEOUT
 _MAX_LINKS = 5  # links of __cause__/__context__ searched for a socket fault
 _MAX_FRAMES = 1000  # traceback entries followed to find where an exception was raised
 _INF = float("inf")
-_PERMANENT = Fault(False, "permanent")
-_CONNECTION = Fault(True, "connection")
-_TIMEOUT = Fault(True, "timeout")
-_EXPLICIT = Fault(True, "explicit")
-_PUSHBACK = Fault(False, "pushback")
 _MARKERS = (RetryxError, Transient, Permanent)
 
 

@@ -5,7 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-__all__ = ["Cause", "Fault"]
+__all__ = [
+    "CONNECTION",
+    "CONNECTION_UNSENT",
+    "CONTENTION",
+    "EXPLICIT",
+    "PERMANENT",
+    "PUSHBACK",
+    "SERVER",
+    "THROTTLED",
+    "THROTTLED_UNSENT",
+    "TIMEOUT",
+    "TIMEOUT_UNSENT",
+    "Cause",
+    "Fault",
+]
 
 Cause: TypeAlias = Literal[
     "connection",
@@ -37,3 +51,16 @@ class Fault:
 
 
 Fault.__module__ = "retryx"
+
+# The verdicts the classifier and the client rules hand out, made once and shared.
+PERMANENT = Fault(False, "permanent")
+CONNECTION = Fault(True, "connection")
+CONNECTION_UNSENT = Fault(True, "connection", unsent=True)
+TIMEOUT = Fault(True, "timeout")
+TIMEOUT_UNSENT = Fault(True, "timeout", unsent=True)
+SERVER = Fault(True, "server")
+THROTTLED = Fault(True, "throttled")
+THROTTLED_UNSENT = Fault(True, "throttled", unsent=True)
+CONTENTION = Fault(True, "contention")
+EXPLICIT = Fault(True, "explicit")
+PUSHBACK = Fault(False, "pushback")

@@ -22,17 +22,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ._fault import CONNECTION as _CONNECTION
+from ._fault import CONNECTION_UNSENT as _CONNECTION_UNSENT
+from ._fault import CONTENTION as _CONTENTION
+from ._fault import PERMANENT as _PERMANENT
+from ._fault import THROTTLED_UNSENT as _THROTTLED_UNSENT
+from ._fault import TIMEOUT as _TIMEOUT
+from ._fault import TIMEOUT_UNSENT as _TIMEOUT_UNSENT
 from ._fault import Fault
 
 __all__ = ["JUDGES"]
-
-_PERMANENT = Fault(False, "permanent")
-_CONNECTION = Fault(True, "connection")
-_CONNECTION_UNSENT = Fault(True, "connection", unsent=True)
-_TIMEOUT = Fault(True, "timeout")
-_TIMEOUT_UNSENT = Fault(True, "timeout", unsent=True)
-_CONTENTION = Fault(True, "contention")
-_THROTTLED_UNSENT = Fault(True, "throttled", unsent=True)
 
 
 _NAMES: dict[type, frozenset[str]] = {}

@@ -16,17 +16,17 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ._fault import CONNECTION as _CONNECTION
+from ._fault import CONNECTION_UNSENT as _CONNECTION_UNSENT
+from ._fault import PERMANENT as _PERMANENT
+from ._fault import TIMEOUT as _TIMEOUT
+from ._fault import TIMEOUT_UNSENT as _TIMEOUT_UNSENT
 from ._fault import Fault
 
 __all__ = ["JUDGES"]
 
 Rule = Callable[[BaseException], Fault | None]
 
-_CONNECTION = Fault(True, "connection")
-_CONNECTION_UNSENT = Fault(True, "connection", unsent=True)
-_TIMEOUT = Fault(True, "timeout")
-_TIMEOUT_UNSENT = Fault(True, "timeout", unsent=True)
-_PERMANENT = Fault(False, "permanent")
 _MAX_LINKS = 6  # how deep a wrapper's chain is searched for a certificate or DNS verdict
 _MAX_TYPES = 256  # per package; bounded even for a program that makes types forever
 

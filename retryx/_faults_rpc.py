@@ -12,19 +12,19 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ._fault import CONNECTION as _CONNECTION
+from ._fault import CONNECTION_UNSENT as _CONNECTION_UNSENT
+from ._fault import CONTENTION as _CONTENTION
+from ._fault import PERMANENT as _PERMANENT
+from ._fault import PUSHBACK as _PUSHBACK
+from ._fault import SERVER as _SERVER
+from ._fault import THROTTLED as _THROTTLED
+from ._fault import TIMEOUT as _TIMEOUT
+from ._fault import TIMEOUT_UNSENT as _TIMEOUT_UNSENT
 from ._fault import Fault
 
 __all__ = ["JUDGES", "client_retries", "warn_client_retries"]
 
-_PERMANENT = Fault(False, "permanent")
-_CONNECTION = Fault(True, "connection")
-_CONNECTION_UNSENT = Fault(True, "connection", unsent=True)
-_TIMEOUT = Fault(True, "timeout")
-_TIMEOUT_UNSENT = Fault(True, "timeout", unsent=True)
-_SERVER = Fault(True, "server")
-_THROTTLED = Fault(True, "throttled")
-_CONTENTION = Fault(True, "contention")
-_PUSHBACK = Fault(False, "pushback")
 _MAX_LINKS = 5
 _CACHE_SIZE = 1024
 

@@ -27,6 +27,7 @@ from typing import Any, TypeAlias
 from . import _clients
 from ._classify import retry_after_hint
 from ._errors import ConfigError
+from ._fault import PERMANENT as _PERMANENT
 from ._fault import Fault
 
 __all__ = ["CAUSES", "Verdict", "register", "unregister"]
@@ -36,7 +37,6 @@ CAUSES = ("connection", "timeout", "throttled", "server", "contention", "explici
 
 Verdict: TypeAlias = "str | Fault | Callable[[BaseException], Fault | None]"
 """What ``register`` accepts as a verdict: a cause name, a ``Fault``, or ``exc -> Fault | None``."""
-_PERMANENT = Fault(False, "permanent")
 
 
 def register(kind: type[BaseException] | str, verdict: Verdict) -> None:
