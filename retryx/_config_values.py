@@ -7,7 +7,6 @@ and ``retry_on``/``counts``; the small helpers name TOML types and table keys.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from . import backoff as _backoff
@@ -27,18 +26,6 @@ __all__ = [
     "table_key",
     "unknown",
 ]
-
-# kind -> (constructor, keys of its inline table); the keys are the constructors'
-# own parameter names, so a table maps straight onto a call.
-_BACKOFFS: dict[str, tuple[Callable[..., _backoff.Backoff], tuple[str, ...]]] = {
-    "exponential": (_backoff.exponential, ("initial", "multiplier", "max", "min")),
-    "incremental": (_backoff.incremental, ("initial", "step", "max", "min")),
-    "fixed": (_backoff.fixed, ("delay",)),
-    "immediate": (_backoff.immediate, ("then",)),
-    "none": (_backoff.none, ()),
-    "schedule": (_backoff.schedule, ("delays",)),
-}
-_JITTERS = (*_jitter.BY_NAME, "proportional")
 
 
 class Where:
@@ -62,15 +49,21 @@ class Where:
 
 
 def build_backoff(where: Where, key: str, value: Any) -> _backoff.Backoff | None:
-    kinds = ", ".join(sorted(_BACKOFFS))
+    """A backoff kind by name, or an inline table of a kind and its constructor's arguments."""
+    kinds = ", ".join(sorted(_backoff.KINDS))
     if isinstance(value, str):
-        if value == "schedule":
-            where.bad(key, 'backoff "schedule" needs delays: { kind = "schedule", delays = [...] }')
-            return None
-        if value not in _BACKOFFS:
+        if value not in _backoff.KINDS:
             where.bad(key, f"unknown backoff kind {value!r} (known: {kinds})")
             return None
-        return _BACKOFFS[value][0]()
+        needs = _backoff.required(value)
+        if needs:
+            example = ", ".join(f"{name} = ..." for name in needs)
+            where.bad(
+                key,
+                f'backoff "{value}" needs {", ".join(needs)}: {{ kind = "{value}", {example} }}',
+            )
+            return None
+        return _backoff.KINDS[value]()
     if not isinstance(value, dict):
         where.bad(key, f"must be a backoff kind or an inline table, got {show(value)}")
         return None
@@ -78,11 +71,11 @@ def build_backoff(where: Where, key: str, value: Any) -> _backoff.Backoff | None
     if kind is None:
         where.bad(f"{key}.kind", f"missing: an inline backoff table needs kind = one of {kinds}")
         return None
-    if not isinstance(kind, str) or kind not in _BACKOFFS:
+    if not isinstance(kind, str) or kind not in _backoff.KINDS:
         shown = repr(kind) if isinstance(kind, str) else show(kind)
         where.bad(f"{key}.kind", f"unknown backoff kind {shown} (known: {kinds})")
         return None
-    make, allowed = _BACKOFFS[kind]
+    make, allowed = _backoff.KINDS[kind], _backoff.parameters(kind)
     args: dict[str, Any] = {}
     ok = True
     for sub, arg in value.items():
@@ -116,9 +109,10 @@ def build_backoff(where: Where, key: str, value: Any) -> _backoff.Backoff | None
             ok = False
             continue
         args[sub] = arg
-    if kind == "schedule" and "delays" not in value:
-        where.bad(f"{key}.delays", "missing: a schedule needs delays = [...]")
-        ok = False
+    for name in _backoff.required(kind):
+        if name not in value:
+            where.bad(f"{key}.{name}", f"missing: backoff {kind!r} needs {name}")
+            ok = False
     if not ok:
         return None
     try:
@@ -129,17 +123,21 @@ def build_backoff(where: Where, key: str, value: Any) -> _backoff.Backoff | None
 
 
 def build_jitter(where: Where, key: str, value: Any) -> _jitter.Jitter | None:
-    kinds = ", ".join(_JITTERS)
+    """A jitter kind by name, or an inline table of a kind and its options."""
+    kinds = ", ".join(_jitter.KINDS)
     if isinstance(value, str):
-        if value == "proportional":
-            where.bad(
-                key, 'jitter "proportional" needs a factor: { kind = "proportional", factor = 0.2 }'
-            )
-            return None
-        if value not in _jitter.BY_NAME:
+        if value not in _jitter.KINDS:
             where.bad(key, f"unknown jitter kind {value!r} (known: {kinds})")
             return None
-        return _jitter.BY_NAME[value]
+        needs = _jitter.required(value)
+        if needs:
+            example = ", ".join(f"{name} = ..." for name in needs)
+            where.bad(
+                key,
+                f'jitter "{value}" needs a {", ".join(needs)}: {{ kind = "{value}", {example} }}',
+            )
+            return None
+        return _jitter.make(value)
     if not isinstance(value, dict):
         where.bad(key, f"must be a jitter kind or an inline table, got {show(value)}")
         return None
@@ -147,33 +145,38 @@ def build_jitter(where: Where, key: str, value: Any) -> _jitter.Jitter | None:
     if kind is None:
         where.bad(f"{key}.kind", f"missing: an inline jitter table needs kind = one of {kinds}")
         return None
-    if not isinstance(kind, str) or kind not in _JITTERS:
+    if not isinstance(kind, str) or kind not in _jitter.KINDS:
         shown = repr(kind) if isinstance(kind, str) else show(kind)
         where.bad(f"{key}.kind", f"unknown jitter kind {shown} (known: {kinds})")
         return None
-    allowed = ("factor",) if kind == "proportional" else ()
+    allowed = _jitter.parameters(kind)
+    options: dict[str, Any] = {}
     ok = True
-    for sub in value:
-        if sub != "kind" and sub not in allowed:
-            where.bad(f"{key}.{sub}", unknown("key", sub, allowed, f" for jitter {kind!r}"))
+    for sub, arg in value.items():
+        if sub == "kind":
+            continue
+        path = f"{key}.{sub}"
+        if sub not in allowed:
+            where.bad(path, unknown("key", sub, allowed, f" for jitter {kind!r}"))
             ok = False
-    if kind != "proportional":
-        return _jitter.BY_NAME[kind] if ok else None
-    factor = value.get("factor")
-    if factor is None:
-        where.bad(f"{key}.factor", "missing: proportional jitter needs factor (0 < factor <= 1)")
-        return None
-    if not is_number(factor):
-        where.bad(
-            f"{key}.factor", f"jitter.proportional: factor must be a number, got {show(factor)}"
-        )
+        elif not is_number(arg):
+            where.bad(path, f"jitter.{kind}: {sub} must be a number, got {show(arg)}")
+            ok = False
+        else:
+            options[sub] = arg
+    for name in _jitter.required(kind):
+        if name not in value:
+            where.bad(f"{key}.{name}", f"missing: jitter {kind!r} needs {name}")
+            ok = False
+    if not ok:
         return None
     try:
-        made = _jitter.proportional(factor)
+        return _jitter.make(kind, **options)
     except ConfigError as exc:
-        where.bad(f"{key}.factor", str(exc))
+        # Each option's own check names it; blame the one the message names.
+        blamed = next((name for name in options if name in str(exc)), None)
+        where.bad(key if blamed is None else f"{key}.{blamed}", str(exc))
         return None
-    return made if ok else None
 
 
 def exceptions(where: Where, key: str, value: Any) -> tuple[type[BaseException], ...] | None:
