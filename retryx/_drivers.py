@@ -209,9 +209,7 @@ def _factory(is_async: bool, shape: tuple[str, bool, bool], pieces: dict[str, st
 def _source(is_async: bool, shape: tuple[str, bool, bool], pieces: dict[str, str]) -> str:
     form, named_policy, checks_result = shape
     w = "await " if is_async else ""
-    guard_closed, guard_path = _guard.closed_path(
-        [("guard", False)], call=w + "{CALL}", indent=4
-    )
+    guard_closed, guard_path = _guard.closed_path([("guard", False)], call=w + "{CALL}", indent=4)
     attempt = _ATTEMPT[form].format(
         W=w,
         CALL="{CALL}",
@@ -230,8 +228,7 @@ def _source(is_async: bool, shape: tuple[str, bool, bool], pieces: dict[str, str
             KWARGS="{KWARGS}",
             FIRST_SUCCESS="_first_success_async" if is_async else "_first_success_sync",
             # An async pipeline awaits an async retry_if_result (sync ones refuse it).
-            CHECK="(v if (v := check(result)) is True or v is False "
-            "else await pipeline.verdict(v))"
+            CHECK="(v if (v := check(result)) is True or v is False else await pipeline.verdict(v))"
             if is_async
             else "check(result)",
         )
