@@ -108,7 +108,7 @@ _JITTER_HELP: dict[str, tuple[str, str]] = {
     "factor": ("F", "each delay times uniform(1-F, 1+F)"),
     "max": ("S", "each delay plus uniform(0, S)"),
 }
-_OPTION_TYPES: dict[str, Callable[[str], Any]] = {"delays": _seconds_list, "then": str}
+_OPTION_TYPES: dict[str, Callable[[str], Any]] = {"delays": _seconds_list}
 # For ``fixed``, ``--initial`` also gives its delay, as before ``--delay`` existed.
 _ALIASES = {("fixed", "initial"): "delay"}
 
