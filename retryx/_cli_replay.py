@@ -74,7 +74,8 @@ def add_parser(sub: argparse._SubParsersAction[Parser], policy: Parser) -> None:
 
 def cli_list(url: str) -> int:
     """Print the pending entries and dead letters of the queue at ``url``; exit status."""
-    from .replay import ReplayQueue, _redact  # loaded by the command that needs it
+    from ._replay_model import redact  # loaded by the command that needs them
+    from .replay import ReplayQueue
 
     try:
         queue = ReplayQueue(url)
@@ -83,7 +84,7 @@ def cli_list(url: str) -> int:
         print(f"retryx replay list: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        print(f"retryx replay list: error: cannot read {_redact(url)}: {exc}", file=sys.stderr)
+        print(f"retryx replay list: error: cannot read {redact(url)}: {exc}", file=sys.stderr)
         return 1
     queue.close()
     for title, entries in (("pending", pending), ("dead", dead)):
@@ -123,21 +124,21 @@ def cli_run(url: str, limit: int | None = None) -> int:
     summary; a progress bar goes to stderr on a terminal. Exit status: 1 when any
     replay failed, 2 for a bad URL or limit, else 0.
     """
-    from ._replay_model import describe_error
-    from .replay import ReplayQueue, _check_limit, _redact
+    from ._replay_model import check_limit, describe_error, redact
+    from .replay import ReplayQueue
 
     # Targets are imported by name: like `python -m`, look in the working directory.
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         queue = ReplayQueue(url)
-        _check_limit(limit, "--limit")
+        check_limit(limit, "--limit")
         total = queue._backend.count()
     except ConfigError as exc:
         print(f"retryx replay run: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        print(f"retryx replay run: error: cannot read {_redact(url)}: {exc}", file=sys.stderr)
+        print(f"retryx replay run: error: cannot read {redact(url)}: {exc}", file=sys.stderr)
         return 1
     if limit is not None:
         total = min(total, limit)
@@ -166,7 +167,7 @@ def cli_run(url: str, limit: int | None = None) -> int:
         with contextlib.suppress(Exception):
             queue.close()
         print(
-            f"retryx replay run: error: the queue at {_redact(url)} failed after {done[0]} "
+            f"retryx replay run: error: the queue at {redact(url)} failed after {done[0]} "
             f"replayed ({done[1]} failed): {describe_error(exc)}; unfinished entries "
             "stay queued",
             file=sys.stderr,

@@ -1,4 +1,5 @@
-"""What ``replay.py`` and its storage backends share: the stored entry and the backend protocol.
+"""What ``replay.py``, its storage backends and its command line share: the stored entry,
+the backend protocol, and how errors, URLs and limits are shown and checked.
 
 The backends (``_replay_sqlite.py``, ``_replay_redis.py``) import this module and
 ``replay.py`` imports them, never the reverse.
@@ -9,8 +10,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["Backend", "Claimed", "ReplayEntry", "describe_error", "make_entry"]
+from ._errors import ConfigError
+
+__all__ = [
+    "Backend",
+    "Claimed",
+    "ReplayEntry",
+    "check_limit",
+    "describe_error",
+    "make_entry",
+    "redact",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +112,21 @@ def describe_error(exc: BaseException) -> str:
         name = f"{cls.__module__}.{name}"
     text = str(exc)
     return f"{name}: {text}" if text else name
+
+
+def redact(url: str) -> str:
+    """``url`` without its password."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return url
+
+
+def check_limit(limit: object, what: str) -> None:
+    """``ConfigError`` naming ``what`` unless ``limit`` is ``None`` or an int >= 0."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ConfigError(f"{what} must be None or an int >= 0, got {limit!r}")

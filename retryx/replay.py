@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from ._context import current
 from ._errors import ConfigError
 from ._replay_calls import REPLAYING, called_through_classmethod, invoke, target_name, to_json
-from ._replay_model import Backend, ReplayEntry, describe_error
+from ._replay_model import Backend, ReplayEntry, check_limit, describe_error, redact
 
 if TYPE_CHECKING:  # typed for checkers; loaded on first use at run time (__getattr__)
     from ._cli_replay import cli_list, cli_run
@@ -97,7 +97,7 @@ class ReplayQueue:
 
     def __repr__(self) -> str:
         return (
-            f"ReplayQueue({_redact(self.url)!r}, max_replays={self.max_replays}, "
+            f"ReplayQueue({redact(self.url)!r}, max_replays={self.max_replays}, "
             f"claim_timeout={self.claim_timeout})"
         )
 
@@ -178,7 +178,7 @@ class ReplayQueue:
     def _defer_failure(self, failure: BaseException, bound: float | None, took: float) -> str:
         """What failed and where, for the note and the log line of a failed deferral."""
         text = (
-            f"storing it in the replay queue at {_redact(self.url)} failed after {took:.2f}s "
+            f"storing it in the replay queue at {redact(self.url)} failed after {took:.2f}s "
             f"({describe_error(failure)})"
         )
         if bound is not None and took >= 0.9 * bound:
@@ -223,7 +223,7 @@ class ReplayQueue:
     def _replay(
         self, limit: int | None, progress: Callable[[ReplayEntry, str | None], None] | None
     ) -> ReplayReport:
-        _check_limit(limit, "replay: limit")
+        check_limit(limit, "replay: limit")
         backend = self._backend
         upto = backend.last_seq()
         after = 0
@@ -268,11 +268,6 @@ class ReplayQueue:
 
 
 ReplayQueue.__module__ = "retryx.replay"
-
-
-def _check_limit(limit: object, what: str) -> None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ConfigError(f"{what} must be None or an int >= 0, got {limit!r}")
 
 
 def _log_failure(entry: ReplayEntry, error: str, moved: bool, max_replays: int) -> None:
@@ -361,11 +356,11 @@ def _open(url: str) -> Backend:
         names = [value for key, value in query if key == "queue"]
         name = names[-1] if names else "default"
         if not name or any(c in name for c in "{}"):
-            raise ConfigError(f"ReplayQueue: bad queue name {name!r} in {_redact(url)!r}")
+            raise ConfigError(f"ReplayQueue: bad queue name {name!r} in {redact(url)!r}")
         rest = "&".join(f"{k}={v}" for k, v in query if k != "queue")
         return RedisBackend(urlunsplit(parts._replace(query=rest)), name)
     raise ConfigError(
-        f"ReplayQueue: unsupported URL {_redact(url)!r}; use sqlite:///path.db or redis://host:port/db"
+        f"ReplayQueue: unsupported URL {redact(url)!r}; use sqlite:///path.db or redis://host:port/db"
     )
 
 
@@ -387,18 +382,6 @@ def _sqlite_path(url: str) -> str:
     if not os.path.isdir(parent):
         raise ConfigError(f"ReplayQueue: the directory of {url!r} does not exist: {parent}")
     return path
-
-
-def _redact(url: str) -> str:
-    """``url`` without its password."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return url
 
 
 def __getattr__(name: str) -> Any:
