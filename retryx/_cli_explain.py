@@ -27,7 +27,7 @@ _EXPLAIN_EPILOG = """\
 examples:
   retryx explain --attempts 5 --backoff exponential --jitter full --deadline 30
   retryx explain payments                 # a named policy from the configuration
-  retryx explain --backoff fixed --initial 2 --attempts 8 --jitter none
+  retryx explain --backoff fixed --delay 2 --attempts 8 --jitter none
   retryx explain --policy payments --max 10 --json
 """
 

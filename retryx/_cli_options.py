@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from . import backoff as _backoff
+from . import jitter as _jitter
 from ._policy import Policy
 
 __all__ = [
@@ -76,6 +77,61 @@ def _attempts_arg(text: str) -> int | str:
         ) from None
 
 
+def _seconds_list(text: str) -> list[float]:
+    """``--delays``: comma-separated seconds (checked by the backoff)."""
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated seconds, got {text!r}"
+        ) from None
+
+
+# How the command line shows and reads the options of the backoff and jitter kinds; the
+# kinds and the options each takes come from backoff.KINDS and jitter.KINDS. An option
+# not listed here is a number of seconds.
+_BACKOFF_HELP: dict[str, tuple[str, str]] = {
+    "initial": ("S", "first delay of the backoff"),
+    "multiplier": ("X", "growth factor"),
+    "max": ("S", "cap on the delay"),
+    "min": ("S", "floor under every delay"),
+    "step": ("S", "seconds added per retry"),
+    "delay": ("S", "the delay before every retry"),
+    "then": (
+        "KIND",
+        "the backoff after the one 0 s retry, default exponential; the other "
+        "backoff options apply to it",
+    ),
+    "delays": ("S,S,...", "the delays of retries 1, 2, ...; the last one repeats"),
+}
+_JITTER_HELP: dict[str, tuple[str, str]] = {
+    "factor": ("F", "each delay times uniform(1-F, 1+F)"),
+    "max": ("S", "each delay plus uniform(0, S)"),
+}
+_OPTION_TYPES: dict[str, Callable[[str], Any]] = {"delays": _seconds_list}
+# For ``fixed``, ``--initial`` also gives its delay, as before ``--delay`` existed.
+_ALIASES = {("fixed", "initial"): "delay"}
+
+
+def _options_of(
+    kinds: Mapping[str, Any], parameters: Callable[[str], tuple[str, ...]]
+) -> dict[str, list[str]]:
+    """Each option, with the kinds that take it, in the order the kinds list them."""
+    users: dict[str, list[str]] = {}
+    for kind in kinds:
+        for name in parameters(kind):
+            users.setdefault(name, []).append(kind)
+    return users
+
+
+def _backoff_options() -> dict[str, list[str]]:
+    return _options_of(_backoff.KINDS, _backoff.parameters)
+
+
+def _jitter_options() -> dict[str, list[str]]:
+    return _options_of(_jitter.KINDS, _jitter.parameters)
+
+
 def policy_parent() -> Parser:
     p = Parser(add_help=False)
     g = p.add_argument_group("policy options")
@@ -88,82 +144,110 @@ def policy_parent() -> Parser:
     )
     g.add_argument(
         "--backoff",
-        choices=sorted(_backoff.BY_NAME),
+        choices=sorted(_backoff.KINDS),
         help="backoff kind (default: exponential)",
     )
-    g.add_argument(
-        "--initial",
-        type=float,
-        metavar="S",
-        help="first delay of the backoff (fixed: its delay; immediate: the first delay after "
-        "the immediate retry)",
-    )
-    g.add_argument("--max", type=float, metavar="S", help="cap on the delay")
-    g.add_argument(
-        "--multiplier", type=float, metavar="X", help="growth factor (exponential, immediate)"
-    )
-    g.add_argument("--step", type=float, metavar="S", help="added per retry (incremental)")
-    g.add_argument(
-        "--jitter", choices=["none", "full", "equal", "decorrelated"], help="default: full"
-    )
+    for name, kinds in _backoff_options().items():
+        metavar, text = _BACKOFF_HELP.get(name, ("S", name))
+        if name == "then":
+            kwargs: dict[str, Any] = {"choices": sorted(_backoff.KINDS)}
+        else:
+            kwargs = {"type": _OPTION_TYPES.get(name, float), "metavar": metavar}
+        also = [kind for (kind, alias), target in _ALIASES.items() if alias == name]
+        users = ", ".join(kinds + [f"{kind}: its {_ALIASES[kind, name]}" for kind in also])
+        g.add_argument(f"--{name}", help=f"{text} ({users})", **kwargs)
+    g.add_argument("--jitter", choices=list(_jitter.KINDS), help="jitter kind (default: full)")
+    for name, kinds in _jitter_options().items():
+        metavar, text = _JITTER_HELP.get(name, ("S", name))
+        g.add_argument(
+            f"--jitter-{name}",
+            type=_OPTION_TYPES.get(name, float),
+            metavar=metavar,
+            help=f"{text} (--jitter {', '.join(kinds)})",
+        )
     g.add_argument("--deadline", type=float, metavar="S", help="seconds for the whole call")
     return p
 
 
-# Which backoff options each kind takes, and the constructor's name for each.
-_BACKOFF_PARAMS: dict[str, dict[str, str]] = {
-    "exponential": {"initial": "initial", "multiplier": "multiplier", "max": "max"},
-    "immediate": {"initial": "initial", "multiplier": "multiplier", "max": "max"},
-    "incremental": {"initial": "initial", "step": "step", "max": "max"},
-    "fixed": {"initial": "delay"},
-    "none": {},
-}
-
-
-def _backoff_kind(b: _backoff.Backoff) -> tuple[str, dict[str, float]] | None:
-    """The kind and options of a built-in backoff, or ``None`` for others."""
-    if isinstance(b, _backoff._Exponential):
-        return "exponential", {"initial": b.initial, "multiplier": b.multiplier, "max": b.max}
-    if isinstance(b, _backoff._Incremental):
-        return "incremental", {"initial": b.initial, "step": b.step, "max": b.max}
-    if isinstance(b, _backoff._Fixed):
-        return "fixed", {"initial": b.delay_s}
-    if isinstance(b, _backoff._NoBackoff):
-        return "none", {}
-    if isinstance(b, _backoff._Immediate):
-        then = _backoff_kind(b.then)
-        if then is not None and then[0] == "exponential":
-            return "immediate", then[1]
-    return None
-
-
 def _build_backoff(args: argparse.Namespace, current: _backoff.Backoff) -> _backoff.Backoff | None:
-    given = {
-        k: getattr(args, k)
-        for k in ("initial", "multiplier", "step", "max")
-        if getattr(args, k) is not None
-    }
+    given = {k: v for k in _backoff_options() if (v := getattr(args, k)) is not None}
     kind: str | None = args.backoff
     if kind is None and not given:
         return None
-    known = _backoff_kind(current)
+    known = _backoff.arguments(current)
     if kind is None:
         if known is None:
             opts = ", ".join(f"--{k}" for k in given)
             raise UsageError(f"{opts} cannot adjust {current!r}; choose --backoff too")
         kind = known[0]
-    allowed = _BACKOFF_PARAMS[kind]
-    for k in given:
-        if k not in allowed:
-            hint = " (use --step)" if k == "multiplier" and kind == "incremental" else ""
-            raise UsageError(f"--{k} does not apply to --backoff {kind}{hint}")
-    params = dict(known[1]) if known is not None and known[0] == kind else {}
-    params.update(given)
-    kw = {allowed[k]: v for k, v in params.items()}
-    if kind == "immediate":
-        return _backoff.immediate(_backoff.exponential(**kw))
-    builder: Callable[..., _backoff.Backoff] = _backoff.BY_NAME[kind]
-    return builder(**kw)
+    start = dict(known[1]) if known is not None and known[0] == kind else {}
+    return _make_backoff(kind, given, start, f"--backoff {kind}")
+
+
+def _make_backoff(
+    kind: str, given: dict[str, Any], start: dict[str, Any], where: str
+) -> _backoff.Backoff:
+    """Backoff ``kind`` from the options ``given``, keeping the rest of ``start``.
+
+    The options a kind with a ``then`` backoff does not take apply to that backoff.
+    """
+    takes = _backoff.parameters(kind)
+    own: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for name, value in given.items():
+        target = name if name in takes else _ALIASES.get((kind, name), name)
+        if target in own:
+            first = next(k for k in given if _ALIASES.get((kind, k), k) == target)
+            raise UsageError(f"--{first} and --{name} both give the {target} of {where}")
+        if target in takes:
+            own[target] = value
+        else:
+            rest[name] = value
+    if "then" in takes and (rest or "then" in own):
+        then_kind: str | None = own.pop("then", None)
+        then = start.get("then") or _default_then(kind)
+        known = _backoff.arguments(then)
+        if then_kind is None:
+            if known is None:
+                opts = ", ".join(f"--{k}" for k in rest)
+                raise UsageError(f"{opts} cannot adjust {then!r}; choose --then too")
+            then_kind = known[0]
+        inner = dict(known[1]) if known is not None and known[0] == then_kind else {}
+        own["then"] = _make_backoff(then_kind, rest, inner, f"{where} --then {then_kind}")
+        rest = {}
+    for name in rest:
+        hint = " (use --step)" if name == "multiplier" and kind == "incremental" else ""
+        raise UsageError(f"--{name} does not apply to {where}{hint}")
+    for name in _backoff.required(kind):
+        if name not in own and name not in start:
+            raise UsageError(f"{where} needs --{name}")
+    return _backoff.KINDS[kind](**{**start, **own})
+
+
+def _default_then(kind: str) -> _backoff.Backoff:
+    """The ``then`` backoff ``kind`` has when none is given."""
+    made = _backoff.arguments(_backoff.KINDS[kind]())
+    assert made is not None  # a built-in kind
+    then: _backoff.Backoff = made[1]["then"]
+    return then
+
+
+def _build_jitter(args: argparse.Namespace) -> _jitter.Jitter | None:
+    given = {k: v for k in _jitter_options() if (v := getattr(args, f"jitter_{k}")) is not None}
+    kind: str | None = args.jitter
+    if kind is None:
+        if given:
+            opts = ", ".join(f"--jitter-{k}" for k in given)
+            raise UsageError(f"{opts} needs --jitter KIND too")
+        return None
+    takes = _jitter.parameters(kind)
+    for name in given:
+        if name not in takes:
+            raise UsageError(f"--jitter-{name} does not apply to --jitter {kind}")
+    for name in _jitter.required(kind):
+        if name not in given:
+            raise UsageError(f"--jitter {kind} needs --jitter-{name}")
+    return _jitter.make(kind, **given)
 
 
 def _resolve(name: str) -> Policy:
@@ -191,13 +275,15 @@ def build_policy(args: argparse.Namespace, *, name: str | None = None) -> Policy
     b = _build_backoff(args, base.backoff_strategy)
     if b is not None:
         changes["backoff"] = b
-    if args.jitter is not None:
-        changes["jitter"] = args.jitter
+    j = _build_jitter(args)
+    if j is not None:
+        changes["jitter"] = j
     if args.deadline is not None:
         changes["deadline"] = args.deadline
     return base.replace(**changes) if changes else base
 
 
 def policy_given(args: argparse.Namespace) -> bool:
-    keys = ("policy", "attempts", "backoff", "initial", "max", "multiplier", "step")
-    return any(getattr(args, k) is not None for k in (*keys, "jitter", "deadline"))
+    keys = ["policy", "attempts", "backoff", *_backoff_options(), "jitter", "deadline"]
+    keys += [f"jitter_{k}" for k in _jitter_options()]
+    return any(getattr(args, k) is not None for k in keys)

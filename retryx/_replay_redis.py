@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._errors import ConfigError
-from .replay import ReplayEntry, _Claimed, _entry
+from ._replay_model import Claimed, ReplayEntry, make_entry
 
 _NOW = """
 local t = redis.call('TIME')
@@ -196,7 +196,7 @@ class RedisBackend:
 
     def claim(
         self, after: int, upto: int, token: str, timeout: float
-    ) -> tuple[_Claimed | None, int]:
+    ) -> tuple[Claimed | None, int]:
         reply = self._claim(
             keys=[self.pending, self.claims],
             args=[after, upto, token, max(1, round(timeout * 1000)), _BATCH, self.prefix + "e:"],
@@ -205,8 +205,8 @@ class RedisBackend:
         if not reply[0]:
             return None, last
         call_id, _, target, args, kwargs, attempts, last_error, created_at = reply
-        entry = _entry(call_id, target, args, kwargs, attempts, last_error, created_at)
-        return _Claimed(last, entry), last
+        entry = make_entry(call_id, target, args, kwargs, attempts, last_error, created_at)
+        return Claimed(last, entry), last
 
     def renew(self, call_id: str, token: str, timeout: float) -> None:
         self._renew(
@@ -238,7 +238,7 @@ class RedisBackend:
         out = []
         for call_id, values in zip(ids, pipe.execute(), strict=True):
             if values[0] is not None:  # purged between the two reads
-                out.append(_entry(call_id, *values))
+                out.append(make_entry(call_id, *values))
         return out
 
     def count(self) -> int:

@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from .replay import ReplayEntry, _Claimed, _entry
+from ._replay_model import Claimed, ReplayEntry, make_entry
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS retryx_replay (
@@ -124,7 +124,7 @@ class SQLiteBackend:
         conn.execute("COMMIT")
         return rows
 
-    # --- the _Backend protocol ---------------------------------------------------------
+    # --- the Backend protocol ---------------------------------------------------------
 
     def enqueue(
         self,
@@ -162,7 +162,7 @@ class SQLiteBackend:
 
     def claim(
         self, after: int, upto: int, token: str, timeout: float
-    ) -> tuple[_Claimed | None, int]:
+    ) -> tuple[Claimed | None, int]:
         now = time.time()
         rows = self._write(
             "NORMAL",
@@ -175,7 +175,7 @@ class SQLiteBackend:
         if not rows:
             return None, upto
         seq, *columns = rows[0]
-        return _Claimed(seq, _entry(*columns)), seq
+        return Claimed(seq, make_entry(*columns)), seq
 
     def renew(self, call_id: str, token: str, timeout: float) -> None:
         self._write(
@@ -210,7 +210,7 @@ class SQLiteBackend:
         rows = self._conn().execute(
             f"SELECT {_COLUMNS} FROM retryx_replay WHERE dead = ? ORDER BY seq", (int(dead),)
         )
-        return [_entry(*row) for row in rows]
+        return [make_entry(*row) for row in rows]
 
     def count(self) -> int:
         row = self._conn().execute("SELECT count(*) FROM retryx_replay WHERE dead = 0").fetchone()

@@ -7,10 +7,12 @@ Each constructor returns an immutable value with ``delay(n)`` (``n >= 1``) and
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import Any, Protocol, runtime_checkable
 
 from ._errors import ConfigError, to_float
 from ._frozen import Frozen
@@ -71,8 +73,14 @@ def _max_repr(cap: float) -> str:
     return "None" if cap == math.inf else repr(cap)
 
 
+def _bounds(b: _Exponential | _Incremental) -> dict[str, Any]:
+    """``max`` and ``min`` as the constructors take them (an uncapped ``max`` is ``None``)."""
+    return {"max": None if b.max == math.inf else b.max, "min": b.min}
+
+
 class _Exponential(Frozen):
     __slots__ = ("initial", "max", "min", "multiplier")
+    kind = "exponential"
     initial: float
     multiplier: float
     max: float
@@ -106,6 +114,9 @@ class _Exponential(Frozen):
     def cap(self) -> float:
         return self.max
 
+    def arguments(self) -> dict[str, Any]:
+        return {"initial": self.initial, "multiplier": self.multiplier, **_bounds(self)}
+
     def __repr__(self) -> str:
         floor = f", min={self.min}" if self.min else ""
         return (
@@ -116,6 +127,7 @@ class _Exponential(Frozen):
 
 class _Incremental(Frozen):
     __slots__ = ("initial", "max", "min", "step")
+    kind = "incremental"
     initial: float
     step: float
     max: float
@@ -143,6 +155,9 @@ class _Incremental(Frozen):
     def cap(self) -> float:
         return self.max
 
+    def arguments(self) -> dict[str, Any]:
+        return {"initial": self.initial, "step": self.step, **_bounds(self)}
+
     def __repr__(self) -> str:
         floor = f", min={self.min}" if self.min else ""
         return (
@@ -153,6 +168,7 @@ class _Incremental(Frozen):
 
 class _Fixed(Frozen):
     __slots__ = ("delay_s",)
+    kind = "fixed"
     delay_s: float
 
     def __init__(self, delay_s: float | timedelta = 1.0) -> None:
@@ -167,12 +183,16 @@ class _Fixed(Frozen):
     def cap(self) -> float:
         return self.delay_s
 
+    def arguments(self) -> dict[str, Any]:
+        return {"delay": self.delay_s}
+
     def __repr__(self) -> str:
         return f"backoff.fixed(delay={self.delay_s})"
 
 
 class _Immediate(Frozen):
     __slots__ = ("then",)
+    kind = "immediate"
     then: Backoff
 
     def __init__(self, then: Backoff | None = None) -> None:
@@ -190,12 +210,16 @@ class _Immediate(Frozen):
     def cap(self) -> float:
         return cap_of(self.then)
 
+    def arguments(self) -> dict[str, Any]:
+        return {"then": self.then}
+
     def __repr__(self) -> str:
         return f"backoff.immediate(then={self.then!r})"
 
 
 class _NoBackoff(Frozen):
     __slots__ = ()
+    kind = "none"
 
     def delay(self, n: int) -> float:
         if n < 1:
@@ -206,12 +230,16 @@ class _NoBackoff(Frozen):
     def cap(self) -> float:
         return 0.0
 
+    def arguments(self) -> dict[str, Any]:
+        return {}
+
     def __repr__(self) -> str:
         return "backoff.none()"
 
 
 class _Schedule(Frozen):
     __slots__ = ("delays",)
+    kind = "schedule"
     delays: tuple[float, ...]
 
     def __init__(self, delays: Sequence[float | timedelta]) -> None:
@@ -229,6 +257,9 @@ class _Schedule(Frozen):
     @property
     def cap(self) -> float:
         return max(self.delays)
+
+    def arguments(self) -> dict[str, Any]:
+        return {"delays": list(self.delays)}
 
     def __repr__(self) -> str:
         return f"backoff.schedule({list(self.delays)!r})"
@@ -285,13 +316,46 @@ def schedule(delays: Sequence[float | timedelta]) -> Backoff:
 
 _NONE = _NoBackoff()
 
-BY_NAME: dict[str, Callable[[], Backoff]] = {
-    "exponential": exponential,
-    "incremental": incremental,
-    "fixed": fixed,
-    "immediate": immediate,
-    "none": none,
-}
+# The backoff kinds, by the name the configuration and the command line give them. A
+# kind's options are its constructor's parameters (``parameters``): the keys of its
+# inline table in a configuration file and its ``--options`` on the command line.
+KINDS: Mapping[str, Callable[..., Backoff]] = MappingProxyType(
+    {
+        "exponential": exponential,
+        "incremental": incremental,
+        "fixed": fixed,
+        "immediate": immediate,
+        "none": none,
+        "schedule": schedule,
+    }
+)
+
+
+def parameters(kind: str) -> tuple[str, ...]:
+    """The names of the parameters of backoff ``kind``'s constructor, in order."""
+    return tuple(inspect.signature(KINDS[kind]).parameters)
+
+
+def required(kind: str) -> tuple[str, ...]:
+    """The parameters backoff ``kind`` has no default for (``schedule``'s ``delays``)."""
+    signature = inspect.signature(KINDS[kind])
+    return tuple(n for n, p in signature.parameters.items() if p.default is p.empty)
+
+
+# The kinds that have a default, for ``Policy(backoff="fixed")``: all but ``schedule``.
+BY_NAME: Mapping[str, Callable[[], Backoff]] = MappingProxyType(
+    {kind: make for kind, make in KINDS.items() if not required(kind)}
+)
+
+
+def arguments(b: Backoff) -> tuple[str, dict[str, Any]] | None:
+    """The kind of a built-in backoff and the arguments that make it again with
+    ``KINDS[kind](**arguments)``; ``None`` for any other backoff."""
+    if not isinstance(
+        b, _Exponential | _Incremental | _Fixed | _Immediate | _NoBackoff | _Schedule
+    ):
+        return None
+    return b.kind, b.arguments()
 
 
 def cap_of(b: Backoff) -> float:

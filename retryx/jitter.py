@@ -9,9 +9,12 @@ seedable with ``retryx.testing.seed``.
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import Any, Protocol, runtime_checkable
 
 from . import _clock
 from ._errors import ConfigError, to_float
@@ -158,6 +161,40 @@ BY_NAME: dict[str, Jitter] = {
     "equal": equal,
     "decorrelated": decorrelated,
 }
+
+# Every jitter kind, by the name the configuration and the command line give it: the
+# ready-made ones above and those built from options. A kind's options are its class's
+# parameters (``parameters``): the keys of its inline table in a configuration file,
+# ``--jitter-OPTION`` on the command line.
+KINDS: Mapping[str, Callable[..., Jitter]] = MappingProxyType(
+    {
+        **{name: type(ready) for name, ready in BY_NAME.items()},
+        "proportional": _Proportional,
+        "additive": _Additive,
+    }
+)
+
+
+def parameters(kind: str) -> tuple[str, ...]:
+    """The names of the parameters jitter ``kind`` is built from, in order."""
+    return tuple(inspect.signature(KINDS[kind]).parameters)
+
+
+def required(kind: str) -> tuple[str, ...]:
+    """The parameters jitter ``kind`` has no default for."""
+    signature = inspect.signature(KINDS[kind])
+    return tuple(n for n, p in signature.parameters.items() if p.default is p.empty)
+
+
+def make(kind: str, **options: Any) -> Jitter:
+    """Jitter ``kind`` built from ``options``: the ready-made object for a kind without any.
+
+    Raises:
+        ConfigError: for a bad option value.
+    """
+    if not options and kind in BY_NAME:
+        return BY_NAME[kind]
+    return KINDS[kind](**options)
 
 
 def from_name(name: str, *, field: str = "jitter") -> Jitter:

@@ -12,59 +12,32 @@ one machine, several processes) and ``"redis://host:port/db"`` (extra
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import inspect
-import json
 import logging
 import math
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from ._context import SCOPE, ReplayScope, current
+from ._context import current
 from ._errors import ConfigError
+from ._replay_calls import REPLAYING, called_through_classmethod, invoke, target_name, to_json
+from ._replay_model import Backend, ReplayEntry, check_limit, describe_error, redact
+
+if TYPE_CHECKING:  # typed for checkers; loaded on first use at run time (__getattr__)
+    from ._cli_replay import cli_list, cli_run
 
 __all__ = ["ReplayEntry", "ReplayQueue", "ReplayReport", "cli_list", "cli_run"]
 
 logger = logging.getLogger("retryx")
 
-# The call_id being replayed in this context. The replayed call's own
-# ``fallback(defer_to=...)`` re-raises instead of storing a second entry, so the
-# failure counts against the stored one.
-_REPLAYING: ContextVar[str | None] = ContextVar("retryx_replaying", default=None)
-
-_MAX_DEPTH = 100
 # A deferral waits at most the time left before the policy's deadline (the caller was
 # promised it), but never less than this: a give-up at the deadline still gets a short
 # write. Without a deadline, the backends' own limit (30 s) applies.
 _DEFER_MIN = 0.1
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayEntry:
-    """One stored call, from ``pending()`` or ``dead()``.
-
-    ``target`` is ``"module:qualname"``; ``args``/``kwargs`` are the JSON-decoded
-    arguments (tuples come back as lists inside them); ``attempts`` counts failed
-    replays (0 when never replayed); ``last_error`` is ``"Type: message"`` of the
-    latest failure (the original fault until a replay fails); ``created_at`` is
-    epoch seconds.
-    """
-
-    call_id: str
-    target: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    attempts: int
-    last_error: str
-    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,69 +50,6 @@ class ReplayReport:
     succeeded: int
     failed: int
     dead: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Claimed:
-    seq: int
-    entry: ReplayEntry
-
-
-class _Backend(Protocol):
-    """What a storage backend does; every method is one atomic step."""
-
-    def enqueue(
-        self,
-        call_id: str,
-        target: str,
-        args: str,
-        kwargs: str,
-        error: str,
-        created_at: float,
-        timeout: float | None = None,
-    ) -> None: ...
-    def last_seq(self) -> int: ...
-    def claim(
-        self, after: int, upto: int, token: str, timeout: float
-    ) -> tuple[_Claimed | None, int]: ...
-    def renew(self, call_id: str, token: str, timeout: float) -> None: ...
-    def complete(self, call_id: str) -> None: ...
-    def fail(self, call_id: str, token: str, error: str, max_replays: int) -> bool | None: ...
-    def release(self, call_id: str, token: str) -> None: ...
-    def entries(self, dead: bool) -> list[ReplayEntry]: ...
-    def count(self) -> int: ...
-    def purge(self, call_id: str) -> bool: ...
-    def close(self) -> None: ...
-
-
-def _entry(
-    call_id: str,
-    target: str,
-    args: str,
-    kwargs: str,
-    attempts: int,
-    last_error: str,
-    created_at: float,
-) -> ReplayEntry:
-    """Build a ``ReplayEntry`` from stored columns (shared by the backends)."""
-    return ReplayEntry(
-        call_id,
-        target,
-        tuple(json.loads(args)),
-        json.loads(kwargs),
-        int(attempts),
-        last_error,
-        float(created_at),
-    )
-
-
-def _describe_error(exc: BaseException) -> str:
-    cls = type(exc)
-    name = cls.__qualname__
-    if cls.__module__ != "builtins":
-        name = f"{cls.__module__}.{name}"
-    text = str(exc)
-    return f"{name}: {text}" if text else name
 
 
 # --- the queue ----------------------------------------------------------------------------
@@ -183,11 +93,11 @@ class ReplayQueue:
         self.max_replays = max_replays
         self.claim_timeout = float(claim_timeout)
         self._lock = threading.Lock()
-        self._backend: _Backend = _open(url)
+        self._backend: Backend = _open(url)
 
     def __repr__(self) -> str:
         return (
-            f"ReplayQueue({_redact(self.url)!r}, max_replays={self.max_replays}, "
+            f"ReplayQueue({redact(self.url)!r}, max_replays={self.max_replays}, "
             f"claim_timeout={self.claim_timeout})"
         )
 
@@ -220,17 +130,17 @@ class ReplayQueue:
             Exception: ``exc`` itself while that very call is being replayed, or
                 when the store cannot be written (with a note saying why).
         """
-        if _REPLAYING.get() == call_id:
+        if REPLAYING.get() == call_id:
             raise exc  # a replay's failure counts against its stored entry
-        if instance is None and args and _called_through_classmethod(runner, args[0]):
+        if instance is None and args and called_through_classmethod(runner, args[0]):
             # ``@classmethod`` over a pipeline binds like a function: the class
             # arrives as the first argument.
             instance, args = args[0], args[1:]
         try:
-            target = _target_name(runner, instance)
+            target = target_name(runner, instance)
             where = f"cannot defer {target}"
-            args_json = _to_json(list(args), "args", where)
-            kwargs_json = _to_json(kwargs, "kwargs", where)
+            args_json = to_json(list(args), "args", where)
+            kwargs_json = to_json(kwargs, "kwargs", where)
         except ConfigError as error:
             raise error from exc
         failure: BaseException | None = None
@@ -240,7 +150,7 @@ class ReplayQueue:
         start = time.monotonic()
         try:
             self._backend.enqueue(
-                call_id, target, args_json, kwargs_json, _describe_error(exc), time.time(), bound
+                call_id, target, args_json, kwargs_json, describe_error(exc), time.time(), bound
             )
         except Exception as error:
             failure = error
@@ -268,8 +178,8 @@ class ReplayQueue:
     def _defer_failure(self, failure: BaseException, bound: float | None, took: float) -> str:
         """What failed and where, for the note and the log line of a failed deferral."""
         text = (
-            f"storing it in the replay queue at {_redact(self.url)} failed after {took:.2f}s "
-            f"({_describe_error(failure)})"
+            f"storing it in the replay queue at {redact(self.url)} failed after {took:.2f}s "
+            f"({describe_error(failure)})"
         )
         if bound is not None and took >= 0.9 * bound:
             text += f"; it was given the {bound:.2f}s left before the policy's deadline"
@@ -313,7 +223,7 @@ class ReplayQueue:
     def _replay(
         self, limit: int | None, progress: Callable[[ReplayEntry, str | None], None] | None
     ) -> ReplayReport:
-        _check_limit(limit, "replay: limit")
+        check_limit(limit, "replay: limit")
         backend = self._backend
         upto = backend.last_seq()
         after = 0
@@ -329,7 +239,7 @@ class ReplayQueue:
                 entry = claimed.entry
                 heartbeat.watch(entry.call_id, token)
                 try:
-                    error = _invoke(entry)
+                    error = invoke(entry)
                 except BaseException:
                     # Interrupted (KeyboardInterrupt, SystemExit): no verdict, give it back.
                     heartbeat.watch(None, None)
@@ -360,11 +270,6 @@ class ReplayQueue:
 ReplayQueue.__module__ = "retryx.replay"
 
 
-def _check_limit(limit: object, what: str) -> None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ConfigError(f"{what} must be None or an int >= 0, got {limit!r}")
-
-
 def _log_failure(entry: ReplayEntry, error: str, moved: bool, max_replays: int) -> None:
     if moved:
         logger.error(
@@ -393,7 +298,7 @@ class _Heartbeat:
     renewing, and its claim expires after ``claim_timeout``.
     """
 
-    def __init__(self, backend: _Backend, timeout: float) -> None:
+    def __init__(self, backend: Backend, timeout: float) -> None:
         self._backend = backend
         self._timeout = timeout
         self._lock = threading.Lock()
@@ -434,192 +339,10 @@ class _Heartbeat:
                 release()
 
 
-# --- naming and encoding a call ------------------------------------------------------------
-
-
-def _called_through_classmethod(runner: Any, first: Any) -> bool:
-    """Whether ``first`` is the class a classmethod over this pipeline was called on."""
-    from ._pipeline import _find
-
-    if not isinstance(first, type):
-        return False
-    name = getattr(runner.target, "__name__", None)
-    raw = inspect.getattr_static(first, name, None) if isinstance(name, str) else None
-    if not isinstance(raw, classmethod):
-        return False
-    return _find(raw.__func__) is runner
-
-
-def _target_name(runner: Any, instance: Any) -> str:
-    """``module:qualname`` that imports back to this very pipeline, else ``ConfigError``."""
-    from ._drivers import runner_of_function
-    from ._pipeline import _find, _Pipeline
-
-    func = runner.target
-    module = getattr(func, "__module__", None)
-    qualname = getattr(func, "__qualname__", None)
-    label = qualname if isinstance(qualname, str) else repr(func)
-    if not isinstance(module, str) or not isinstance(qualname, str):
-        raise ConfigError(f"cannot defer {label}: it has no module and qualified name to store")
-    if instance is not None:
-        method = qualname.rpartition(".")[2]
-        raw = inspect.getattr_static(instance, method, None) if isinstance(instance, type) else None
-        if isinstance(raw, _Pipeline):
-            raw = raw.__wrapped__
-        if not isinstance(raw, classmethod):
-            raise ConfigError(
-                f"cannot defer {label}: it is a method of an instance, whose state cannot be "
-                "stored; defer a function, staticmethod or classmethod that takes plain data"
-            )
-        # Named through the class it was called on, so a subclass replays as itself.
-        module, qualname = instance.__module__, f"{instance.__qualname__}.{method}"
-    if "<" in qualname:
-        raise ConfigError(
-            f"cannot defer {module}:{qualname}: it is defined inside a function (or is a "
-            "lambda), so a replay worker cannot import it by name; define it at module level"
-        )
-    live = sys.modules.get(module)
-    stored = module
-    if module == "__main__":
-        spec = getattr(live, "__spec__", None)
-        name = getattr(spec, "name", None)
-        if not name or name == "__main__":
-            raise ConfigError(
-                f"cannot defer __main__:{qualname}: it is defined in a script, which a replay "
-                "worker cannot import by name; move it into a module (or run with python -m)"
-            )
-        stored = name
-    obj: Any = live
-    try:
-        if obj is None:
-            raise AttributeError(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except AttributeError:
-        raise ConfigError(
-            f"cannot defer {stored}:{qualname}: that name does not import back to the "
-            "function (it is not reachable as a module attribute)"
-        ) from None
-    if instance is None and "." in qualname:
-        # A plain function in a class body binds like a function (the instance
-        # arrives as the first argument): it is still a method of an instance.
-        owner: Any = live
-        *path, method = qualname.split(".")
-        for part in path:
-            owner = getattr(owner, part, None)
-        if (
-            isinstance(owner, type)
-            and runner_of_function(inspect.getattr_static(owner, method, None)) is not None
-        ):
-            raise ConfigError(
-                f"cannot defer {label}: it is a method of an instance, whose state cannot be "
-                "stored; defer a function, staticmethod or classmethod that takes plain data"
-            )
-    if _find(obj) is not runner:
-        raise ConfigError(
-            f"cannot defer {stored}:{qualname}: that name imports something else than the "
-            "decorated function (was it renamed or wrapped again?)"
-        )
-    return f"{stored}:{qualname}"
-
-
-def _to_json(value: Any, what: str, where: str) -> str:
-    _check_json(value, what, where, 0, set())
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _check_json(value: Any, path: str, where: str, depth: int, seen: set[int]) -> None:
-    """Accept what round-trips through JSON (tuples become lists); name the bad part."""
-    if value is None or isinstance(value, str | bool | int):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ConfigError(f"{where}: {path} is {value!r}, which JSON cannot hold")
-        return
-    if depth >= _MAX_DEPTH or id(value) in seen:
-        raise ConfigError(f"{where}: {path} is nested too deeply (or refers to itself) for JSON")
-    if isinstance(value, list | tuple):
-        seen.add(id(value))
-        for i, item in enumerate(value):
-            _check_json(item, f"{path}[{i}]", where, depth + 1, seen)
-        seen.discard(id(value))
-        return
-    if isinstance(value, dict):
-        seen.add(id(value))
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ConfigError(
-                    f"{where}: {path} has the key {key!r}; JSON object keys must be strings"
-                )
-            _check_json(item, f"{path}[{key!r}]", where, depth + 1, seen)
-        seen.discard(id(value))
-        return
-    raise ConfigError(
-        f"{where}: {path} ({type(value).__qualname__}) is not JSON-serialisable "
-        "(deferred calls store their arguments as JSON)"
-    )
-
-
-# --- running a stored call -------------------------------------------------------------------
-
-
-def _resolve(target: str) -> Any:
-    module, _, qualname = target.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _invoke(entry: ReplayEntry) -> str | None:
-    """Run one stored call through its pipeline; ``None`` on success, else the error."""
-    scope_token = SCOPE.set(ReplayScope(entry.call_id))
-    replay_token = _REPLAYING.set(entry.call_id)
-    try:
-        result = _resolve(entry.target)(*entry.args, **entry.kwargs)
-        if inspect.isawaitable(result):
-            _run_awaitable(result)
-    except Exception as exc:
-        return _describe_error(exc)
-    finally:
-        _REPLAYING.reset(replay_token)
-        SCOPE.reset(scope_token)
-    return None
-
-
-def _run_awaitable(awaitable: Any) -> Any:
-    """Run a coroutine in a fresh event loop (in a thread when one is running here)."""
-    import asyncio
-    import contextvars
-
-    async def main() -> Any:
-        return await awaitable
-
-    if asyncio._get_running_loop() is None:
-        return asyncio.run(main())
-    # replay() called from async code: asyncio.run needs a thread of its own.
-    context = contextvars.copy_context()
-    outcome: list[Any] = []
-
-    def run() -> None:
-        try:
-            outcome.append((True, context.run(asyncio.run, main())))
-        except BaseException as exc:
-            outcome.append((False, exc))
-
-    thread = threading.Thread(target=run, name="retryx-replay-loop")
-    thread.start()
-    thread.join()
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value
-
-
 # --- URLs ---------------------------------------------------------------------------------------
 
 
-def _open(url: str) -> _Backend:
+def _open(url: str) -> Backend:
     scheme = url.partition(":")[0].lower()
     if scheme == "sqlite":
         from ._replay_sqlite import SQLiteBackend
@@ -633,11 +356,11 @@ def _open(url: str) -> _Backend:
         names = [value for key, value in query if key == "queue"]
         name = names[-1] if names else "default"
         if not name or any(c in name for c in "{}"):
-            raise ConfigError(f"ReplayQueue: bad queue name {name!r} in {_redact(url)!r}")
+            raise ConfigError(f"ReplayQueue: bad queue name {name!r} in {redact(url)!r}")
         rest = "&".join(f"{k}={v}" for k, v in query if k != "queue")
         return RedisBackend(urlunsplit(parts._replace(query=rest)), name)
     raise ConfigError(
-        f"ReplayQueue: unsupported URL {_redact(url)!r}; use sqlite:///path.db or redis://host:port/db"
+        f"ReplayQueue: unsupported URL {redact(url)!r}; use sqlite:///path.db or redis://host:port/db"
     )
 
 
@@ -661,153 +384,11 @@ def _sqlite_path(url: str) -> str:
     return path
 
 
-def _redact(url: str) -> str:
-    """``url`` without its password."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return url
+def __getattr__(name: str) -> Any:
+    # The command-line functions live with the rest of ``retryx replay``; loaded on
+    # first use, so the queue never imports its command line.
+    if name in ("cli_list", "cli_run"):
+        from . import _cli_replay
 
-
-# --- command line (wired into ``retryx replay list|run`` by _cli) ---------------------------------
-
-
-def cli_list(url: str) -> int:
-    """Print the pending entries and dead letters of the queue at ``url``; exit status."""
-    try:
-        queue = ReplayQueue(url)
-        pending, dead = queue.pending(), queue.dead()
-    except ConfigError as exc:
-        print(f"retryx replay list: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        print(f"retryx replay list: error: cannot read {_redact(url)}: {exc}", file=sys.stderr)
-        return 1
-    queue.close()
-    for title, entries in (("pending", pending), ("dead", dead)):
-        print(f"{title}: {len(entries)}")
-        if entries:
-            print(_table(entries))
-    return 0
-
-
-def _table(entries: list[ReplayEntry]) -> str:
-    header = ("CALL_ID", "TARGET", "ATTEMPTS", "CREATED", "LAST_ERROR")
-    rows = [
-        (
-            e.call_id,
-            e.target,
-            str(e.attempts),
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.created_at)),
-            _shorten(e.last_error, 80),
-        )
-        for e in entries
-    ]
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
-    lines = []
-    for row in (header, *rows):
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        lines.append("  ".join((*cells, row[-1])).rstrip())
-    return "\n".join(lines)
-
-
-def _shorten(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def cli_run(url: str, limit: int | None = None) -> int:
-    """Replay the queue at ``url`` (up to ``limit`` entries), printing failures and a
-    summary; a progress bar goes to stderr on a terminal. Exit status: 1 when any
-    replay failed, 2 for a bad URL or limit, else 0.
-    """
-    # Targets are imported by name: like `python -m`, look in the working directory.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        queue = ReplayQueue(url)
-        _check_limit(limit, "--limit")
-        total = queue._backend.count()
-    except ConfigError as exc:
-        print(f"retryx replay run: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        print(f"retryx replay run: error: cannot read {_redact(url)}: {exc}", file=sys.stderr)
-        return 1
-    if limit is not None:
-        total = min(total, limit)
-    bar = _ProgressBar(total) if sys.stderr.isatty() else None
-    done = [0, 0]  # replayed, failed: what to report if the storage fails mid-run
-
-    def progress(entry: ReplayEntry, error: str | None) -> None:
-        done[0] += 1
-        if error is not None:
-            done[1] += 1
-            if bar is not None:
-                bar.clear()
-            print(f"failed  {entry.call_id}  {entry.target}: {_shorten(error, 200)}", flush=True)
-        if bar is not None:
-            bar.step()
-
-    try:
-        report = queue._replay(limit, progress)
-    except Exception as exc:
-        # The storage failed after the queue opened (disk full, read-only file, Redis
-        # gone): one line, exit 1. Nothing is lost: an entry is removed only once its
-        # replay is recorded; one whose outcome could not be written keeps its claim,
-        # which expires after claim_timeout, and it is replayed again.
-        if bar is not None:
-            bar.clear()
-        with contextlib.suppress(Exception):
-            queue.close()
-        print(
-            f"retryx replay run: error: the queue at {_redact(url)} failed after {done[0]} "
-            f"replayed ({done[1]} failed): {_describe_error(exc)}; unfinished entries "
-            "stay queued",
-            file=sys.stderr,
-        )
-        return 1
-    finally:
-        if bar is not None:
-            bar.clear()
-    with contextlib.suppress(Exception):
-        queue.close()
-    print(
-        f"replayed {report.replayed}: {report.succeeded} succeeded, {report.failed} failed"
-        f" ({report.dead} moved to dead letters)"
-    )
-    return 1 if report.failed else 0
-
-
-class _ProgressBar:
-    """A one-line bar on stderr, drawn only once a run has lasted ``delay`` seconds."""
-
-    delay = 0.5
-
-    def __init__(self, total: int) -> None:
-        self.total = max(total, 1)
-        self.done = 0
-        self.start = time.monotonic()
-        self.drawn_at = 0.0
-
-    def step(self) -> None:
-        self.done += 1
-        now = time.monotonic()
-        if now - self.start < self.delay or (now - self.drawn_at < 0.1 and self.done < self.total):
-            return
-        self.drawn_at = now
-        filled = min(30, 30 * self.done // self.total)
-        rate = self.done / max(now - self.start, 1e-9)
-        sys.stderr.write(
-            f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} ({rate:.0f}/s)"
-        )
-        sys.stderr.flush()
-
-    def clear(self) -> None:
-        if self.drawn_at:
-            sys.stderr.write("\r\x1b[2K")
-            sys.stderr.flush()
+        return getattr(_cli_replay, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

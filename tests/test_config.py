@@ -784,6 +784,6 @@ def test_documented_example_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_breaker_tables_know_every_breaker_setting() -> None:
     """``[breakers.NAME]`` defaults and the breaker's settings are the same list."""
     from retryx._breaker import SETTINGS
-    from retryx._config import BREAKER_DEFAULTS
+    from retryx._config_tables import BREAKER_DEFAULTS
 
     assert sorted(SETTINGS) == sorted(BREAKER_DEFAULTS)

@@ -588,7 +588,7 @@ def test_cli_run_draws_a_progress_bar_on_a_terminal(
     (tmp_path / "down").unlink()
     tty = FakeTTY()
     monkeypatch.setattr(sys, "stderr", tty)
-    monkeypatch.setattr(retryx.replay._ProgressBar, "delay", 0.0)
+    monkeypatch.setattr(retryx._cli_replay._ProgressBar, "delay", 0.0)
 
     assert 0 == cli_run(url)
 
