@@ -55,6 +55,8 @@ JUDGED = st.sampled_from(["success", "transient", "success", "transient", "perma
 # A first attempt under @retry may also raise Again, which only the retry policy retries.
 FIRST = st.one_of(st.just("again"), OUTCOMES)
 VERDICTS = ("success", "transient", "permanent")
+# The BreakerCall each verdict tells (a call cut short without a verdict tells none).
+TOLD = {"success": "success", "transient": "failure", "permanent": "ignored", "again": "ignored"}
 RAISED = {
     "transient": ("ConnectionError",),
     "permanent": ("Permanent",),
@@ -335,6 +337,7 @@ class Flight:
             for name in names:
                 allowed, ticket = machine.models[name].admit(now)
                 if not allowed:
+                    machine.tell(name, "rejected")
                     refusal = ("CircuitOpenError", name, ticket)
                     break
                 tickets.append(ticket)
@@ -359,6 +362,8 @@ class Flight:
         hop, names = self.hops[self.at]
         now = machine.now()
         for name, ticket in zip(names, self.tickets, strict=True):
+            if outcome in TOLD:
+                machine.tell(name, TOLD[outcome])
             if outcome == "again":
                 machine.models[name].finish(ticket, "permanent", now)
             elif outcome in VERDICTS:
@@ -406,6 +411,9 @@ class PathsMachine(RuleBasedStateMachine):
         self.real: dict[str, CircuitBreaker] = {}
         self.touched: set[str] = set()
         self.last: dict[str, str | None] = {}
+        # Per breaker, the events the model expects: ("changed", old, new), ("call", outcome).
+        self.told: dict[str, list[tuple[str, ...]]] = {}
+        self.changes_told: dict[str, int] = {}
 
     @initialize(
         listen=st.booleans(),
@@ -436,7 +444,7 @@ class PathsMachine(RuleBasedStateMachine):
     )
     def make(self, listen: bool, settings_b: dict[str, Any], settings_t: dict[str, Any]) -> None:
         # Without a subscriber the closed path's "nothing to book" shortcut is taken;
-        # with one, state changes are checked against the model too.
+        # with one, the events (state changes, BreakerCall) are checked against the model.
         if listen:
             self._unsubscribe = events.subscribe(self.seen.append)
         n = next(_machines)
@@ -575,6 +583,15 @@ class PathsMachine(RuleBasedStateMachine):
         if how == "reset":
             self.last[name] = None
 
+    def tell(self, name: str, outcome: str | None = None) -> None:
+        """Note the model's state changes of ``name`` so far, then ``outcome``'s call."""
+        changes = self.models[name].changes
+        told = self.told.setdefault(name, [])
+        told.extend(("changed", old, new) for old, new in changes[self.changes_told.get(name, 0) :])
+        self.changes_told[name] = len(changes)
+        if outcome is not None:
+            told.append(("call", outcome))
+
     def breaker(self, name: str) -> CircuitBreaker:
         """The real breaker ``name`` (an endpoint's, made on its first call: listed)."""
         found = self.real.get(name)
@@ -588,10 +605,12 @@ class PathsMachine(RuleBasedStateMachine):
         if not hasattr(self, "b"):
             return
         now = self.now()
-        changes: dict[str, list[tuple[str, str]]] = {}
+        seen: dict[str, list[tuple[str, ...]]] = {}
         for event in self.seen:
             if isinstance(event, events.CircuitStateChanged):
-                changes.setdefault(event.breaker, []).append((event.old, event.new))
+                seen.setdefault(event.breaker, []).append(("changed", event.old, event.new))
+            elif isinstance(event, events.BreakerCall):
+                seen.setdefault(event.name, []).append(("call", event.outcome))
         for name, model in self.models.items():
             if name not in self.touched:
                 assert ("closed", []) == (model.mode, model.changes)
@@ -608,8 +627,9 @@ class PathsMachine(RuleBasedStateMachine):
                 assert (name, len(model.recent)) == (name, len(breaker._window))
             last = breaker.last_failure
             assert (name, self.last.get(name)) == (name, None if last is None else str(last))
-            if self._unsubscribe is not None:
-                assert (name, model.changes) == (name, changes.get(name, []))
+            if self._unsubscribe is not None:  # its calls and state changes, in order
+                self.tell(name)
+                assert (name, self.told.get(name, [])) == (name, seen.get(name, []))
             assert 0 <= model.trials <= model.max_trials
             if model.mode == "half_open":  # every trial slot accounted for
                 assert (name, model.trials) == (name, breaker._trials)
