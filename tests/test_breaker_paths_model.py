@@ -517,12 +517,16 @@ class PathsMachine(RuleBasedStateMachine):
             held = self.invoke(path, None, pin)
             ctx = contextvars.copy_context()
             actual = self.step(held, ctx, held.send, None)
-            while end is None:
-                assert flight.view(end) == actual
-                outcome = self.outcome(data, flight)
-                end = flight.finish(self, outcome)
-                actual = self.step(held, ctx, held.send, outcome)
-            assert end == actual
+            try:
+                while end is None:
+                    assert flight.view(end) == actual
+                    outcome = self.outcome(data, flight)  # (may end the example here)
+                    end = flight.finish(self, outcome)
+                    actual = self.step(held, ctx, held.send, outcome)
+                assert end == actual
+            finally:
+                if actual[0] == "suspended":  # closed in its own context, not by the GC
+                    ctx.run(held.close)
             return
         # The model runs first (the clock stands still), so each outcome can be drawn
         # knowing which breakers admitted the body; the real call then follows the script.
@@ -658,7 +662,7 @@ def breaker_of(name: str, s: dict[str, Any]) -> CircuitBreaker:
 
 
 PathsMachine.TestCase.settings = settings(
-    max_examples=200,
+    max_examples=300,
     stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
