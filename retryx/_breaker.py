@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from . import _bus, _clock, events
+from . import _bus, _clock, _guard, events
 from ._classify import Classifier, classify, to_classifier
 from ._errors import MAX_INT, CircuitOpenError, ConfigError, shown, to_float
 from ._store import STORE_LOCAL, BreakerSnapshot, BreakerStore, CountingWindow, Phase, check_store
@@ -26,10 +26,10 @@ R = TypeVar("R")
 
 State = Literal["closed", "open", "half_open"]
 
-_CLOSED = 0
-_OPEN = 1  # opened by failures: half-open once recovery_timeout has passed
-_HALF_OPEN = 2
-_FORCED = 3  # opened by hand: stays open until close() / reset()
+_CLOSED = _guard.CLOSED
+_OPEN = _guard.OPEN  # opened by failures: half-open once recovery_timeout has passed
+_HALF_OPEN = _guard.HALF_OPEN
+_FORCED = _guard.FORCED  # opened by hand: stays open until close() / reset()
 _NAMES: dict[int, State] = {_CLOSED: "closed", _OPEN: "open", _HALF_OPEN: "half_open"}
 _NAMES[_FORCED] = "open"
 _PHASES: dict[int, Phase] = {_CLOSED: "closed", _OPEN: "open", _HALF_OPEN: "half_open"}
@@ -496,119 +496,35 @@ class CircuitBreaker:
             if token == self._generation and self._state == _HALF_OPEN:
                 self._trials -= 1
 
-    def _call(self, fn: Callable[..., Any], args: Any, kwargs: Any, recorder: Any) -> Any:
-        """Run ``fn`` through the breaker (the pipeline's sync guard).
+    if TYPE_CHECKING:  # generated below the class (_CALL_TEMPLATE), from _guard's closed path
 
-        A ``CircuitOpenError`` raised by ``fn`` (an inner breaker refusing) is no
-        verdict on this breaker's dependency: the slot is given back unjudged.
-        """
-        if self._state == _CLOSED:
-            # The hot path: closed, so no token, no lock, and no call to book the
-            # success unless there is a window or a run of failures to end.
-            try:
-                result = fn(*args, **kwargs)
-            except CircuitOpenError:
-                raise
-            except Exception as exc:
-                self._on_failure(None, exc)
-                raise
-            if self._window is not None or self._failures or _bus._subscribers:
-                self._closed_success()
-            return result
-        try:
-            token = self._acquire()
-        except CircuitOpenError:
-            recorder.rejected()
-            raise
-        try:
-            result = fn(*args, **kwargs)
-        except CircuitOpenError:
-            self._release(token)
-            raise
-        except Exception as exc:
-            self._on_failure(token, exc)
-            raise
-        except BaseException:
-            self._release(token)
-            raise
-        self._on_success(token)
-        return result
+        def _call(self, fn: Callable[..., Any], args: Any, kwargs: Any, recorder: Any) -> Any:
+            """Run ``fn`` through the breaker (the pipeline's sync guard)."""
 
-    async def _call_async(
-        self, fn: Callable[..., Any], args: Any, kwargs: Any, recorder: Any
-    ) -> Any:
-        """``_call`` for coroutine functions (mirrors it line for line)."""
-        if self._state == _CLOSED:
-            # The hot path: closed, so no token, no lock, and no call to book the
-            # success unless there is a window or a run of failures to end.
-            try:
-                result = await fn(*args, **kwargs)
-            except CircuitOpenError:
-                raise
-            except Exception as exc:
-                self._on_failure(None, exc)
-                raise
-            if self._window is not None or self._failures or _bus._subscribers:
-                self._closed_success()
-            return result
-        try:
-            token = self._acquire()
-        except CircuitOpenError:
-            recorder.rejected()
-            raise
-        try:
-            result = await fn(*args, **kwargs)
-        except CircuitOpenError:
-            self._release(token)
-            raise
-        except Exception as exc:
-            self._on_failure(token, exc)
-            raise
-        except BaseException:
-            self._release(token)
-            raise
-        self._on_success(token)
-        return result
+        async def _call_async(
+            self, fn: Callable[..., Any], args: Any, kwargs: Any, recorder: Any
+        ) -> Any:
+            """``_call`` for coroutine functions."""
 
-    def _call_with(
-        self, inner: CircuitBreaker, fn: Callable[..., Any], args: Any, kwargs: Any, recorder: Any
-    ) -> Any:
-        """``self._call(inner._call, ...)`` in one frame while both breakers are closed
-        (a failover endpoint's breaker around the ``@circuit_breaker`` layer's).
-        """
-        if self._state != _CLOSED or inner._state != _CLOSED:
-            return self._call(inner._call, (fn, args, kwargs, recorder), {}, recorder)
-        try:
-            result = fn(*args, **kwargs)
-        except CircuitOpenError:
-            raise
-        except Exception as exc:
-            inner._on_failure(None, exc)
-            self._on_failure(None, exc)
-            raise
-        inner._closed_success()
-        self._closed_success()
-        return result
+        def _call_with(
+            self,
+            inner: CircuitBreaker,
+            fn: Callable[..., Any],
+            args: Any,
+            kwargs: Any,
+            recorder: Any,
+        ) -> Any:
+            """``self._call(inner._call, ...)``, in one frame while both are closed."""
 
-    async def _call_with_async(
-        self, inner: CircuitBreaker, fn: Callable[..., Any], args: Any, kwargs: Any, recorder: Any
-    ) -> Any:
-        """``_call_with`` for coroutine functions (mirrors it line for line)."""
-        if self._state != _CLOSED or inner._state != _CLOSED:
-            return await self._call_async(
-                inner._call_async, (fn, args, kwargs, recorder), {}, recorder
-            )
-        try:
-            result = await fn(*args, **kwargs)
-        except CircuitOpenError:
-            raise
-        except Exception as exc:
-            inner._on_failure(None, exc)
-            self._on_failure(None, exc)
-            raise
-        inner._closed_success()
-        self._closed_success()
-        return result
+        async def _call_with_async(
+            self,
+            inner: CircuitBreaker,
+            fn: Callable[..., Any],
+            args: Any,
+            kwargs: Any,
+            recorder: Any,
+        ) -> Any:
+            """``_call_with`` for coroutine functions."""
 
     def _closed_success(self, outcome: str = "success") -> None:
         """``_on_success(None)``: a call admitted while closed returned."""
@@ -724,3 +640,69 @@ class CircuitBreaker:
 
 
 CircuitBreaker.__module__ = "retryx"
+
+# The breaker's call methods, sync and async from the same lines. While closed they run
+# _guard's closed path; else a token is taken (a trial slot when half-open) and given
+# back with the verdict. A CircuitOpenError raised by ``fn`` (an inner breaker
+# refusing) is no verdict on this breaker's dependency: the slot goes back unjudged.
+_CALL_TEMPLATE = """\
+{A}def _call(self, fn, args, kwargs, recorder):
+    if {CLOSED_ONE}:
+{PATH_ONE}
+        return result
+    try:
+        token = self._acquire()
+    except circuit_open:
+        recorder.rejected()
+        raise
+    try:
+        result = {W}fn(*args, **kwargs)
+    except circuit_open:
+        self._release(token)
+        raise
+    except error as exc:
+        self._on_failure(token, exc)
+        raise
+    except base_error:
+        self._release(token)
+        raise
+    self._on_success(token)
+    return result
+
+
+{A}def _call_with(self, inner, fn, args, kwargs, recorder):
+    if {CLOSED_TWO}:
+{PATH_TWO}
+        return result
+    return {W}self.{CALL}(inner.{CALL}, (fn, args, kwargs, recorder), {{}}, recorder)
+"""
+
+
+def _generate_calls() -> None:
+    for is_async in (False, True):
+        w = "await " if is_async else ""
+        one = _guard.closed_path([("self", False)], call=f"{w}fn(*args, **kwargs)", indent=8)
+        two = _guard.closed_path(
+            [("self", False), ("inner", False)], call=f"{w}fn(*args, **kwargs)", indent=8
+        )
+        source = _CALL_TEMPLATE.format(
+            A="async " if is_async else "",
+            W=w,
+            CALL="_call_async" if is_async else "_call",
+            CLOSED_ONE=one[0],
+            PATH_ONE=one[1],
+            CLOSED_TWO=two[0],
+            PATH_TWO=two[1],
+        )
+        flavour = "async" if is_async else "sync"
+        namespace = {**_guard.names(), "base_error": BaseException}
+        made = _guard.compile_source(source, f"<retryx breaker calls, {flavour}>", namespace)
+        suffix = "_async" if is_async else ""
+        for name in ("_call", "_call_with"):
+            method = made[name]
+            method.__qualname__ = f"CircuitBreaker.{name}{suffix}"
+            method.__name__ = name + suffix
+            setattr(CircuitBreaker, name + suffix, method)
+
+
+_generate_calls()

@@ -33,8 +33,7 @@ import threading
 import types
 from typing import Any
 
-from . import _bus, _clock, _switches, events
-from ._breaker import _CLOSED
+from . import _bus, _clock, _guard, _switches, events
 from ._context import FINISHED, SCOPE
 from ._errors import CircuitOpenError, NestedRetryError
 from ._stats import _FOLD_AT
@@ -76,19 +75,9 @@ def factory(runner, wrapped, get, set_, reset, clock, recover, attempt, guard_ca
             try:
                 if plain:
                     result = {W}{CALL}
-                elif guard is not None and guard._state == closed:
-                    # CircuitBreaker._call's closed path, inlined (no lock, no allocation).
-                    try:
-                        result = {W}{CALL}
-                    except circuit_open:
-                        raise
-                    except error as exc:
-                        guard._on_failure(None, exc)
-                        raise
-                    # A success has nothing to book without a window or failures (or
-                    # a subscriber to tell: BreakerCall).
-                    if guard._window is not None or guard._failures or bus._subscribers:
-                        guard._closed_success()
+                elif guard is not None and {GUARD_CLOSED}:
+                    # The breaker's closed path, inlined (retryx._guard).
+{GUARD_PATH}
                 elif guard is not None:
                     result = {W}guard_call(wrapped, {ARGS}, {KWARGS}, recorder)
                 else:
@@ -176,7 +165,12 @@ def _factory(is_async: bool, pieces: dict[str, str]) -> Any:
         found = _factories.get(key)
         if found is not None:
             return found[0]
+        guard_closed, guard_path = _guard.closed_path(
+            [("guard", False)], call=("await " if is_async else "") + pieces["CALL"], indent=20
+        )
         source = _TEMPLATE.format(
+            GUARD_CLOSED=guard_closed,
+            GUARD_PATH=guard_path,
             A="async " if is_async else "",
             W="await " if is_async else "",
             NAME="retryx_call",
@@ -192,12 +186,7 @@ def _factory(is_async: bool, pieces: dict[str, str]) -> Any:
         # A file name per shape, registered with linecache so tracebacks show the lines.
         flavour = "async " if is_async else ""
         filename = f"{_FILENAME}{len(_factories)}: {flavour}({pieces['PARAMS']})>"
-        import linecache  # (already loaded by logging's traceback; imported here, not at import)
-
-        namespace: dict[str, Any] = {}
-        exec(compile(source, filename, "exec"), namespace)
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        factory = namespace["factory"]
+        factory = _guard.compile_source(source, filename, {})["factory"]
         inner = next(c for c in factory.__code__.co_consts if isinstance(c, types.CodeType))
         _driver_codes.add(inner)
         _factories[key] = (factory, inner)
@@ -296,7 +285,7 @@ def _build(runner: Any, wrapped: Any, pieces: dict[str, str]) -> Any:
         runner._named_policy is None,  # a named policy is looked up per call
         runner._policy,
         MISSING,
-        _CLOSED,
+        _guard.CLOSED,
         _FOLD_AT,
         len,
         _bus,

@@ -1,0 +1,100 @@
+"""The breaker's closed path, written once and generated into every caller.
+
+A call through closed breakers takes no token and no lock, and on success books
+nothing unless a breaker keeps a window, has a run of failures to end, or has a
+subscriber to tell. That is the hot path of every guarded call, and a call costs
+a Python frame, so its callers inline it: the drivers of ``@circuit_breaker``
+(``_drivers``), the breaker's own ``_call`` and ``_call_with`` (``_breaker``) and
+the failover sweeps (``_failover``). All of them generate it from
+``closed_path`` (as attrs generates its methods), so the rule lives here only;
+the model tests (``tests/test_breaker_model.py``,
+``tests/test_breaker_paths_model.py``) run every generated form.
+
+Generated code reads four names, which every namespace it is compiled in must
+bind: ``closed`` (the closed state code), ``circuit_open`` (``CircuitOpenError``),
+``error`` (``Exception``) and ``bus`` (``retryx._bus``). ``names()`` gives them.
+"""
+
+from __future__ import annotations
+
+import linecache
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+from . import _bus
+from ._errors import CircuitOpenError
+
+__all__ = ["CLOSED", "FORCED", "HALF_OPEN", "OPEN", "closed_path", "compile_source", "names"]
+
+# The breaker's state codes (``CircuitBreaker._state``): small ints, compared by value.
+CLOSED = 0
+OPEN = 1  # opened by failures: half-open once recovery_timeout has passed
+HALF_OPEN = 2
+FORCED = 3  # opened by hand: stays open until close() / reset()
+
+
+def names() -> dict[str, Any]:
+    """The names generated code reads (see the module docstring)."""
+    return {"closed": CLOSED, "circuit_open": CircuitOpenError, "error": Exception, "bus": _bus}
+
+
+def closed_path(
+    breakers: Sequence[tuple[str, bool]],
+    *,
+    call: str,
+    result: str = "result",
+    on_failure: str | None = None,
+    indent: int = 0,
+) -> tuple[str, str]:
+    """The closed path through ``breakers``, as ``(condition, block)`` source.
+
+    Args:
+        breakers: ``(expression, may_be_none)`` per breaker, outermost first; a
+            breaker that may be ``None`` is skipped when it is.
+        call: the expression of the guarded call (``await f(...)`` when async).
+        result: the variable the block assigns the call's result to.
+        on_failure: the statement that books a failure (``exc`` is bound), instead of
+            each breaker's ``_on_failure(None, exc)``, innermost first.
+        indent: spaces before every line of the block.
+
+    ``condition`` is true while every breaker is closed: only then may the block run.
+    A ``CircuitOpenError`` raised by the call (an inner breaker refusing) is no
+    verdict on these breakers: it passes through unbooked.
+    """
+    inner_first = list(reversed(breakers))
+    condition = " and ".join(
+        f"({name} is None or {name}._state == closed)" if optional else f"{name}._state == closed"
+        for name, optional in breakers
+    )
+    failure = [on_failure] if on_failure is not None else []
+    success = []
+    for name, optional in inner_first:
+        if on_failure is None:
+            book = f"{name}._on_failure(None, exc)"
+            failure.append(f"if {name} is not None:\n    {book}" if optional else book)
+        # Nothing to book without a window, a failure run to end, or a subscriber to tell.
+        busy = f"{name}._window is not None or {name}._failures or bus._subscribers"
+        if optional:
+            busy = f"{name} is not None and ({busy})"
+        success.append(f"if {busy}:\n    {name}._closed_success()")
+    block = "\n".join(
+        [
+            "try:",
+            f"    {result} = {call}",
+            "except circuit_open:",
+            "    raise",
+            "except error as exc:",
+            textwrap.indent("\n".join(failure), "    "),
+            "    raise",
+            *success,
+        ]
+    )
+    return condition, textwrap.indent(block, " " * indent)
+
+
+def compile_source(source: str, filename: str, namespace: dict[str, Any]) -> dict[str, Any]:
+    """Run generated ``source`` in ``namespace`` (returned), its lines kept for tracebacks."""
+    exec(compile(source, filename, "exec"), namespace)
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    return namespace
