@@ -13,6 +13,7 @@ from ._budget import RetryBudget
 from ._classify import Fault, classify
 from ._config import configure
 from ._context import ENDPOINT, context, current
+from ._decorators import circuit_breaker, describe, failover, fallback, retry, stats
 from ._errors import (
     AllEndpointsFailed,
     CircuitOpenError,
@@ -23,7 +24,6 @@ from ._errors import (
     Transient,
 )
 from ._nesting import carry
-from ._pipeline import circuit_breaker, describe, failover, fallback, retry, stats
 from ._policy import Policy
 from ._switches import override, set_active
 

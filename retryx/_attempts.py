@@ -1,7 +1,7 @@
 """Retry blocks: ``for attempt in retryx.attempts(...): with attempt: ...``.
 
 The same engine as the decorators: a block is a call of a private pipeline (a
-``Runner`` with a retry layer only), its attempts judged by ``_Call`` (the policy's
+``Pipeline`` with a retry layer only), its attempts judged by ``RetryState`` (the policy's
 classifier, deadline, hints, budget, the nested guard, notes, logs, events, stats).
 Only the loop is the block's own: where a decorated function calls its target,
 the iterator hands out an ``Attempt`` and the ``with`` block runs in its place.
@@ -17,10 +17,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _clock
-from ._context import FINISHED, SCOPE
+from ._context import FINISHED, HEAD_STATE, SCOPE
 from ._errors import ConfigError
-from ._pipeline import _GIVE_UP, STATE, Runner, _Call
+from ._pipeline import Pipeline
 from ._policy import Policy
+from ._retry_state import GIVE_UP, RetryState
 from ._stats import Recorder
 from ._switches import BYPASS
 
@@ -34,7 +35,7 @@ __all__ = ["Attempt", "Attempts", "attempts", "recorder_of"]
 # name -> the Recorder every block of that name books into (``stats(name)``).
 _recorders: dict[str, Recorder] = {}
 # (name, id(policy)) -> (policy, its runner), so a block in a loop is set up once.
-_runners: dict[tuple[str, int], tuple[Policy | str, Runner]] = {}
+_runners: dict[tuple[str, int], tuple[Policy | str, Pipeline]] = {}
 _lock = threading.Lock()
 _MAX_NAMES = 1024  # names made at run time must not grow these without bound
 
@@ -82,7 +83,7 @@ class Attempts:
 
     __slots__ = ("_runner",)
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Pipeline) -> None:
         self._runner = runner
 
     @property
@@ -105,7 +106,7 @@ class _Iterator:
 
     __slots__ = ("block", "runner")
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Pipeline) -> None:
         self.runner = runner
         self.block: _Block | None = None
 
@@ -161,12 +162,12 @@ class _Block:
 
     __slots__ = ("attempt", "call", "done", "head", "policy", "runner", "token")
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Pipeline) -> None:
         self.runner = runner
         parent = SCOPE.get()
         self.head: list[Any] = [runner, parent, _clock.monotonic(), None, None, None]
         self.token: Token[Any] | None = SCOPE.set(self.head)
-        self.call: _Call | None = None
+        self.call: RetryState | None = None
         self.attempt: Attempt | None = None
         self.done = False
         self.policy: Policy | None = None
@@ -211,9 +212,9 @@ class _Block:
         assert policy is not None
         call = self.call
         if call is None:
-            call = self.call = _Call(self.head, policy)
+            call = self.call = RetryState(self.head, policy)
         delay = call.on_error(exc)
-        if delay is _GIVE_UP:
+        if delay is GIVE_UP:
             try:
                 self.fail(exc)
             finally:
@@ -257,7 +258,7 @@ class _Block:
                 SCOPE.reset(token)
             except ValueError:  # ended in another context than it started in
                 pass
-            self.head[STATE] = FINISHED
+            self.head[HEAD_STATE] = FINISHED
 
 
 def attempts(policy: Policy | str | None = None, /, **fields: Unpack[PolicyFields]) -> Attempts:
@@ -325,9 +326,9 @@ def _policy_of(fields: dict[str, Any]) -> Policy:
     return found
 
 
-def _make_runner(name: str, policy: Policy | str) -> Runner:
+def _make_runner(name: str, policy: Policy | str) -> Pipeline:
     # Checked as a sync pipeline: a block cannot await a predicate (async ones are refused).
-    runner = Runner({"retry": policy}, name, is_async=False)
+    runner = Pipeline({"retry": policy}, name, is_async=False)
     with _lock:
         recorder = _recorders.get(name)
         if recorder is None:

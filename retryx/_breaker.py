@@ -318,7 +318,7 @@ class CircuitBreaker:
     def __call__(self, func: Any) -> Any: ...
     def __call__(self, func: Any) -> Any:
         """Decorate ``func`` so every call goes through this breaker."""
-        from ._pipeline import circuit_breaker
+        from ._decorators import circuit_breaker
 
         return circuit_breaker(self)(func)
 

@@ -6,19 +6,28 @@ import os
 from collections.abc import Hashable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from ._errors import RetryxError
 
 __all__ = [
     "ENDPOINT",
     "FINISHED",
+    "HEAD_CALL_ID",
+    "HEAD_ENDPOINT",
+    "HEAD_PARENT",
+    "HEAD_PIPELINE",
+    "HEAD_START",
+    "HEAD_STATE",
     "SCOPE",
     "CallContext",
+    "Head",
     "ReplayScope",
+    "call_id_of",
     "context",
     "current",
     "new_call_id",
+    "retrying_of",
 ]
 
 
@@ -63,10 +72,28 @@ checkers) leave the endpoint out: ``@failover`` passes it on every call, so the
 default itself is never used.
 """
 
-# Holds the innermost retryx call of this thread or task: the call's *head* list
-# made by the pipeline (see ``_pipeline``), or a ``ReplayScope``. Asyncio tasks
-# and ``asyncio.to_thread`` copy the context, so they inherit it.
+# Holds the innermost retryx call of this thread or task: the call's *head* (below),
+# or a ``ReplayScope``. Asyncio tasks and ``asyncio.to_thread`` copy the context, so
+# they inherit it.
 SCOPE: ContextVar[Any] = ContextVar("retryx_scope", default=None)
+
+# --- the head of a call ---------------------------------------------------------------
+#
+# Every call through a pipeline makes one six-slot list, its *head*, and sets it in
+# ``SCOPE``: ``current()`` and the nesting guard read it. A list because it is the
+# cheapest mutable thing to make on every call (the drivers build it as a literal,
+# ``[pipeline, parent, start, None, None, None]``); the slots are read by the names
+# below and nowhere by number, except in the generated drivers.
+Head: TypeAlias = list[Any]
+HEAD_PIPELINE = 0  # the Pipeline of the call (retryx._pipeline)
+HEAD_PARENT = 1  # what SCOPE held before: the head of the call around it, a ReplayScope, None
+HEAD_START = 2  # clock.monotonic() when the call began
+HEAD_CALL_ID = 3  # None until first asked for (call_id_of)
+HEAD_ENDPOINT = 4  # the failover endpoint of the attempt in progress, else None
+# The RetryState once attempt 1 did not simply succeed, so current() sees the attempt
+# number; FINISHED once the call has returned or raised (set by the driver): a task or
+# thread given the context may outlive the call, and must not defer to it then.
+HEAD_STATE = 5
 
 
 class _Finished:
@@ -100,7 +127,7 @@ def current() -> CallContext | None:
     scope = SCOPE.get()
     if type(scope) is not list:  # None, or a ReplayScope waiting for its call
         return None
-    context: CallContext | None = scope[0].context(scope)  # a call's head: [runner, ...]
+    context: CallContext | None = scope[HEAD_PIPELINE].context(scope)
     return context
 
 
@@ -114,3 +141,22 @@ def context() -> CallContext:
     if found is None:
         raise RetryxError("retryx.context() needs a retryx call in progress (see retryx.current())")
     return found
+
+
+def call_id_of(head: Head) -> str:
+    """The call's id, made on first use (a replayed call keeps its stored id)."""
+    call_id: str | None = head[HEAD_CALL_ID]
+    if call_id is None:
+        parent = head[HEAD_PARENT]
+        call_id = parent.replay_id if isinstance(parent, ReplayScope) else new_call_id()
+        head[HEAD_CALL_ID] = call_id
+    return call_id
+
+
+def retrying_of(scope: Any) -> Head | None:
+    """The head of the innermost retrying call still running in ``scope`` (a head, or None)."""
+    while type(scope) is list:
+        if scope[HEAD_PIPELINE].has_retry and scope[HEAD_STATE] is not FINISHED:
+            return scope
+        scope = scope[HEAD_PARENT]
+    return None

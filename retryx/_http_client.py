@@ -20,9 +20,9 @@ from typing import Any
 from ._breaker import CircuitBreaker
 from ._classify import _TRANSIENT_STATUSES, Classifier, classify, is_unsent
 from ._context import current
+from ._decorators import circuit_breaker, retry
 from ._errors import ConfigError
 from ._fault import Fault
-from ._pipeline import circuit_breaker, retry
 from ._policy import Policy
 from ._stats import Stats
 
@@ -227,7 +227,7 @@ class Host:
 
     def stats(self) -> Stats:
         """The counters of both pipelines together."""
-        from ._pipeline import stats
+        from ._decorators import stats
 
         return _sum(stats(self.once), stats(self.resend))
 

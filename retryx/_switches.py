@@ -111,9 +111,9 @@ def override(func: Any, /, **fields: Unpack[PolicyFields]) -> Iterator[Policy]:
     Raises:
         ConfigError: when ``func`` has no retry layer, or for bad fields.
     """
-    from ._pipeline import _find
+    from ._wrapper import find
 
-    runner = _find(func)
+    runner = find(func)
     if runner is None or not runner.has_retry:
         raise ConfigError(f"override: {func!r} has no @retry layer")
     policy = runner.policy().replace(**fields)

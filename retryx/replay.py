@@ -439,7 +439,7 @@ class _Heartbeat:
 
 def _called_through_classmethod(runner: Any, first: Any) -> bool:
     """Whether ``first`` is the class a classmethod over this pipeline was called on."""
-    from ._pipeline import _find
+    from ._wrapper import find
 
     if not isinstance(first, type):
         return False
@@ -447,13 +447,13 @@ def _called_through_classmethod(runner: Any, first: Any) -> bool:
     raw = inspect.getattr_static(first, name, None) if isinstance(name, str) else None
     if not isinstance(raw, classmethod):
         return False
-    return _find(raw.__func__) is runner
+    return find(raw.__func__) is runner
 
 
 def _target_name(runner: Any, instance: Any) -> str:
     """``module:qualname`` that imports back to this very pipeline, else ``ConfigError``."""
     from ._drivers import runner_of_function
-    from ._pipeline import _find, _Pipeline
+    from ._wrapper import Wrapper, find
 
     func = runner.target
     module = getattr(func, "__module__", None)
@@ -464,7 +464,7 @@ def _target_name(runner: Any, instance: Any) -> str:
     if instance is not None:
         method = qualname.rpartition(".")[2]
         raw = inspect.getattr_static(instance, method, None) if isinstance(instance, type) else None
-        if isinstance(raw, _Pipeline):
+        if isinstance(raw, Wrapper):
             raw = raw.__wrapped__
         if not isinstance(raw, classmethod):
             raise ConfigError(
@@ -515,7 +515,7 @@ def _target_name(runner: Any, instance: Any) -> str:
                 f"cannot defer {label}: it is a method of an instance, whose state cannot be "
                 "stored; defer a function, staticmethod or classmethod that takes plain data"
             )
-    if _find(obj) is not runner:
+    if find(obj) is not runner:
         raise ConfigError(
             f"cannot defer {stored}:{qualname}: that name imports something else than the "
             "decorated function (was it renamed or wrapped again?)"

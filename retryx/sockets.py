@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ._breaker import CircuitBreaker
 from ._context import current
+from ._decorators import failover, retry
 from ._errors import ConfigError
-from ._pipeline import failover, retry
 from ._policy import Policy
 
 if TYPE_CHECKING:

@@ -6,7 +6,8 @@ import pytest
 
 import retryx
 from retryx import AllEndpointsFailed, NestedRetryError
-from retryx._pipeline import _MAX_ENDPOINT_BREAKERS, _find
+from retryx._failover import MAX_ENDPOINT_BREAKERS as _MAX_ENDPOINT_BREAKERS
+from retryx._wrapper import find as _find
 from retryx.testing import FakeClock
 
 
@@ -110,10 +111,11 @@ def test_endpoint_breakers_are_bounded_for_a_hosts_callable(clock: FakeClock) ->
         call()
     runner = _find(call)
     assert runner is not None
-    assert _MAX_ENDPOINT_BREAKERS == len(runner._endpoint_breakers)
-    assert set(runner._routes) <= set(runner._endpoint_breakers)  # no forgotten breaker kept
-    for endpoint, (breaker, _) in runner._routes.items():
-        assert runner._endpoint_breakers[endpoint] is breaker
+    assert _MAX_ENDPOINT_BREAKERS == len(runner.failover._breakers)
+    # no forgotten breaker kept:
+    assert set(runner.failover._routes) <= set(runner.failover._breakers)
+    for endpoint, (breaker, _) in runner.failover._routes.items():
+        assert runner.failover._breakers[endpoint] is breaker
 
 
 def test_an_inner_breaker_refusing_is_no_verdict_for_an_outer_context_manager(

@@ -18,7 +18,8 @@ import pytest
 from retryx import (
     CircuitBreaker,
     _bus,
-    _pipeline,
+    _failover,
+    _wrapper,
     circuit_breaker,
     configure,
     events,
@@ -134,12 +135,12 @@ def test_failover_endpoint_eviction_under_threads_stays_within_its_cap() -> None
             call()
 
     assert [] == _run(THREADS, work)
-    runner = _pipeline._find(call)
+    runner = _wrapper.find(call)
     assert runner is not None
-    cap = _pipeline._MAX_ENDPOINT_BREAKERS
+    cap = _failover.MAX_ENDPOINT_BREAKERS
     assert (True, True) == (
-        len(runner._endpoint_breakers) <= cap,
-        len(runner._routes) <= cap,
+        len(runner.failover._breakers) <= cap,
+        len(runner.failover._routes) <= cap,
     )
 
 
@@ -188,12 +189,12 @@ def test_hosts_callable_eviction_keeps_routes_of_live_breakers_only() -> None:
     def call(host: str) -> str:
         return host
 
-    for _ in range(_pipeline._MAX_ENDPOINT_BREAKERS + 50):
+    for _ in range(_failover.MAX_ENDPOINT_BREAKERS + 50):
         call()
-    runner: Any = _pipeline._find(call)
+    runner: Any = _wrapper.find(call)
     assert all(
-        runner._endpoint_breakers.get(endpoint) is route[0]
-        for endpoint, route in runner._routes.items()
+        runner.failover._breakers.get(endpoint) is route[0]
+        for endpoint, route in runner.failover._routes.items()
     )
 
 

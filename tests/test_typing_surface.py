@@ -105,7 +105,7 @@ def test_breaker_settings_match_the_circuit_breaker() -> None:
     import inspect
 
     from retryx import CircuitBreaker
-    from retryx._pipeline import BreakerSettings
+    from retryx._decorators import BreakerSettings
 
     parameters = inspect.signature(CircuitBreaker).parameters
     expected = {name: str(p.annotation) for name, p in parameters.items()}
