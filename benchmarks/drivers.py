@@ -58,6 +58,389 @@ Factory = Callable[..., Any]
 
 
 def sync_exact_factory(
+    pipeline,
+    wrapped,
+    get,
+    set_,
+    reset,
+    clock,
+    recover,
+    attempt,
+    guard_call,
+    pending,
+    append,
+    fold,
+    recorder,
+    guard,
+    fixed_policy,
+    missing,
+    closed,
+    fold_at,
+    length,
+    bus,
+    records,
+    circuit_open,
+    nested_error,
+    error,
+    finished,
+    switches,
+    bypass,
+    base_error,
+    probe,
+):
+    def retryx_call(user_id, *, timeout=5.0):
+        nonlocal probe
+        parent = get()
+        start = clock.monotonic()
+        head = [pipeline, parent, start, None, None, None]
+        token = set_(head)
+        try:
+            policy = fixed_policy
+            if parent is not None or switches.slow:
+                try:
+                    policy = pipeline.start(head, parent)
+                except nested_error as refused:
+                    return recover(
+                        head,
+                        None,
+                        refused,
+                        missing,
+                        wrapped,
+                        None,
+                        (user_id,),
+                        {"timeout": timeout},
+                    )
+                if policy is bypass:
+                    return pipeline.bypass(wrapped, (user_id,), {"timeout": timeout})
+            try:
+                result = wrapped(user_id, timeout=timeout)
+            except error as exc:
+                failed = exc
+            except base_error as interrupted:
+                pipeline.failed(head, interrupted)
+                raise
+            else:
+                if probe:
+                    probe = pipeline.first_result(result)
+                append(clock.monotonic() - start)
+                if length(pending) > fold_at:
+                    fold()
+                if bus._subscribers:
+                    bus.emit(
+                        records.Succeeded(
+                            pipeline.name,
+                            1,
+                            clock.monotonic() - start,
+                            wrapped,
+                            (user_id,),
+                            {"timeout": timeout},
+                            result,
+                        )
+                    )
+                return result
+            try:
+                return recover(
+                    head, policy, failed, missing, wrapped, None, (user_id,), {"timeout": timeout}
+                )
+            finally:
+                failed = None
+        finally:
+            reset(token)
+            head[5] = finished
+
+    return retryx_call
+
+
+def sync_star_factory(
+    pipeline,
+    wrapped,
+    get,
+    set_,
+    reset,
+    clock,
+    recover,
+    attempt,
+    guard_call,
+    pending,
+    append,
+    fold,
+    recorder,
+    guard,
+    fixed_policy,
+    missing,
+    closed,
+    fold_at,
+    length,
+    bus,
+    records,
+    circuit_open,
+    nested_error,
+    error,
+    finished,
+    switches,
+    bypass,
+    base_error,
+    probe,
+):
+    def retryx_call(*args, **kwargs):
+        nonlocal probe
+        parent = get()
+        start = clock.monotonic()
+        head = [pipeline, parent, start, None, None, None]
+        token = set_(head)
+        try:
+            policy = fixed_policy
+            if parent is not None or switches.slow:
+                try:
+                    policy = pipeline.start(head, parent)
+                except nested_error as refused:
+                    return recover(head, None, refused, missing, wrapped, None, args, kwargs)
+                if policy is bypass:
+                    return pipeline.bypass(wrapped, args, kwargs)
+            try:
+                result = wrapped(*args, **kwargs) if kwargs else wrapped(*args)
+            except error as exc:
+                failed = exc
+            except base_error as interrupted:
+                pipeline.failed(head, interrupted)
+                raise
+            else:
+                if probe:
+                    probe = pipeline.first_result(result)
+                append(clock.monotonic() - start)
+                if length(pending) > fold_at:
+                    fold()
+                if bus._subscribers:
+                    bus.emit(
+                        records.Succeeded(
+                            pipeline.name,
+                            1,
+                            clock.monotonic() - start,
+                            wrapped,
+                            args,
+                            kwargs,
+                            result,
+                        )
+                    )
+                return result
+            try:
+                return recover(head, policy, failed, missing, wrapped, None, args, kwargs)
+            finally:
+                failed = None
+        finally:
+            reset(token)
+            head[5] = finished
+
+    return retryx_call
+
+
+def async_exact_factory(
+    pipeline,
+    wrapped,
+    get,
+    set_,
+    reset,
+    clock,
+    recover,
+    attempt,
+    guard_call,
+    pending,
+    append,
+    fold,
+    recorder,
+    guard,
+    fixed_policy,
+    missing,
+    closed,
+    fold_at,
+    length,
+    bus,
+    records,
+    circuit_open,
+    nested_error,
+    error,
+    finished,
+    switches,
+    bypass,
+    base_error,
+    probe,
+):
+    async def retryx_call(user_id, *, timeout=5.0):
+        parent = get()
+        start = clock.monotonic()
+        head = [pipeline, parent, start, None, None, None]
+        token = set_(head)
+        try:
+            policy = fixed_policy
+            if parent is not None or switches.slow:
+                try:
+                    policy = pipeline.start(head, parent)
+                except nested_error as refused:
+                    return await recover(
+                        head,
+                        None,
+                        refused,
+                        missing,
+                        wrapped,
+                        None,
+                        (user_id,),
+                        {"timeout": timeout},
+                    )
+                if policy is bypass:
+                    return await pipeline.bypass(wrapped, (user_id,), {"timeout": timeout})
+            try:
+                result = await wrapped(user_id, timeout=timeout)
+            except error as exc:
+                failed = exc
+            except base_error as interrupted:
+                pipeline.failed(head, interrupted)
+                raise
+            else:
+                append(clock.monotonic() - start)
+                if length(pending) > fold_at:
+                    fold()
+                if bus._subscribers:
+                    bus.emit(
+                        records.Succeeded(
+                            pipeline.name,
+                            1,
+                            clock.monotonic() - start,
+                            wrapped,
+                            (user_id,),
+                            {"timeout": timeout},
+                            result,
+                        )
+                    )
+                return result
+            try:
+                return await recover(
+                    head, policy, failed, missing, wrapped, None, (user_id,), {"timeout": timeout}
+                )
+            finally:
+                failed = None
+        finally:
+            reset(token)
+            head[5] = finished
+
+    return retryx_call
+
+
+def async_star_factory(
+    pipeline,
+    wrapped,
+    get,
+    set_,
+    reset,
+    clock,
+    recover,
+    attempt,
+    guard_call,
+    pending,
+    append,
+    fold,
+    recorder,
+    guard,
+    fixed_policy,
+    missing,
+    closed,
+    fold_at,
+    length,
+    bus,
+    records,
+    circuit_open,
+    nested_error,
+    error,
+    finished,
+    switches,
+    bypass,
+    base_error,
+    probe,
+):
+    async def retryx_call(*args, **kwargs):
+        parent = get()
+        start = clock.monotonic()
+        head = [pipeline, parent, start, None, None, None]
+        token = set_(head)
+        try:
+            policy = fixed_policy
+            if parent is not None or switches.slow:
+                try:
+                    policy = pipeline.start(head, parent)
+                except nested_error as refused:
+                    return await recover(head, None, refused, missing, wrapped, None, args, kwargs)
+                if policy is bypass:
+                    return await pipeline.bypass(wrapped, args, kwargs)
+            try:
+                result = await (wrapped(*args, **kwargs) if kwargs else wrapped(*args))
+            except error as exc:
+                failed = exc
+            except base_error as interrupted:
+                pipeline.failed(head, interrupted)
+                raise
+            else:
+                append(clock.monotonic() - start)
+                if length(pending) > fold_at:
+                    fold()
+                if bus._subscribers:
+                    bus.emit(
+                        records.Succeeded(
+                            pipeline.name,
+                            1,
+                            clock.monotonic() - start,
+                            wrapped,
+                            args,
+                            kwargs,
+                            result,
+                        )
+                    )
+                return result
+            try:
+                return await recover(head, policy, failed, missing, wrapped, None, args, kwargs)
+            finally:
+                failed = None
+        finally:
+            reset(token)
+            head[5] = finished
+
+    return retryx_call
+
+
+# Version 1's body (one generic body for every pipeline, the layers checked per call),
+# kept to measure what specialising the body per pipeline buys.
+def generic(old: Factory) -> Factory:
+    """Today's factory signature over a version-1 body (its per-call flags computed)."""
+
+    def factory(pipeline: Any, *cells: Any) -> Any:
+        (wrapped, get, set_, reset, clock, recover, attempt, guard_call, pending, append) = cells[
+            :10
+        ]
+        fold, recorder, guard, fixed_policy, *rest = cells[10:]
+        return old(
+            pipeline,
+            wrapped,
+            get,
+            set_,
+            reset,
+            clock,
+            recover,
+            attempt,
+            guard_call,
+            pending,
+            append,
+            fold,
+            recorder,
+            pipeline.plain,
+            guard,
+            pipeline.checks_result,
+            pipeline._named_policy is None,
+            fixed_policy,
+            *rest,
+        )
+
+    return factory
+
+
+def sync_generic_factory(
     runner,
     wrapped,
     get,
@@ -174,104 +557,7 @@ def sync_exact_factory(
     return retryx_call
 
 
-def sync_star_factory(
-    runner,
-    wrapped,
-    get,
-    set_,
-    reset,
-    clock,
-    recover,
-    attempt,
-    guard_call,
-    pending,
-    append,
-    fold,
-    recorder,
-    plain,
-    guard,
-    checks_result,
-    fixed,
-    fixed_policy,
-    missing,
-    closed,
-    fold_at,
-    length,
-    bus,
-    records,
-    circuit_open,
-    nested_error,
-    error,
-    finished,
-    switches,
-    bypass,
-    base_error,
-    probe,
-):
-    def retryx_call(*args, **kwargs):
-        nonlocal probe
-        parent = get()
-        start = clock.monotonic()
-        head = [runner, parent, start, None, None, None]
-        token = set_(head)
-        try:
-            policy = fixed_policy
-            if parent is not None or not fixed or switches.slow:
-                try:
-                    policy = runner.start(head, parent)
-                except nested_error as refused:
-                    return recover(head, None, refused, missing, wrapped, None, args, kwargs)
-                if policy is bypass:
-                    return runner.bypass(wrapped, args, kwargs)
-            try:
-                if plain:
-                    result = wrapped(*args, **kwargs) if kwargs else wrapped(*args)
-                elif guard is not None and guard._state == closed:
-                    try:
-                        result = wrapped(*args, **kwargs) if kwargs else wrapped(*args)
-                    except circuit_open:
-                        raise
-                    except error as exc:
-                        guard._on_failure(None, exc)
-                        raise
-                    if guard._window is not None or guard._failures:
-                        guard._closed_success()
-                elif guard is not None:
-                    result = guard_call(wrapped, args, kwargs, recorder)
-                else:
-                    result = attempt(head, wrapped, args, kwargs)
-            except error as exc:
-                failed = exc
-            except base_error as interrupted:
-                runner.failed(head, interrupted)
-                raise
-            else:
-                if probe:
-                    probe = runner.first_result(result)
-                if checks_result and policy is not None:
-                    check = policy.retry_if_result
-                    if check is not None and check(result):
-                        return recover(head, policy, None, result, wrapped, None, args, kwargs)
-                    if policy.budget is not None:
-                        policy.budget.record_success()
-                append(clock.monotonic() - start)
-                if length(pending) > fold_at:
-                    fold()
-                if bus._subscribers:
-                    bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
-                return result
-            try:
-                return recover(head, policy, failed, missing, wrapped, None, args, kwargs)
-            finally:
-                failed = None
-        finally:
-            reset(token)
-            head[5] = finished
-
-    return retryx_call
-
-
-def async_exact_factory(
+def async_generic_factory(
     runner,
     wrapped,
     get,
@@ -392,112 +678,6 @@ def async_exact_factory(
     return retryx_call
 
 
-def async_star_factory(
-    runner,
-    wrapped,
-    get,
-    set_,
-    reset,
-    clock,
-    recover,
-    attempt,
-    guard_call,
-    pending,
-    append,
-    fold,
-    recorder,
-    plain,
-    guard,
-    checks_result,
-    fixed,
-    fixed_policy,
-    missing,
-    closed,
-    fold_at,
-    length,
-    bus,
-    records,
-    circuit_open,
-    nested_error,
-    error,
-    finished,
-    switches,
-    bypass,
-    base_error,
-    probe,
-):
-    async def retryx_call(*args, **kwargs):
-        nonlocal probe
-        parent = get()
-        start = clock.monotonic()
-        head = [runner, parent, start, None, None, None]
-        token = set_(head)
-        try:
-            policy = fixed_policy
-            if parent is not None or not fixed or switches.slow:
-                try:
-                    policy = runner.start(head, parent)
-                except nested_error as refused:
-                    return await recover(head, None, refused, missing, wrapped, None, args, kwargs)
-                if policy is bypass:
-                    return await runner.bypass(wrapped, args, kwargs)
-            try:
-                if plain:
-                    result = await (wrapped(*args, **kwargs) if kwargs else wrapped(*args))
-                elif guard is not None and guard._state == closed:
-                    try:
-                        result = await (wrapped(*args, **kwargs) if kwargs else wrapped(*args))
-                    except circuit_open:
-                        raise
-                    except error as exc:
-                        guard._on_failure(None, exc)
-                        raise
-                    if guard._window is not None or guard._failures:
-                        guard._closed_success()
-                elif guard is not None:
-                    result = await guard_call(wrapped, args, kwargs, recorder)
-                else:
-                    result = await attempt(head, policy, wrapped, args, kwargs)
-            except error as exc:
-                failed = exc
-            except base_error as interrupted:
-                runner.failed(head, interrupted)
-                raise
-            else:
-                if False:  # the template's PROBE for async
-                    probe = runner.first_result(result)
-                if checks_result and policy is not None:
-                    check = policy.retry_if_result
-                    if check is not None and (
-                        v
-                        if (v := check(result)) is True or v is False or v is None
-                        else await runner.verdict(v)
-                    ):
-                        return await recover(
-                            head, policy, None, result, wrapped, None, args, kwargs
-                        )
-                    if policy.budget is not None:
-                        policy.budget.record_success()
-                append(clock.monotonic() - start)
-                if length(pending) > fold_at:
-                    fold()
-                if bus._subscribers:
-                    bus.emit(records.Succeeded(runner.name, 1, clock.monotonic() - start))
-                return result
-            try:
-                return await recover(head, policy, failed, missing, wrapped, None, args, kwargs)
-            finally:
-                failed = None
-        finally:
-            reset(token)
-            head[5] = finished
-
-    return retryx_call
-
-
-# --------------------------------------------------------------------------- the forms
-
-
 def fetch(user_id: int, *, timeout: float = 5.0) -> int:
     return user_id
 
@@ -510,7 +690,7 @@ async def afetch(user_id: int, *, timeout: float = 5.0) -> int:
 def factory_replaced(factory: Factory) -> Iterator[None]:
     """Make ``_drivers`` build its drivers with ``factory`` instead of the compiled template."""
     saved = _drivers._factory
-    _drivers._factory = lambda is_async, pieces: factory  # type: ignore[assignment]
+    _drivers._factory = lambda *_: factory  # type: ignore[assignment]
     try:
         yield
     finally:
@@ -519,9 +699,9 @@ def factory_replaced(factory: Factory) -> Iterator[None]:
 
 def template_matches() -> str | None:
     """``None`` when the template's factory takes what the copies take, else why not."""
-    real = _drivers._factory(False, _drivers._GENERAL)
+    real = _drivers._factory(False, ("plain", False, False), _drivers._general("_rx_"))
     want = list(inspect.signature(sync_exact_factory).parameters)
-    got = list(inspect.signature(real).parameters)
+    got = [name.removeprefix("_rx_") for name in inspect.signature(real).parameters]
     if want != got:
         return f"the template's factory now takes {got}; copy its body again"
     return None
@@ -543,6 +723,9 @@ def forms(is_async: bool) -> dict[str, Callable[..., Any]]:
             built["closure, exact"] = retryx.retry(attempts=3)(func)
         with factory_replaced(star):
             built["closure, *args"] = retryx.retry(attempts=3)(func)
+        old = async_generic_factory if is_async else sync_generic_factory
+        with factory_replaced(generic(old)):
+            built["v1 body, exact"] = retryx.retry(attempts=3)(func)
     return built
 
 

@@ -202,16 +202,30 @@ def test_a_wrong_call_fails_like_the_function_itself(clock: FakeClock) -> None:
     assert 0 == retryx.stats(fetch).calls
 
 
-@pytest.mark.parametrize("name", ["policy", "result", "head", "wrapped", "args"])
-def test_a_parameter_named_like_the_drivers_variables_still_works(
-    clock: FakeClock, name: str
-) -> None:
-    """A parameter whose name the driver uses itself gets the general form."""
-    namespace: dict[str, Any] = {}
-    exec(f"def echo({name}, *, other=1):\n    return ({name}, other)", namespace)
-    echo = retry(attempts=2, backoff="none")(namespace["echo"])
+@pytest.mark.parametrize(
+    "name", ["policy", "result", "head", "wrapped", "args", "guard", "exc", "_rx_head", "_rx_"]
+)
+def test_any_parameter_name_gets_the_exact_form(clock: FakeClock, name: str) -> None:
+    """A parameter named like one of the driver's own variables (or starting with its
+    prefix) still gets the exact form: the driver's names carry a prefix no parameter
+    of the function starts with. Exercised on the happy path, a retry and the breaker's
+    closed path."""
+    namespace: dict[str, Any] = {"calls": []}
+    exec(
+        f"def echo({name}, *, other=1):\n"
+        "    calls.append(other)\n"
+        "    if len(calls) == 1:\n"
+        "        raise ConnectionError('down')\n"
+        f"    return ({name}, other)",
+        namespace,
+    )
+    breaker = retryx.CircuitBreaker("echo")
+    echo = retry(attempts=2, backoff="none")(circuit_breaker(breaker)(namespace["echo"]))
+    assert name in echo.__code__.co_varnames  # the exact form was taken
     assert ("x", 1) == echo("x")
     assert ("x", 2) == echo(**{name: "x", "other": 2})
+    assert [1, 1, 2] == namespace["calls"]
+    assert 0 == breaker.failure_count  # the success after the failure ended the run
 
 
 def test_star_args_functions_keep_the_general_form(clock: FakeClock) -> None:
@@ -285,5 +299,5 @@ def test_shapes_beyond_the_cap_get_the_general_form(
     def never_seen_before_shape(zeta: int, *, omega: int = 1) -> int:
         return zeta + omega
 
-    assert "args" in never_seen_before_shape.__code__.co_varnames
+    assert "_rx_args" in never_seen_before_shape.__code__.co_varnames
     assert 3 == never_seen_before_shape(1, omega=2)
