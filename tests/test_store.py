@@ -288,3 +288,37 @@ def test_the_scan_sees_a_private_field_written(tmp_path: Path) -> None:
     )
     expected = ["_redis_probe.py:2 breaker._state", "_redis_probe.py:4 breaker._window"]
     assert expected == private_uses(path)
+
+
+def local_imports(path: Path) -> set[str]:
+    """The retryx modules ``path`` imports (relative imports: ``from . import x``,
+    ``from ._x import y``), as module file stems."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:
+                found |= {alias.name for alias in node.names}
+    return found
+
+
+def test_the_store_modules_form_no_import_cycle() -> None:
+    """``_store`` imports neither side, and no module the redis modules import (directly
+    or not) imports them back; each of them stays under 450 lines."""
+    package = ROOT / "retryx"
+    assert set() == local_imports(package / "_store.py") - {"_errors"}
+    ours = {path.stem for path in [*REDIS_MODULES, package / "_store.py"]}
+    for name in sorted(ours):
+        seen: set[str] = set()
+        todo = list(local_imports(package / f"{name}.py"))
+        while todo:
+            module = todo.pop()
+            path = package / f"{module}.py"
+            if module in seen or not path.exists():  # (a package: not ours to cross)
+                continue
+            seen.add(module)
+            todo.extend(local_imports(path))
+        assert name not in seen, name
+    too_long = {p.name: n for p in REDIS_MODULES if (n := len(p.read_text().splitlines())) > 450}
+    assert {} == too_long
