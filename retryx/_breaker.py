@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from . import _bus, _clock, _guard, events
 from ._classify import Classifier, classify, to_classifier
 from ._errors import MAX_INT, CircuitOpenError, ConfigError, shown, to_float
+from ._store import STORE_LOCAL, BreakerSnapshot, BreakerStore, CountingWindow, Phase, check_store
 
 __all__ = ["SETTINGS", "CircuitBreaker", "State", "breakers"]
 
@@ -31,14 +32,13 @@ _HALF_OPEN = _guard.HALF_OPEN
 _FORCED = _guard.FORCED  # opened by hand: stays open until close() / reset()
 _NAMES: dict[int, State] = {_CLOSED: "closed", _OPEN: "open", _HALF_OPEN: "half_open"}
 _NAMES[_FORCED] = "open"
+_PHASES: dict[int, Phase] = {_CLOSED: "closed", _OPEN: "open", _HALF_OPEN: "half_open"}
+_PHASES[_FORCED] = "forced"
+_CODES = {phase: code for code, phase in _PHASES.items()}
 
 # Tokens handed out by _acquire: None for a call admitted while closed (the hot
 # path allocates nothing), else the generation of the half-open phase it probes.
 Token = int | None
-
-# What a store's ``_breaker_acquire`` returns when it cannot decide (Redis unreachable
-# under on_error="local", or the store closed): the in-process state decides instead.
-STORE_LOCAL = -1
 
 # The admission tokens of the ``with breaker:`` blocks open in this context, each with
 # its breaker: blocks of different breakers may exit out of order (generators read in
@@ -207,7 +207,9 @@ class CircuitBreaker:
         self.half_open_max_calls = _int(owner, "half_open_max_calls", half_open_max_calls, 1)
         self.success_threshold = _int(owner, "success_threshold", success_threshold, 1)
         self.counts: Classifier = to_classifier(counts, field=f"{owner}.counts")
-        self.store = store
+        if store is not None:
+            check_store(store, BreakerStore, f"{owner}.store")
+        self.store: BreakerStore | None = store
         self._lock = threading.Lock()
         self._state = _CLOSED
         self._opened_at = 0.0
@@ -217,14 +219,13 @@ class CircuitBreaker:
         self._successes = 0
         self._trials = 0
         self._generation = 0
-        self._window: deque[bool] | None = (
-            deque(maxlen=self.window) if failure_rate is not None else None
-        )
-        if store is not None:
-            attach = getattr(store, "attach_breaker", None)
-            if attach is None:
-                raise ConfigError(f"{owner}.store must be a retryx store, got {store!r}")
-            attach(self)
+        self._window: deque[bool] | None = None
+        if failure_rate is not None:
+            # Shared through a store: the window also counts the successes to report.
+            shared = store is not None
+            self._window = CountingWindow(self.window) if shared else deque(maxlen=self.window)
+        if self.store is not None:
+            self.store.attach_breaker(self)
         with _live_lock:
             _live[next(_live_numbers)] = self
 
@@ -398,7 +399,7 @@ class CircuitBreaker:
             state = self._state
             if state == _CLOSED:
                 return None
-            self._refuse_while_open(state)
+            self._refuse_while_open()
             if state == _OPEN:  # and its recovery time has passed: half-open now
                 change = self._move(_HALF_OPEN)
             if self._trials >= self.half_open_max_calls:
@@ -412,10 +413,11 @@ class CircuitBreaker:
             raise error
         return token
 
-    def _refuse_while_open(self, state: int) -> None:
-        """Raise ``CircuitOpenError`` while ``state`` refuses calls: opened by hand, or
+    def _refuse_while_open(self) -> None:
+        """Raise ``CircuitOpenError`` while the state refuses calls: opened by hand, or
         open with recovery time left (the in-process and the Redis admission share it).
         """
+        state = self._state
         if state == _FORCED:
             raise CircuitOpenError(self.name, math.inf)
         if state == _OPEN:
@@ -574,6 +576,67 @@ class CircuitBreaker:
             _bus.logger.info("circuit breaker %s is %s (was %s)", self.name, new, old, extra=extra)
         if _bus._subscribers:
             _bus.emit(events.CircuitStateChanged(self.name, old, new))
+
+    # --- the store's side: what a store reads and hands back (``_store.SharedBreaker``) --
+
+    def _shared_view(self) -> BreakerSnapshot:
+        """The state now, as one snapshot taken under the lock (what a store shares)."""
+        with self._lock:
+            window = self._window
+            return BreakerSnapshot(
+                state=_PHASES[self._state],
+                generation=self._generation,
+                opened_age=_clock.monotonic() - self._opened_at,
+                failures=self._failures,
+                successes=self._successes,
+                calls=() if window is None else tuple(window),  # one C call: no race
+            )
+
+    def _adopt_shared(self, shared: BreakerSnapshot) -> tuple[str, str] | None:
+        """Take ``shared`` (the store's state) as this breaker's own; the change to
+        announce with ``_announce``, outside the store's locks."""
+        state = _CODES[shared.state]
+        with self._lock:
+            old = self._state
+            self._state = state
+            self._generation = shared.generation
+            # The store reports the age of the opening (Redis: its own clock); anchoring
+            # it on the local clock lets ``state``/``retry_after`` derive half-open here.
+            self._opened_at = _clock.monotonic() - shared.opened_age
+            if state in (_OPEN, _FORCED):  # (the shared opening is only meaningful then)
+                self._opened_wall = _clock.now() - shared.opened_age
+            self._failures = shared.failures
+            self._successes = shared.successes
+            self._trials = 0  # slots are counted by the store; this counts local fallbacks
+            window = self._window
+            if window is not None:
+                window.clear()
+                window.extend(shared.calls)  # (extend: not counted as successes to report)
+        old_name, new_name = _NAMES[old], _NAMES[state]
+        return None if old_name == new_name else (old_name, new_name)
+
+    def _assume(self, state: Literal["closed", "forced"]) -> tuple[str, str] | None:
+        """Move to ``state`` unless already there (a store that cannot reach the shared
+        state falls back to it); the change to announce with ``_announce``."""
+        new = _CODES[state]
+        with self._lock:
+            return None if self._state == new else self._move(new)
+
+    def _take_successes(self) -> int:
+        """The closed-state successes appended to a shared window since the last take
+        (0 without one: a store reports a run of failures ended, not each success)."""
+        window = self._window
+        if not isinstance(window, CountingWindow):
+            return 0
+        with self._lock:
+            return window.take()
+
+    def _give_back_successes(self, count: int) -> None:
+        """Count again ``count`` successes taken for a report that failed."""
+        window = self._window
+        if count and isinstance(window, CountingWindow):
+            with self._lock:
+                window.give_back(count)
 
 
 CircuitBreaker.__module__ = "retryx"
