@@ -169,7 +169,7 @@ class CircuitBreaker:
         half_open_max_calls: int = 1,
         success_threshold: int = 1,
         counts: Any = classify,
-        store: Any = None,
+        store: BreakerStore | None = None,
     ) -> None:
         owner = "CircuitBreaker"
         if not isinstance(name, str) or not name:
