@@ -446,7 +446,7 @@ class CircuitBreaker:
 
     def _on_failure(self, token: Token, exc: BaseException, transient: bool | None = None) -> None:
         """Book a failed call; ``transient``: the ``counts`` verdict when the caller
-        has it already (judged once for several breakers, see ``Runner.counted``)."""
+        has it already (judged once for several breakers, see ``Failover.counted``)."""
         if transient is None:
             try:
                 transient = self.counts(exc).transient
