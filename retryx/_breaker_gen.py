@@ -17,7 +17,8 @@ from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
 from . import _clock, _switches
-from ._breaker import CircuitBreaker, Token
+from ._breaker import CircuitBreaker
+from ._breaker_state import Token
 from ._errors import CircuitOpenError
 
 __all__ = ["wrapper_of"]
