@@ -8,7 +8,8 @@ call``, whatever order they are written in.
 from typing import TYPE_CHECKING
 
 from ._attempts import attempts
-from ._breaker import CircuitBreaker, breakers
+from ._breaker import CircuitBreaker
+from ._breaker_registry import breakers
 from ._budget import RetryBudget
 from ._classify import Fault, classify
 from ._config import configure

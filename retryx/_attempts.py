@@ -34,8 +34,8 @@ __all__ = ["Attempt", "Attempts", "attempts", "recorder_of"]
 
 # name -> the Recorder every block of that name books into (``stats(name)``).
 _recorders: dict[str, Recorder] = {}
-# (name, id(policy)) -> (policy, its runner), so a block in a loop is set up once.
-_runners: dict[tuple[str, int], tuple[Policy | str, Pipeline]] = {}
+# (name, id(policy)) -> (policy, its pipeline), so a block in a loop is set up once.
+_pipelines: dict[tuple[str, int], tuple[Policy | str, Pipeline]] = {}
 _lock = threading.Lock()
 _MAX_NAMES = 1024  # names made at run time must not grow these without bound
 
@@ -81,21 +81,21 @@ class Attempt:
 class Attempts:
     """The attempts of one retry block; iterate it (``for``, or ``async for``)."""
 
-    __slots__ = ("_runner",)
+    __slots__ = ("_pipeline",)
 
-    def __init__(self, runner: Pipeline) -> None:
-        self._runner = runner
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
 
     @property
     def name(self) -> str:
         """The block's name in logs, events, stats and ``current()``."""
-        return self._runner.name
+        return self._pipeline.name
 
     def __iter__(self) -> Iterator[Attempt]:
-        return _SyncAttempts(self._runner)
+        return _SyncAttempts(self._pipeline)
 
     def __aiter__(self) -> AsyncIterator[Attempt]:
-        return _AsyncAttempts(self._runner)
+        return _AsyncAttempts(self._pipeline)
 
     def __repr__(self) -> str:
         return f"<retryx.Attempts {self.name!r}>"
@@ -104,17 +104,17 @@ class Attempts:
 class _Iterator:
     """What the sync and the async iteration share; they differ only in how they wait."""
 
-    __slots__ = ("block", "runner")
+    __slots__ = ("block", "pipeline")
 
-    def __init__(self, runner: Pipeline) -> None:
-        self.runner = runner
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
         self.block: _Block | None = None
 
     def _wait(self) -> float | None:
         """The wait before the next attempt (``-1.0``: the first, which has none), or
         ``None`` when the block has ended; raises the block's fault on giving up."""
         if self.block is None:
-            self.block = _Block(self.runner)
+            self.block = _Block(self.pipeline)
             return -1.0
         return self.block.after()
 
@@ -134,7 +134,7 @@ class _SyncAttempts(_Iterator):
         if delay is None:
             raise StopIteration
         if delay > 0:
-            self.runner.sleep_sync(delay)
+            self.pipeline.sleep_sync(delay)
         elif delay == 0 and _clock.zero_wait is not None:
             _clock.zero_wait(delay)
         return self._attempt()
@@ -160,19 +160,19 @@ class _AsyncAttempts(_Iterator):
 class _Block:
     """One run of a block: what a driver does around its calls, minus the call."""
 
-    __slots__ = ("attempt", "call", "done", "head", "policy", "runner", "token")
+    __slots__ = ("attempt", "call", "done", "head", "pipeline", "policy", "token")
 
-    def __init__(self, runner: Pipeline) -> None:
-        self.runner = runner
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
         parent = SCOPE.get()
-        self.head: list[Any] = [runner, parent, _clock.monotonic(), None, None, None]
+        self.head: list[Any] = [pipeline, parent, _clock.monotonic(), None, None, None]
         self.token: Token[Any] | None = SCOPE.set(self.head)
         self.call: RetryState | None = None
         self.attempt: Attempt | None = None
         self.done = False
         self.policy: Policy | None = None
         try:
-            self.policy = runner.start(self.head, parent)  # the nested guard
+            self.policy = pipeline.start(self.head, parent)  # the nested guard
         except BaseException:
             self.end()
             raise
@@ -228,19 +228,19 @@ class _Block:
             self.end()
         elif not self.done:
             self.done = True
-            self.runner.succeeded(self.call, self.policy, self.head)
+            self.pipeline.succeeded(self.call, self.policy, self.head)
             self.end()
 
     def abort(self, exc: BaseException) -> None:
         """Cancelled or interrupted: booked as a failed call, never retried."""
         if not self.done:
             self.done = True
-            self.runner.failed(self.head, exc)
+            self.pipeline.failed(self.head, exc)
             self.end()
 
     def fail(self, exc: Exception) -> None:
         self.done = True
-        self.runner.failed(self.head, exc)
+        self.pipeline.failed(self.head, exc)
         self.end()
         call = self.call
         if call is not None:  # the iterator (in the traceback) holds this block
@@ -297,15 +297,15 @@ def attempts(policy: Policy | str | None = None, /, **fields: Unpack[PolicyField
     # Keyed by the policy's identity: hashing a Policy (its strategies included) costs
     # more than the rest of a block's happy path. The entry keeps the policy alive,
     # so its id is not reused while the entry exists.
-    entry = _runners.get((name, id(policy)))
+    entry = _pipelines.get((name, id(policy)))
     if entry is None or entry[0] is not policy:
-        return Attempts(_make_runner(name, policy))
+        return Attempts(_make_pipeline(name, policy))
     return Attempts(entry[1])
 
 
 _DEFAULT = Policy()
 # Field sets seen in blocks -> their Policy: a block in a function body is made per
-# call, and its policy must be the same object each time (runners are keyed by it).
+# call, and its policy must be the same object each time (pipelines are keyed by it).
 _from_fields: dict[tuple[tuple[str, Any], ...], Policy] = {}
 
 
@@ -326,21 +326,21 @@ def _policy_of(fields: dict[str, Any]) -> Policy:
     return found
 
 
-def _make_runner(name: str, policy: Policy | str) -> Pipeline:
+def _make_pipeline(name: str, policy: Policy | str) -> Pipeline:
     # Checked as a sync pipeline: a block cannot await a predicate (async ones are refused).
-    runner = Pipeline({"retry": policy}, name, is_async=False)
+    pipeline = Pipeline({"retry": policy}, name, is_async=False)
     with _lock:
         recorder = _recorders.get(name)
         if recorder is None:
             if len(_recorders) >= _MAX_NAMES:
                 _recorders.pop(next(iter(_recorders)))
             recorder = _recorders[name] = Recorder()
-        runner.recorder = recorder
-        runner.pending = recorder.pending
-        if len(_runners) >= _MAX_NAMES:
-            _runners.pop(next(iter(_runners)))
-        _runners[(name, id(policy))] = (policy, runner)
-    return runner
+        pipeline.recorder = recorder
+        pipeline.pending = recorder.pending
+        if len(_pipelines) >= _MAX_NAMES:
+            _pipelines.pop(next(iter(_pipelines)))
+        _pipelines[(name, id(policy))] = (policy, pipeline)
+    return pipeline
 
 
 def recorder_of(name: str) -> Recorder | None:

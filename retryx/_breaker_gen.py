@@ -17,27 +17,28 @@ from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
 from . import _clock, _switches
-from ._breaker import CircuitBreaker, Token
+from ._breaker import CircuitBreaker
+from ._breaker_state import Token
 from ._errors import CircuitOpenError
 
 __all__ = ["wrapper_of"]
 
 
-def _admit(runner: Any) -> tuple[CircuitBreaker | None, Token]:
-    """The runner's breaker and the admission token (``None`` breaker: switched off)."""
+def _admit(pipeline: Any) -> tuple[CircuitBreaker | None, Token]:
+    """The pipeline's breaker and the admission token (``None`` breaker: switched off)."""
     if not _switches.switches.active:
         return None, None  # retryx switched off: one plain iteration
-    breaker: CircuitBreaker | None = runner.breaker()
+    breaker: CircuitBreaker | None = pipeline.breaker()
     assert breaker is not None
     try:
         return breaker, breaker._acquire()
     except CircuitOpenError:
-        runner.recorder.rejected()
+        pipeline.recorder.rejected()
         raise
 
 
 def _book(
-    runner: Any, breaker: CircuitBreaker, token: Token, start: float, exc: BaseException | None
+    pipeline: Any, breaker: CircuitBreaker, token: Token, start: float, exc: BaseException | None
 ) -> None:
     """Book the end of an iteration: ``exc`` None for a completed one."""
     ok = True
@@ -51,28 +52,28 @@ def _book(
         # verdict on this breaker's dependency.
         breaker._release(token)
         ok = not isinstance(exc, Exception)
-    runner.recorder.finish(_clock.monotonic() - start, ok=ok, retries=0, gave_up=False)
+    pipeline.recorder.finish(_clock.monotonic() - start, ok=ok, retries=0, gave_up=False)
 
 
-def _guarded(runner: Any, wrapped: Any, args: Any, kwargs: Any) -> Generator[Any, Any, Any]:
+def _guarded(pipeline: Any, wrapped: Any, args: Any, kwargs: Any) -> Generator[Any, Any, Any]:
     start = _clock.monotonic()
-    breaker, token = _admit(runner)
+    breaker, token = _admit(pipeline)
     if breaker is None:
         return (yield from wrapped(*args, **kwargs))
     try:
         result = yield from wrapped(*args, **kwargs)
     except BaseException as exc:
-        _book(runner, breaker, token, start, exc)
+        _book(pipeline, breaker, token, start, exc)
         raise
-    _book(runner, breaker, token, start, None)
+    _book(pipeline, breaker, token, start, None)
     return result
 
 
 async def _guarded_async(
-    runner: Any, wrapped: Any, args: Any, kwargs: Any
+    pipeline: Any, wrapped: Any, args: Any, kwargs: Any
 ) -> AsyncGenerator[Any, Any]:
     start = _clock.monotonic()
-    breaker, token = _admit(runner)
+    breaker, token = _admit(pipeline)
     inner = wrapped(*args, **kwargs)
     try:
         try:
@@ -91,18 +92,18 @@ async def _guarded_async(
             pass
     except BaseException as exc:
         if breaker is not None:
-            _book(runner, breaker, token, start, exc)
+            _book(pipeline, breaker, token, start, exc)
         raise
     if breaker is not None:
-        _book(runner, breaker, token, start, None)
+        _book(pipeline, breaker, token, start, None)
 
 
-def wrapper_of(runner: Any, is_async: bool) -> Any:
+def wrapper_of(pipeline: Any, is_async: bool) -> Any:
     """The ``wrapt`` wrapper of a breaker-only pipeline on a generator function: each
     call returns a new guarded generator (admitted at its first step)."""
     guard = _guarded_async if is_async else _guarded
 
     def guarded_generator(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        return guard(runner, wrapped, args, kwargs)
+        return guard(pipeline, wrapped, args, kwargs)
 
     return guarded_generator

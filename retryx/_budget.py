@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from ._errors import ConfigError, to_float
+from ._store import BudgetStore, check_store
 
 __all__ = ["RetryBudget"]
 
@@ -54,7 +55,7 @@ class RetryBudget:
         max_tokens: float = 100,
         token_ratio: float = 0.1,
         name: str | None = None,
-        store: Any = None,
+        store: BudgetStore | None = None,
     ) -> None:
         max_tokens = _number("max_tokens", max_tokens)
         if not max_tokens > 0:
@@ -71,8 +72,7 @@ class RetryBudget:
                 raise ConfigError(
                     "RetryBudget.name is required with a store (it is the shared key)"
                 )
-            if getattr(store, "attach_budget", None) is None:
-                raise ConfigError(f"RetryBudget.store must be a retryx store, got {store!r}")
+            check_store(store, BudgetStore, "RetryBudget.store")
         self.max_tokens = max_tokens
         self.token_ratio = token_ratio
         self.name = name
@@ -120,20 +120,21 @@ class RetryBudget:
             self._tokens = self.max_tokens
             self._pending = 0
 
-    # --- the store's side: batching successes and adopting the shared count -------------
+    # --- the store's side: batched successes, the shared count (``_store.SharedBudget``) --
 
-    def _take_pending(self) -> int:
+    def _take_successes(self) -> int:
         """Hand the batched successes to the store (it gives them back if Redis fails)."""
         with self._lock:
             pending, self._pending = self._pending, 0
         return pending
 
-    def _give_back(self, pending: int) -> None:
-        if pending:
+    def _give_back_successes(self, count: int) -> None:
+        """Count again ``count`` successes taken for a report that failed."""
+        if count:
             with self._lock:
-                self._pending += pending
+                self._pending += count
 
-    def _adopt(self, shared: float) -> None:
+    def _adopt_shared(self, shared: float) -> None:
         """Take the shared count, plus the successes made since it was computed."""
         with self._lock:
             self._tokens = min(self.max_tokens, shared + self._pending * self.token_ratio)

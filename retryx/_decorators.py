@@ -28,6 +28,7 @@ from ._mistakes import (
 from ._pipeline import Pipeline
 from ._policy import Policy
 from ._stats import Recorder, Stats
+from ._store import BreakerStore
 from ._wrapper import DirectWrapper, GeneratorWrapper, Wrapper, find, is_async, own_pipeline, unwrap
 
 if TYPE_CHECKING:  # typing_extensions is for type checkers only: no import cost
@@ -192,7 +193,7 @@ class BreakerSettings(TypedDict, total=False):
     half_open_max_calls: int
     success_threshold: int
     counts: Any
-    store: Any
+    store: BreakerStore | None
 
 
 @overload

@@ -47,9 +47,9 @@ from ._context import FINISHED, SCOPE
 from ._errors import CircuitOpenError, NestedRetryError
 from ._stats import _FOLD_AT
 
-__all__ = ["MISSING", "function_driver", "proxy_driver", "runner_of_function"]
+__all__ = ["MISSING", "function_driver", "pipeline_of_function", "proxy_driver"]
 
-MISSING: Any = object()  # "no result yet", passed to the runner's recovery
+MISSING: Any = object()  # "no result yet", passed to the pipeline's recovery
 
 # The one driver body, in the shape of one pipeline (as attrs generates its methods):
 # {A} is "async " or "", {W} "await " or ""; {START_WHEN} when to run the nesting guard
@@ -388,7 +388,7 @@ def _build(pipeline: Any, wrapped: Any, pieces: dict[str, str]) -> Any:
     )
 
 
-def runner_of_function(obj: Any) -> Any:
+def pipeline_of_function(obj: Any) -> Any:
     """The pipeline of a function made by ``function_driver``, else ``None``.
 
     The code's file name is checked too: a user's ``functools.wraps`` over a

@@ -3,7 +3,7 @@
 The engine never sleeps, logs, emits or counts: it takes what the caller knows
 (the policy, the fault, the attempt that failed, the time left) and returns a
 ``Wait(delay)`` or a ``GiveUp(reason)``. Its callers carry out the effects: the
-pipeline (``_pipeline._Call``) notes, logs, emits and sleeps; ``retryx explain``,
+pipeline (``_retry_state.RetryState``) notes, logs, emits and sleeps; ``retryx explain``,
 ``retryx simulate`` and ``retryx run`` draw their schedules from the same
 function, so the contract's give-up order lives here only:
 

@@ -165,3 +165,28 @@ for _cls in (
     Permanent,
 ):
     _cls.__module__ = "retryx"
+
+
+def detached(exc: BaseException) -> BaseException:
+    """A copy of ``exc`` without its traceback, cause and context: what a breaker keeps.
+
+    A breaker lives as long as the process; keeping the failed call's exception would
+    keep its traceback, so every frame and local of that call (see tests/test_leaks.py).
+    The copy has the same type, ``args`` and attributes (a shallow copy of its
+    ``__dict__``); ``__init__`` is not run again. A type that cannot be copied so
+    gives a plain ``Exception`` with the original's text.
+    """
+    kind = type(exc)
+    try:
+        twin = kind.__new__(kind, *exc.args)
+        twin.args = exc.args
+        vars(twin).update(vars(exc))
+        if hasattr(exc, "__notes__"):  # a list: not shared with the original
+            twin.__notes__ = list(exc.__notes__)
+    except Exception:
+        try:
+            text = f"{kind.__qualname__}: {exc}"
+        except Exception:
+            text = kind.__qualname__
+        return Exception(text)
+    return twin

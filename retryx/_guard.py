@@ -25,7 +25,16 @@ from typing import Any
 from . import _bus
 from ._errors import CircuitOpenError
 
-__all__ = ["CLOSED", "FORCED", "HALF_OPEN", "OPEN", "closed_path", "compile_source", "names"]
+__all__ = [
+    "CLOSED",
+    "FORCED",
+    "HALF_OPEN",
+    "OPEN",
+    "closed_path",
+    "compile_source",
+    "generate_breaker_calls",
+    "names",
+]
 
 # The breaker's state codes (``CircuitBreaker._state``): small ints, compared by value.
 CLOSED = 0
@@ -98,3 +107,68 @@ def compile_source(source: str, filename: str, namespace: dict[str, Any]) -> dic
     exec(compile(source, filename, "exec"), namespace)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     return namespace
+
+
+# The breaker's call methods, sync and async from the same lines. While closed they run
+# _guard's closed path; else a token is taken (a trial slot when half-open) and given
+# back with the verdict. A CircuitOpenError raised by ``fn`` (an inner breaker
+# refusing) is no verdict on this breaker's dependency: the slot goes back unjudged.
+_CALL_TEMPLATE = """\
+{A}def _call(self, fn, args, kwargs, recorder):
+    if {CLOSED_ONE}:
+{PATH_ONE}
+        return result
+    try:
+        token = self._acquire()
+    except circuit_open:
+        recorder.rejected()
+        raise
+    try:
+        result = {W}fn(*args, **kwargs)
+    except circuit_open:
+        self._release(token)
+        raise
+    except error as exc:
+        self._on_failure(token, exc)
+        raise
+    except base_error:
+        self._release(token)
+        raise
+    self._on_success(token)
+    return result
+
+
+{A}def _call_with(self, inner, fn, args, kwargs, recorder):
+    if {CLOSED_TWO}:
+{PATH_TWO}
+        return result
+    return {W}self.{CALL}(inner.{CALL}, (fn, args, kwargs, recorder), {{}}, recorder)
+"""
+
+
+def generate_breaker_calls(cls: type) -> None:
+    """Make ``cls``'s (``CircuitBreaker``'s) ``_call`` and ``_call_with``, sync and async."""
+    for is_async in (False, True):
+        w = "await " if is_async else ""
+        one = closed_path([("self", False)], call=f"{w}fn(*args, **kwargs)", indent=8)
+        two = closed_path(
+            [("self", False), ("inner", False)], call=f"{w}fn(*args, **kwargs)", indent=8
+        )
+        source = _CALL_TEMPLATE.format(
+            A="async " if is_async else "",
+            W=w,
+            CALL="_call_async" if is_async else "_call",
+            CLOSED_ONE=one[0],
+            PATH_ONE=one[1],
+            CLOSED_TWO=two[0],
+            PATH_TWO=two[1],
+        )
+        flavour = "async" if is_async else "sync"
+        namespace = {**names(), "base_error": BaseException}
+        made = compile_source(source, f"<retryx breaker calls, {flavour}>", namespace)
+        suffix = "_async" if is_async else ""
+        for name in ("_call", "_call_with"):
+            method = made[name]
+            method.__qualname__ = f"CircuitBreaker.{name}{suffix}"
+            method.__name__ = name + suffix
+            setattr(cls, name + suffix, method)

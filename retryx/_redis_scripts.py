@@ -8,7 +8,11 @@ plain hash fields (numbers and short strings); keys get a TTL on every touch.
 
 from __future__ import annotations
 
-__all__ = ["BREAKER", "BUDGET"]
+__all__ = ["BREAKER", "BUDGET", "TTL_MIN_MS"]
+
+# Keys outlive any breaker timing by far; every script touching a key renews it, and
+# every live process touches its keys on each sync, so only abandoned keys expire.
+TTL_MIN_MS = 86_400_000
 
 # KEYS[1]: the breaker hash. Fields: st (c closed, o open, h half-open, f forced open),
 # gen (bumped on every transition; trial tokens carry it), at (ms when it opened),

@@ -29,25 +29,25 @@ REPLAYING: ContextVar[str | None] = ContextVar("retryx_replaying", default=None)
 _MAX_DEPTH = 100
 
 
-def called_through_classmethod(runner: Any, first: Any) -> bool:
+def called_through_classmethod(pipeline: Any, first: Any) -> bool:
     """Whether ``first`` is the class a classmethod over this pipeline was called on."""
     from ._wrapper import find
 
     if not isinstance(first, type):
         return False
-    name = getattr(runner.target, "__name__", None)
+    name = getattr(pipeline.target, "__name__", None)
     raw = inspect.getattr_static(first, name, None) if isinstance(name, str) else None
     if not isinstance(raw, classmethod):
         return False
-    return find(raw.__func__) is runner
+    return find(raw.__func__) is pipeline
 
 
-def target_name(runner: Any, instance: Any) -> str:
+def target_name(pipeline: Any, instance: Any) -> str:
     """``module:qualname`` that imports back to this very pipeline, else ``ConfigError``."""
-    from ._drivers import runner_of_function
+    from ._drivers import pipeline_of_function
     from ._wrapper import Wrapper, find
 
-    func = runner.target
+    func = pipeline.target
     module = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", None)
     label = qualname if isinstance(qualname, str) else repr(func)
@@ -101,13 +101,13 @@ def target_name(runner: Any, instance: Any) -> str:
             owner = getattr(owner, part, None)
         if (
             isinstance(owner, type)
-            and runner_of_function(inspect.getattr_static(owner, method, None)) is not None
+            and pipeline_of_function(inspect.getattr_static(owner, method, None)) is not None
         ):
             raise ConfigError(
                 f"cannot defer {label}: it is a method of an instance, whose state cannot be "
                 "stored; defer a function, staticmethod or classmethod that takes plain data"
             )
-    if find(obj) is not runner:
+    if find(obj) is not pipeline:
         raise ConfigError(
             f"cannot defer {stored}:{qualname}: that name imports something else than the "
             "decorated function (was it renamed or wrapped again?)"

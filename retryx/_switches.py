@@ -2,7 +2,7 @@
 decorated function's policy swapped (``override``).
 
 The drivers read one flag, ``switches.slow``, on the happy path: it is ``True``
-only while a switch is in effect, and sends each call through ``Runner.start``,
+only while a switch is in effect, and sends each call through ``Pipeline.start``,
 which applies them. ``test_mode`` acts on the retry decisions only (the failure
 path), so it needs no flag at all.
 """
@@ -51,7 +51,7 @@ class _Bypass:
 
 
 BYPASS: Any = _Bypass()
-"""What ``Runner.start`` returns while retryx is switched off: call the function plainly."""
+"""What ``Pipeline.start`` returns while retryx is switched off: call the function plainly."""
 
 
 def set_active(active: bool) -> None:
@@ -113,19 +113,19 @@ def override(func: Any, /, **fields: Unpack[PolicyFields]) -> Iterator[Policy]:
     """
     from ._wrapper import find
 
-    runner = find(func)
-    if runner is None or not runner.has_retry:
+    pipeline = find(func)
+    if pipeline is None or not pipeline.has_retry:
         raise ConfigError(f"override: {func!r} has no @retry layer")
-    policy = runner.policy().replace(**fields)
+    policy = pipeline.policy().replace(**fields)
     with switches.lock:
-        saved = runner.override
-        runner.override = policy
+        saved = pipeline.override
+        pipeline.override = policy
         switches.overrides += 1
         switches._update()
     try:
         yield policy
     finally:
         with switches.lock:
-            runner.override = saved
+            pipeline.override = saved
             switches.overrides -= 1
             switches._update()

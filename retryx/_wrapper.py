@@ -32,7 +32,7 @@ __all__ = [
 
 
 class Wrapper(wrapt.FunctionWrapper):  # type: ignore[misc]  # wrapt 1.x ships no types
-    """One wrapper carrying every retryx layer of a callable (``_self_runner``)."""
+    """One wrapper carrying every retryx layer of a callable (``_self_pipeline``)."""
 
     # wrapt's C ``__get__`` looks this up on subclasses; when it is missing the
     # failed lookup (an AttributeError raised and cleared) costs more than the
@@ -41,7 +41,7 @@ class Wrapper(wrapt.FunctionWrapper):  # type: ignore[misc]  # wrapt 1.x ships n
 
     def __init__(self, wrapped: Any, pipeline: Pipeline) -> None:
         super().__init__(wrapped, _drivers.proxy_driver(pipeline))
-        self._self_runner = pipeline
+        self._self_pipeline = pipeline
         self._self_layers = pipeline.layers
 
     def __reduce_ex__(self, protocol: Any) -> Any:
@@ -67,7 +67,7 @@ class GeneratorWrapper(Wrapper):
         wrapper = _breaker_gen.wrapper_of(pipeline, kind == "an async generator")
         wrapt.FunctionWrapper.__init__(self, wrapped, wrapper)
         pipeline.target = unwrap(wrapped)
-        self._self_runner = pipeline
+        self._self_pipeline = pipeline
         self._self_layers = pipeline.layers
 
 
@@ -78,7 +78,7 @@ def unwrap(obj: Any) -> Any:
             obj = obj.__func__
         elif isinstance(obj, functools.partial):
             obj = obj.func
-        elif isinstance(obj, Wrapper) or _drivers.runner_of_function(obj) is not None:
+        elif isinstance(obj, Wrapper) or _drivers.pipeline_of_function(obj) is not None:
             obj = obj.__wrapped__
         else:
             return obj
@@ -98,9 +98,9 @@ def is_async(target: Any) -> bool:
 def own_pipeline(obj: Any) -> Pipeline | None:
     """The pipeline of a retryx-decorated callable itself (no looking through methods)."""
     if isinstance(obj, Wrapper):
-        pipeline: Pipeline = obj._self_runner
+        pipeline: Pipeline = obj._self_pipeline
         return pipeline
-    found: Pipeline | None = _drivers.runner_of_function(obj)
+    found: Pipeline | None = _drivers.pipeline_of_function(obj)
     return found
 
 

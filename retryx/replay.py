@@ -115,7 +115,7 @@ class ReplayQueue:
 
     def defer(
         self,
-        runner: Any,
+        pipeline: Any,
         call_id: str,
         exc: Exception,
         instance: Any,
@@ -132,12 +132,12 @@ class ReplayQueue:
         """
         if REPLAYING.get() == call_id:
             raise exc  # a replay's failure counts against its stored entry
-        if instance is None and args and called_through_classmethod(runner, args[0]):
+        if instance is None and args and called_through_classmethod(pipeline, args[0]):
             # ``@classmethod`` over a pipeline binds like a function: the class
             # arrives as the first argument.
             instance, args = args[0], args[1:]
         try:
-            target = target_name(runner, instance)
+            target = target_name(pipeline, instance)
             where = f"cannot defer {target}"
             args_json = to_json(list(args), "args", where)
             kwargs_json = to_json(kwargs, "kwargs", where)
@@ -163,7 +163,7 @@ class ReplayQueue:
                 target,
                 call_id,
                 note,
-                extra={"retryx": {"name": runner.name}},
+                extra={"retryx": {"name": pipeline.name}},
             )
             exc.add_note(f"retryx: could not defer the call: {note}")
             raise exc
@@ -172,7 +172,7 @@ class ReplayQueue:
             target,
             call_id,
             type(exc).__name__,
-            extra={"retryx": {"name": runner.name}},
+            extra={"retryx": {"name": pipeline.name}},
         )
 
     def _defer_failure(self, failure: BaseException, bound: float | None, took: float) -> str:

@@ -241,14 +241,14 @@ def test_the_happy_path_makes_no_round_trip(
     breaker = CircuitBreaker(name, store=store)
     store.sync()
     direct: list[Any] = []
-    script = store._breaker_script
+    script = store._breakers.script
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         if "client" not in kwargs:  # the background sync pipelines; calls do not
             direct.append(args)
         return script(*args, **kwargs)
 
-    monkeypatch.setattr(store, "_breaker_script", counting)
+    monkeypatch.setattr(store._breakers, "script", counting)
     assert ["ok"] * 100 == [call(breaker) for _ in range(100)]
     assert [] == direct
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar, assert_type, cast
 
 import retryx
 from retryx import CircuitBreaker, Policy, carry, circuit_breaker, failover, fallback, retry
+from retryx._store import BreakerStore, BudgetStore, SharedBreaker, SharedBudget
 
 T = TypeVar("T")
 
@@ -269,3 +270,11 @@ def check_breakers() -> None:
     assert_type(retryx.events.BreakerCall("db", "success").outcome, str)
     retryx.redis.RedisStore("redis://localhost:6379", fallback_state="open")
     retryx.redis.RedisStore("redis://x", fallback_state="half")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+def check_store_protocols(
+    store: retryx.redis.RedisStore, breaker: CircuitBreaker
+) -> tuple[BreakerStore, BudgetStore, SharedBreaker, SharedBudget]:
+    # RedisStore is what a breaker and a budget call; they are what a store may use.
+    assert_type(breaker.store, BreakerStore | None)
+    return store, store, breaker, retryx.RetryBudget(name="a")
