@@ -5,7 +5,8 @@ The breaker's closed path is inlined in several places: the drivers of
 classmethods, staticmethods and callable objects; sync and async), the
 ``with`` / ``async with`` blocks, and the failover sweeps (each endpoint through
 its own breaker, alone or around the ``@circuit_breaker`` layer's, swept or pinned
-by the caller); under ``@retry`` the later attempts go through the breaker's own call.
+by the caller); under ``@retry`` the later attempts go through the breaker's own call;
+a (async) generator function's iteration is booked as one call.
 A state machine sends random calls down random paths, holds async
 calls and ``with`` blocks open at their body (driven by hand: ``send``, ``throw``,
 ``close``, no event loop) and checks every breaker against the model after each
@@ -18,7 +19,7 @@ import asyncio
 import contextvars
 import inspect
 import itertools
-from collections.abc import Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
 import pytest
@@ -76,6 +77,7 @@ SYNC_PATHS = (
     "object",
     "with",
     "retry",
+    "generator",  # (iterated to its end: the breaker books the whole iteration)
 )
 ASYNC_PATHS = tuple(f"async {path}" for path in SYNC_PATHS)
 # Failover functions: (path, its template's index, stacked on @circuit_breaker(B)).
@@ -255,6 +257,22 @@ def make_functions(
         async with b:
             return act(await Hold(None), None, elsewhere)
 
+    @circuit_breaker(b)
+    def generator(script: Script) -> Generator[str, None, None]:
+        yield script.run(None)
+
+    @circuit_breaker(b)
+    async def async_generator(tag: None) -> AsyncGenerator[str, None]:
+        yield act(await Hold(None), None, elsewhere)
+
+    def iterated(script: Script) -> str:
+        (item,) = generator(script)
+        return item
+
+    async def async_iterated(tag: None) -> str:
+        (item,) = [item async for item in async_generator(tag)]
+        return item
+
     # Attempt 1 through the driver's guard, attempt 2 through the runner's attempt.
     again = retry(attempts=2, backoff=backoff.none(), jitter=None, retry_on=Again, log=False)
 
@@ -296,6 +314,7 @@ def make_functions(
         "object": circuit_breaker(b)(Handler()),
         "with": with_block,
         "retry": retried,
+        "generator": iterated,
         "async exact": async_exact,
         "async general": async_general,
         "async method": service.async_method,
@@ -304,6 +323,7 @@ def make_functions(
         "async object": circuit_breaker(b)(AsyncHandler()),
         "async with": async_with_block,
         "async retry": async_retried,
+        "async generator": async_iterated,
         "failover": swept,
         "failover stacked": swept_stacked,
         "async failover": async_swept,
