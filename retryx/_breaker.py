@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from . import _breaker_registry, _clock, _guard
 from ._breaker_settings import SETTINGS, count, rate, seconds
 from ._breaker_state import _CLOSED, _FORCED, _HALF_OPEN, _NAMES, _OPEN, BreakerState, State, Token
-from ._classify import Classifier, classify, to_classifier
+from ._classifiers import to_classifier
+from ._classify import Classifier, classify
 from ._errors import CircuitOpenError, ConfigError
 from ._store import BreakerStore, CountingWindow, check_store
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from . import backoff as _backoff
 from . import jitter as _jitter
-from ._classify import import_exception
+from ._classifiers import import_exception
 from ._errors import ConfigError
 
 __all__ = [

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import _bus, _clock, _engine, _recovery, _switches, events
 from ._breaker import CircuitBreaker
-from ._classify import Fault, classify, warn_none
+from ._classifiers import warn_none
+from ._classify import Fault, classify
 from ._context import (
     FINISHED,
     HEAD_ENDPOINT,

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict
 
 from . import backoff as _backoff
 from . import jitter as _jitter
-from ._classify import Classifier, Fault, classify, to_classifier
+from ._classifiers import to_classifier
+from ._classify import Classifier, Fault, classify
 from ._errors import MAX_INT, ConfigError, shown, to_float
 
 if TYPE_CHECKING:

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _clock, _guard
-from ._classify import Fault, PredicateClassifier
+from ._classifiers import PredicateClassifier
+from ._classify import Fault
 from ._context import HEAD_START, Head
 from ._mistakes import async_retry_on
 from ._policy import Policy

@@ -407,7 +407,7 @@ def test_strategies_are_immutable_values_that_survive_pickling(value: Any) -> No
 
 def test_a_classifier_shows_its_fields_in_its_repr() -> None:
     """The default repr of a frozen value names its class and fields."""
-    from retryx._classify import PredicateClassifier
+    from retryx._classifiers import PredicateClassifier
     from retryx._frozen import Frozen
 
     class Pair(Frozen):

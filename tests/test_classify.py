@@ -27,7 +27,8 @@ from retryx import (
     Transient,
     classify,
 )
-from retryx._classify import is_unsent, to_classifier
+from retryx._classifiers import to_classifier
+from retryx._classify import is_unsent
 from retryx.testing import FakeClock
 
 # --- errnos --------------------------------------------------------------------------------

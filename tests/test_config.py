@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from retryx import _config, backoff, jitter
-from retryx._classify import TypesClassifier, classify
+from retryx._classifiers import TypesClassifier
+from retryx._classify import classify
 from retryx._errors import ConfigError
 from retryx._policy import Policy
 

@@ -834,7 +834,7 @@ def test_a_fault_is_judged_once_through_the_full_stack(
         judged.append(type(exc))
         return classify(exc)
 
-    shared = retryx._classify.PredicateClassifier(judge)  # one classifier for every layer
+    shared = retryx._classifiers.PredicateClassifier(judge)  # one classifier for every layer
     template = CircuitBreaker("template", failure_threshold=1000, counts=shared)
     layer = CircuitBreaker("layer", failure_threshold=1000, counts=shared)
 

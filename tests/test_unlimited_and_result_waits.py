@@ -195,9 +195,9 @@ def test_retry_waited_in_a_retry_block(clock: FakeClock) -> None:
 @pytest.fixture
 def fresh_warnings() -> None:
     """Forget the warnings already given (they are once per process)."""
-    from retryx import _classify
+    from retryx import _classifiers
 
-    _classify._warned_none.clear()
+    _classifiers._warned_none.clear()
 
 
 def test_a_retry_if_result_returning_none_is_warned_about_once(
