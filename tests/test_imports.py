@@ -161,3 +161,13 @@ def test_no_import_cycles() -> None:
 def test_no_import_cycles_counting_deferred_imports() -> None:
     """No cycle either when the imports deferred into functions count."""
     assert [] == cycles(import_graph(ROOT, "retryx", lazy=True))
+
+
+def test_every_module_does_one_job_in_under_450_lines() -> None:
+    """No module of retryx grows past ~450 lines (STYLE: a module does one job)."""
+    too_long = {
+        name: lines
+        for name, path in _modules(ROOT, "retryx").items()
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > 450
+    }
+    assert {} == too_long
