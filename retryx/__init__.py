@@ -26,7 +26,8 @@ from ._errors import (
 )
 from ._nesting import carry
 from ._policy import Policy
-from ._switches import override, set_active
+from ._switches import set_active
+from ._wrapper import override
 
 from . import backoff, events, jitter  # isort: skip
 

@@ -22,7 +22,7 @@ from ._errors import ConfigError
 from ._pipeline import Pipeline
 from ._policy import Policy
 from ._retry_state import GIVE_UP, RetryState
-from ._stats import Recorder
+from ._stats import block_recorder
 from ._switches import BYPASS
 
 if TYPE_CHECKING:
@@ -30,10 +30,8 @@ if TYPE_CHECKING:
 
     from ._policy import PolicyFields
 
-__all__ = ["Attempt", "Attempts", "attempts", "recorder_of"]
+__all__ = ["Attempt", "Attempts", "attempts"]
 
-# name -> the Recorder every block of that name books into (``stats(name)``).
-_recorders: dict[str, Recorder] = {}
 # (name, id(policy)) -> (policy, its pipeline), so a block in a loop is set up once.
 _pipelines: dict[tuple[str, int], tuple[Policy | str, Pipeline]] = {}
 _lock = threading.Lock()
@@ -330,19 +328,10 @@ def _make_pipeline(name: str, policy: Policy | str) -> Pipeline:
     # Checked as a sync pipeline: a block cannot await a predicate (async ones are refused).
     pipeline = Pipeline({"retry": policy}, name, is_async=False)
     with _lock:
-        recorder = _recorders.get(name)
-        if recorder is None:
-            if len(_recorders) >= _MAX_NAMES:
-                _recorders.pop(next(iter(_recorders)))
-            recorder = _recorders[name] = Recorder()
+        recorder = block_recorder(name, _MAX_NAMES)
         pipeline.recorder = recorder
         pipeline.pending = recorder.pending
         if len(_pipelines) >= _MAX_NAMES:
             _pipelines.pop(next(iter(_pipelines)))
         _pipelines[(name, id(policy))] = (policy, pipeline)
     return pipeline
-
-
-def recorder_of(name: str) -> Recorder | None:
-    """The recorder the blocks named ``name`` book into, if any ran."""
-    return _recorders.get(name)

@@ -27,7 +27,7 @@ from ._mistakes import (
 )
 from ._pipeline import Pipeline
 from ._policy import Policy
-from ._stats import Recorder, Stats
+from ._stats import Recorder, Stats, recorder_of
 from ._store import BreakerStore
 from ._wrapper import DirectWrapper, GeneratorWrapper, Wrapper, find, is_async, own_pipeline, unwrap
 
@@ -379,8 +379,6 @@ def stats(func: Any, *, reset: bool = False) -> Stats:
         ConfigError: when ``func`` carries no retryx layer.
     """
     if isinstance(func, str):  # the name of retry blocks (retryx.attempts)
-        from ._attempts import recorder_of
-
         found = recorder_of(func)
         if found is None:
             raise ConfigError(f"stats: no retry block named {func!r} has run")

@@ -21,6 +21,7 @@ from ._classify import Classifier, classify
 from ._context import HEAD_CALL_ID, HEAD_ENDPOINT, Head, call_id_of, retrying_of
 from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError
 from ._frozen import Frozen
+from ._mistakes import callable_name
 from ._nesting import address, carried
 
 if TYPE_CHECKING:
@@ -88,8 +89,6 @@ class Failover:
         if callable(hosts):
             found = hosts()
             if isinstance(found, str | bytes) or not isinstance(found, Iterable):
-                from ._mistakes import callable_name
-
                 raise ConfigError(
                     f"{self.pipeline.name}: failover hosts callable {callable_name(hosts)} "
                     f"returned {found!r}; it must return a sequence of endpoints"

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-__all__ = ["Recorder", "Stats"]
+__all__ = ["Recorder", "Stats", "block_recorder", "recorder_of"]
 
 T = TypeVar("T")
 
@@ -179,3 +179,24 @@ def _take(items: list[T]) -> list[T]:
     taken = items[:n]
     del items[:n]
     return taken
+
+
+# The recorders of retry blocks (``retryx.attempts``), by name: blocks of one name book
+# into one recorder, which ``stats(name)`` reads.
+_block_recorders: dict[str, Recorder] = {}
+
+
+def block_recorder(name: str, limit: int) -> Recorder:
+    """The recorder of the blocks named ``name``, made on first use; past ``limit``
+    names the oldest is forgotten (the caller holds its lock)."""
+    recorder = _block_recorders.get(name)
+    if recorder is None:
+        if len(_block_recorders) >= limit:
+            _block_recorders.pop(next(iter(_block_recorders)))
+        recorder = _block_recorders[name] = Recorder()
+    return recorder
+
+
+def recorder_of(name: str) -> Recorder | None:
+    """The recorder the blocks named ``name`` book into, if any ran."""
+    return _block_recorders.get(name)

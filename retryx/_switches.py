@@ -17,11 +17,9 @@ from typing import TYPE_CHECKING, Any
 from ._errors import ConfigError
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
+    from ._policy import Policy
 
-    from ._policy import Policy, PolicyFields
-
-__all__ = ["BYPASS", "Switches", "override", "set_active", "switches", "test_mode"]
+__all__ = ["BYPASS", "Switches", "overriding", "set_active", "switches", "test_mode"]
 
 
 class Switches:
@@ -104,19 +102,8 @@ def capped(policy: Policy) -> Policy:
 
 
 @contextmanager
-def override(func: Any, /, **fields: Unpack[PolicyFields]) -> Iterator[Policy]:
-    """Run ``func`` (a ``@retry``-decorated callable) with its policy changed by
-    ``fields`` inside the block; yields the policy in effect. For tests.
-
-    Raises:
-        ConfigError: when ``func`` has no retry layer, or for bad fields.
-    """
-    from ._wrapper import find
-
-    pipeline = find(func)
-    if pipeline is None or not pipeline.has_retry:
-        raise ConfigError(f"override: {func!r} has no @retry layer")
-    policy = pipeline.policy().replace(**fields)
+def overriding(pipeline: Any, policy: Policy) -> Iterator[Policy]:
+    """``pipeline`` (a ``Pipeline``) runs with ``policy`` inside the block (``override``)."""
     with switches.lock:
         saved = pipeline.override
         pipeline.override = policy

@@ -9,16 +9,22 @@ again by ``find`` (``describe``, ``stats``, stacking, ``replay``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import wrapt
 
-from . import _breaker_gen, _drivers
+from . import _breaker_gen, _drivers, _switches
+from ._errors import ConfigError
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ._pipeline import Pipeline
+    from ._policy import Policy, PolicyFields
 
 __all__ = [
     "DirectWrapper",
@@ -26,6 +32,7 @@ __all__ = [
     "Wrapper",
     "find",
     "is_async",
+    "override",
     "own_pipeline",
     "unwrap",
 ]
@@ -118,3 +125,18 @@ def find(obj: Any) -> Pipeline | None:
             return None
         obj = inner
     return None
+
+
+@contextlib.contextmanager
+def override(func: Any, /, **fields: Unpack[PolicyFields]) -> Iterator[Policy]:
+    """Run ``func`` (a ``@retry``-decorated callable) with its policy changed by
+    ``fields`` inside the block; yields the policy in effect. For tests.
+
+    Raises:
+        ConfigError: when ``func`` has no retry layer, or for bad fields.
+    """
+    pipeline = find(func)
+    if pipeline is None or not pipeline.has_retry:
+        raise ConfigError(f"override: {func!r} has no @retry layer")
+    with _switches.overriding(pipeline, pipeline.policy().replace(**fields)) as policy:
+        yield policy

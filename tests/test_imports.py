@@ -11,8 +11,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent / "retryx"
 
 
@@ -152,12 +150,45 @@ def test_no_import_cycles() -> None:
     assert [] == cycles(import_graph(ROOT, "retryx"))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="imports deferred into functions still close cycles (issue 22, see "
-    "docs/architecture.md): among the pipeline modules (being rewritten), _clients <-> "
-    "_config, and replay's lazy re-export of cli_list/cli_run from _cli_replay",
-)
-def test_no_import_cycles_counting_deferred_imports() -> None:
-    """No cycle either when the imports deferred into functions count."""
-    assert [] == cycles(import_graph(ROOT, "retryx", lazy=True))
+# The imports deferred into functions that close a cycle, each on purpose. Anything
+# else deferred must not: a new cycle is a design question, not an import trick.
+DEFERRED = {
+    # ``@breaker`` decorates through circuit_breaker(), and the decorators make breakers.
+    ("retryx._breaker", "retryx._decorators"),
+    # The [faults] table of the configuration, read at the first fault after a load.
+    ("retryx._clients", "retryx._config"),
+    # `retryx config check` lines, only for that command.
+    ("retryx._config", "retryx._config_describe"),
+    # A [faults] rule is checked by the public retryx.faults, which reads the config.
+    ("retryx._config_tables", "retryx.faults"),
+    # A client's rule judges the exception it wraps with the default classifier.
+    ("retryx._faults_db", "retryx._classify"),
+    ("retryx._faults_db", "retryx._clients"),
+    ("retryx._faults_http", "retryx._classify"),
+    ("retryx._faults_http", "retryx._clients"),
+    ("retryx._faults_rpc", "retryx._classify"),
+    # retryx.replay still exports cli_list and cli_run, loaded on first use.
+    ("retryx.replay", "retryx._cli_replay"),
+    ("retryx._cli_replay", "retryx.replay"),
+}
+
+
+def test_deferred_imports_close_no_other_cycle() -> None:
+    """Counting the imports deferred into functions, only the ``DEFERRED`` ones close
+    cycles; every one of them is still there (the list does not rot)."""
+    graph = import_graph(ROOT, "retryx", lazy=True)
+    assert set() == {edge for edge in DEFERRED if edge[1] not in graph.get(edge[0], set())}
+    pruned = {
+        name: targets - {b for a, b in DEFERRED if a == name} for name, targets in graph.items()
+    }
+    assert [] == cycles(pruned)
+
+
+def test_every_module_does_one_job_in_under_450_lines() -> None:
+    """No module of retryx grows past ~450 lines (STYLE: a module does one job)."""
+    too_long = {
+        name: lines
+        for name, path in _modules(ROOT, "retryx").items()
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > 450
+    }
+    assert {} == too_long
