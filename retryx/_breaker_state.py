@@ -21,7 +21,7 @@ from ._classify import Classifier
 from ._errors import CircuitOpenError, detached
 from ._store import STORE_LOCAL, BreakerSnapshot, BreakerStore, CountingWindow, Phase
 
-__all__ = ["BreakerState", "State", "Token"]
+__all__ = ["BreakerState", "State", "Token", "unjudged"]
 
 State = Literal["closed", "open", "half_open"]
 
@@ -38,6 +38,16 @@ _CODES = {phase: code for code, phase in _PHASES.items()}
 # Tokens handed out by _acquire: None for a call admitted while closed (the hot
 # path allocates nothing), else the generation of the half-open phase it probes.
 Token = int | None
+
+
+# The key, in the ``__dict__`` of the error a breaker's ``counts`` raised, that tells
+# the breakers around it the call has no verdict (as _nesting carries verdicts).
+_UNJUDGED = "__retryx_unjudged__"
+
+
+def unjudged(exc: BaseException) -> bool:
+    """Whether ``exc`` is the failure of a breaker's classifier (no verdict on the call)."""
+    return _UNJUDGED in vars(exc)
 
 
 class BreakerState:
@@ -162,12 +172,19 @@ class BreakerState:
         """Book a failed call; ``transient``: the ``counts`` verdict when the caller
         has it already (judged once for several breakers, see ``Failover.counted``)."""
         if transient is None:
+            if _UNJUDGED in vars(exc):
+                # An inner breaker's classifier failed on the call's fault: what surfaces
+                # is that failure, no verdict on this breaker's dependency either.
+                self._release(token)
+                return
             try:
                 transient = self.counts(exc).transient
-            except BaseException:
+            except BaseException as error:
                 # The classifier raised, or its answer is no Fault: no verdict, but the
-                # trial slot goes back, or the breaker would stay half-open for good.
+                # trial slot goes back, or the breaker would stay half-open for good;
+                # the breakers around this one give theirs back too (see above).
                 self._release(token)
+                vars(error)[_UNJUDGED] = True
                 raise
         if not transient:
             # The dependency answered: a permanent fault is a success.

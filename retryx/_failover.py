@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _bus, _clock, _engine, _guard, events
 from ._breaker import CircuitBreaker
+from ._breaker_state import unjudged
 from ._classify import Classifier, classify
 from ._context import HEAD_CALL_ID, HEAD_ENDPOINT, Head, call_id_of, retrying_of
 from ._errors import AllEndpointsFailed, CircuitOpenError, ConfigError
@@ -174,6 +175,8 @@ class Failover:
         """Book a failure on the endpoint's breaker and the @circuit_breaker layer's,
         judged once: one ``counts`` verdict for both when they share the classifier,
         kept for the sweep and the retry decision when it is the policy's too."""
+        if unjudged(exc):
+            return  # an inner breaker's classifier failed: no verdict for these two
         counts = guard.counts
         fault = counts(exc)
         if inner is not None:

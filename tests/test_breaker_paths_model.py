@@ -57,9 +57,6 @@ from tests._breaker_paths import (
 OUTCOMES = st.sampled_from(
     ["success", "transient", "success", "transient", "permanent", "raises", "nonsense", "refused"]
 )
-# The outcomes a call through two breakers, not both closed, may have here: see
-# test_an_unjudged_fault_under_a_layer_breaker_leaves_the_endpoint_breaker_alone.
-JUDGED = st.sampled_from(["success", "transient", "success", "transient", "permanent", "refused"])
 # A first attempt under @retry may also raise Again, which only the retry policy retries.
 FIRST = st.one_of(st.just("again"), OUTCOMES)
 VERDICTS = ("success", "transient", "permanent")
@@ -141,10 +138,6 @@ class Flight:
             self.errors[hop] = refusal
             self.at += 1
         return ("AllEndpointsFailed", tuple(self.errors.items()))
-
-    def nested(self) -> bool:
-        """Whether the body now runs under two breakers that were not both closed."""
-        return len(self.tickets) > 1 and any(ticket is not None for ticket in self.tickets)
 
     def finish(self, machine: PathsMachine, outcome: str) -> tuple[Any, ...] | None:
         """The body at the current hop ended with ``outcome``: book it, move on."""
@@ -275,7 +268,7 @@ class PathsMachine(RuleBasedStateMachine):
     def outcome(self, data: st.DataObject, flight: Flight) -> str:
         if flight.retry and flight.at == 0:
             return data.draw(FIRST)
-        return data.draw(JUDGED if flight.nested() else OUTCOMES)
+        return data.draw(OUTCOMES)
 
     def step(
         self, held: Any, ctx: contextvars.Context, how: Callable[..., Any], *args: Any
@@ -484,25 +477,16 @@ def stacked_pair(n: int) -> tuple[Callable[..., str], CircuitBreaker, CircuitBre
     return fetch, endpoint, layer
 
 
-# Under a failover endpoint breaker stacked on a @circuit_breaker layer, while the two
-# are not both closed (CircuitBreaker._call_with's nested path: self._call(inner._call)),
-# a fault the layer's counts cannot judge leaves the layer as the classifier's own
-# RuntimeError / TypeError (the layer's slot goes back, right); the endpoint breaker then
-# judges that error with its counts, finds it permanent and books a success ("ignored"):
-# its run of failures is reset, or, half-open, it closes. With both closed (the one-frame
-# path, Failover.counted) neither breaker books anything, as the model says.
-UNJUDGED_BUG = (
-    "issue 22: the endpoint breaker books the layer classifier's error as a success on "
-    "the nested path (_call_with), nothing on the one-frame path"
-)
-
-
+# A fault the layer's counts cannot judge leaves the layer as the classifier's own
+# error (RuntimeError / TypeError); whichever breaker is half-open, the endpoint's
+# breaker must not judge that error (it once did on the nested path, _call_with: it
+# found it permanent and booked a success, so a classifier bug closed it).
 @pytest.mark.parametrize(
     "not_closed",
     [
         None,
-        pytest.param("layer", marks=pytest.mark.xfail(strict=True, reason=UNJUDGED_BUG)),
-        pytest.param("endpoint", marks=pytest.mark.xfail(strict=True, reason=UNJUDGED_BUG)),
+        "layer",
+        "endpoint",
     ],
 )
 @pytest.mark.parametrize("outcome", ["raises", "nonsense"])
