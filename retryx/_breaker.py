@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -26,9 +27,9 @@ if TYPE_CHECKING:  # typing_extensions is for type checkers only: no import cost
 R = TypeVar("R")
 
 # The admission tokens of the ``with breaker:`` blocks open in this context, each with
-# its breaker: blocks of different breakers may exit out of order (generators read in
-# turn), and each exit must book its own breaker's token.
-_cm_tokens: ContextVar[tuple[tuple[CircuitBreaker, Token], ...]] = ContextVar(
+# its breaker and the id of the frame running the block: blocks may exit out of order
+# (generators read in turn), and each exit must book its own block's token.
+_cm_tokens: ContextVar[tuple[tuple[CircuitBreaker, int, Token], ...]] = ContextVar(
     "retryx_breaker_cm", default=()
 )
 
@@ -199,22 +200,46 @@ class CircuitBreaker(BreakerState):
         return circuit_breaker(self)(func)
 
     def __enter__(self) -> CircuitBreaker:
-        token = self._acquire()
-        _cm_tokens.set((*_cm_tokens.get(), (self, token)))
+        self._enter(id(sys._getframe(1)))
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._exit(id(sys._getframe(1)), exc)
+
+    async def __aenter__(self) -> CircuitBreaker:
+        self._enter(id(sys._getframe(1)))  # (the frame awaiting this one)
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._exit(id(sys._getframe(1)), exc)
+
+    def _enter(self, frame: int) -> None:
+        """Admit a ``with`` block run by ``frame`` (an id); its token waits for the exit."""
+        token = self._acquire()
+        _cm_tokens.set((*_cm_tokens.get(), (self, frame, token)))
+
+    def _exit(self, frame: int, exc: BaseException | None) -> None:
+        """Book the end of the block of this breaker that ``frame`` runs.
+
+        Blocks of one frame nest, so its innermost one is leaving. Blocks of several
+        frames in one context (generators read in turn) may leave in any order: the
+        frame tells them apart. A block left from another frame than it was entered
+        from (``__exit__`` called by hand) is this breaker's innermost one.
+        """
         stack = _cm_tokens.get()
-        token: Token = None
-        if stack and stack[-1][0] is self:  # blocks that nest: the last one entered
-            token = stack[-1][1]
-            _cm_tokens.set(stack[:-1])
-        else:
-            for index in range(len(stack) - 2, -1, -1):  # this breaker's innermost block
-                if stack[index][0] is self:
-                    token = stack[index][1]
-                    _cm_tokens.set(stack[:index] + stack[index + 1 :])
+        found = None
+        for index in range(len(stack) - 1, -1, -1):
+            breaker, entered_from, _ = stack[index]
+            if breaker is self:
+                if entered_from == frame:
+                    found = index
                     break
+                if found is None:
+                    found = index  # the innermost, should no block match the frame
+        token: Token = None
+        if found is not None:
+            token = stack[found][2]
+            _cm_tokens.set(stack[:found] + stack[found + 1 :])
         if exc is None:
             self._on_success(token)
         elif isinstance(exc, Exception) and not isinstance(exc, CircuitOpenError):
@@ -223,12 +248,6 @@ class CircuitBreaker(BreakerState):
             # Cancelled, interrupted, or an inner breaker refusing: no verdict on
             # this breaker's dependency (as in the decorator's guard).
             self._release(token)
-
-    async def __aenter__(self) -> CircuitBreaker:
-        return self.__enter__()
-
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self.__exit__(exc_type, exc, tb)
 
     def __repr__(self) -> str:
         return (

@@ -505,17 +505,9 @@ def test_an_unjudged_fault_under_a_layer_breaker_leaves_the_endpoint_breaker_alo
 
 
 # The same breaker's ``with`` blocks open in one context (generators read in turn) can
-# leave out of order, and ``__exit__`` cannot tell which block is leaving: it books the
-# token of the last block entered. A block admitted while closed that fails after a
-# trial block was entered reopens the breaker as if the trial had failed, and the
-# trial's success is then booked as a stale closed-state call.
-SAME_CONTEXT_BUG = (
-    "issue 22: a with block of the same breaker, left out of order in one context, books "
-    "the token of the last block entered (CircuitBreaker.__exit__)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SAME_CONTEXT_BUG)
+# leave out of order; each must book its own admission (``__exit__`` once booked the
+# token of the last block entered, so a block admitted while closed that failed after
+# a trial block was entered reopened the breaker as if the trial had failed).
 def test_blocks_of_one_breaker_left_out_of_order_each_book_their_own_admission(
     clock: Any,
 ) -> None:
@@ -539,3 +531,45 @@ def test_blocks_of_one_breaker_left_out_of_order_each_book_their_own_admission(
     with pytest.raises(StopIteration):
         next(trial)
     assert "closed" == b.state
+
+
+def test_async_blocks_of_one_breaker_left_out_of_order_each_book_their_own_admission(
+    clock: Any,
+) -> None:
+    """``async with`` blocks of one breaker, in coroutines resumed in turn in one context,
+    each book their own admission too."""
+    b = CircuitBreaker("async out of order", failure_threshold=1, recovery_timeout=5.0)
+
+    class Pause:
+        def __await__(self) -> Generator[None, None, None]:
+            yield
+
+    async def block(outcome: str) -> None:
+        async with b:
+            await Pause()
+            raise_for(outcome)
+
+    closed_call = block("transient")
+    closed_call.send(None)  # admitted while closed
+    b.half_open()
+    trial = block("success")
+    trial.send(None)  # the trial
+    with pytest.raises(ConnectionError):
+        closed_call.send(None)
+    assert ("half_open", 1) == (b.state, b._trials)
+    with pytest.raises(StopIteration):
+        trial.send(None)
+    assert "closed" == b.state
+
+
+def test_a_block_left_by_hand_from_another_frame_books_the_innermost(clock: Any) -> None:
+    """``__exit__`` called from another frame than ``__enter__`` (by hand) books this
+    breaker's innermost block, as ``with`` blocks nest."""
+    b = CircuitBreaker("by hand", failure_threshold=1)
+
+    def enter() -> None:
+        b.__enter__()
+
+    enter()
+    b.__exit__(ConnectionError, ConnectionError("down"), None)
+    assert "open" == b.state
