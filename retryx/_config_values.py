@@ -7,6 +7,7 @@ and ``retry_on``/``counts``; the small helpers name TOML types and table keys.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import backoff as _backoff
@@ -48,33 +49,57 @@ class Where:
         self.problems.append(" ".join(parts))
 
 
-def build_backoff(where: Where, key: str, value: Any) -> _backoff.Backoff | None:
-    """A backoff kind by name, or an inline table of a kind and its constructor's arguments."""
-    kinds = ", ".join(sorted(_backoff.KINDS))
+def _kind_of(
+    where: Where,
+    key: str,
+    value: Any,
+    what: str,
+    kinds: Mapping[str, Any],
+    required: Callable[[str], tuple[str, ...]],
+    *,
+    known: str,
+    article: str = "",
+) -> tuple[str, dict[str, Any]] | None:
+    """The kind of a backoff or jitter (``what``) given by name or as an inline table,
+    with the table (``{}`` for a name); ``None`` when a problem was reported. ``known``
+    lists the kinds in messages."""
     if isinstance(value, str):
-        if value not in _backoff.KINDS:
-            where.bad(key, f"unknown backoff kind {value!r} (known: {kinds})")
+        if value not in kinds:
+            where.bad(key, f"unknown {what} kind {value!r} (known: {known})")
             return None
-        needs = _backoff.required(value)
+        needs = required(value)
         if needs:
             example = ", ".join(f"{name} = ..." for name in needs)
             where.bad(
                 key,
-                f'backoff "{value}" needs {", ".join(needs)}: {{ kind = "{value}", {example} }}',
+                f'{what} "{value}" needs {article}{", ".join(needs)}: '
+                f'{{ kind = "{value}", {example} }}',
             )
             return None
-        return _backoff.KINDS[value]()
+        return value, {}
     if not isinstance(value, dict):
-        where.bad(key, f"must be a backoff kind or an inline table, got {show(value)}")
+        where.bad(key, f"must be a {what} kind or an inline table, got {show(value)}")
         return None
     kind = value.get("kind")
     if kind is None:
-        where.bad(f"{key}.kind", f"missing: an inline backoff table needs kind = one of {kinds}")
+        where.bad(f"{key}.kind", f"missing: an inline {what} table needs kind = one of {known}")
         return None
-    if not isinstance(kind, str) or kind not in _backoff.KINDS:
+    if not isinstance(kind, str) or kind not in kinds:
         shown = repr(kind) if isinstance(kind, str) else show(kind)
-        where.bad(f"{key}.kind", f"unknown backoff kind {shown} (known: {kinds})")
+        where.bad(f"{key}.kind", f"unknown {what} kind {shown} (known: {known})")
         return None
+    return kind, value
+
+
+def build_backoff(where: Where, key: str, value: Any) -> _backoff.Backoff | None:
+    """A backoff kind by name, or an inline table of a kind and its constructor's arguments."""
+    kinds = ", ".join(sorted(_backoff.KINDS))
+    named = _kind_of(where, key, value, "backoff", _backoff.KINDS, _backoff.required, known=kinds)
+    if named is None:
+        return None
+    kind, value = named
+    if not value:  # a kind given by name
+        return _backoff.KINDS[kind]()
     make, allowed = _backoff.KINDS[kind], _backoff.parameters(kind)
     args: dict[str, Any] = {}
     ok = True
@@ -125,30 +150,14 @@ def build_backoff(where: Where, key: str, value: Any) -> _backoff.Backoff | None
 def build_jitter(where: Where, key: str, value: Any) -> _jitter.Jitter | None:
     """A jitter kind by name, or an inline table of a kind and its options."""
     kinds = ", ".join(_jitter.KINDS)
-    if isinstance(value, str):
-        if value not in _jitter.KINDS:
-            where.bad(key, f"unknown jitter kind {value!r} (known: {kinds})")
-            return None
-        needs = _jitter.required(value)
-        if needs:
-            example = ", ".join(f"{name} = ..." for name in needs)
-            where.bad(
-                key,
-                f'jitter "{value}" needs a {", ".join(needs)}: {{ kind = "{value}", {example} }}',
-            )
-            return None
-        return _jitter.make(value)
-    if not isinstance(value, dict):
-        where.bad(key, f"must be a jitter kind or an inline table, got {show(value)}")
+    named = _kind_of(
+        where, key, value, "jitter", _jitter.KINDS, _jitter.required, known=kinds, article="a "
+    )
+    if named is None:
         return None
-    kind = value.get("kind")
-    if kind is None:
-        where.bad(f"{key}.kind", f"missing: an inline jitter table needs kind = one of {kinds}")
-        return None
-    if not isinstance(kind, str) or kind not in _jitter.KINDS:
-        shown = repr(kind) if isinstance(kind, str) else show(kind)
-        where.bad(f"{key}.kind", f"unknown jitter kind {shown} (known: {kinds})")
-        return None
+    kind, value = named
+    if not value:  # a kind given by name
+        return _jitter.make(kind)
     allowed = _jitter.parameters(kind)
     options: dict[str, Any] = {}
     ok = True
