@@ -186,7 +186,10 @@ def test_half_open_trial_calls_are_limited_fleet_wide(
             "breaker", name, failure_threshold=1, recovery_timeout=0.3, half_open_max_calls=2
         )
     assert "failed" == a.run("call", name, True)
+    # Each process rejects locally until the recovery time it last saw in Redis, so
+    # their views may differ by the skew of their clocks: wait for both.
     eventually(lambda: b.run("state", name) == "half_open", 0.3 + SYNC + SLACK)
+    eventually(lambda: a.run("state", name) == "half_open", SYNC + SLACK)
 
     assert "admitted" == a.run("acquire", name)
     assert "admitted" == b.run("acquire", name)
