@@ -76,3 +76,27 @@ def test_drivers_benchmark_quick_runs_end_to_end() -> None:
     for header in ("== sync, positional call", "== async, keyword call", "== decorating 50"):
         assert header in proc.stdout
     assert "exec, exact" in proc.stdout
+
+
+def test_compare_trees_quick_runs_end_to_end() -> None:
+    """``benchmarks/compare_trees.py`` compares a tree with itself and prints every case
+    (no timing assertions)."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "compare_trees.py"),
+            str(ROOT),
+            str(ROOT),
+            "--rounds",
+            "1",
+            "--quick",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert 0 == proc.returncode, proc.stderr
+    for case in ("retry, function", "full stack, coroutine", "two retries, function"):
+        assert case in proc.stdout
