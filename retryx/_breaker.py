@@ -272,4 +272,9 @@ class CircuitBreaker(BreakerState):
 
 CircuitBreaker.__module__ = "retryx"
 
-_guard.generate_breaker_calls(CircuitBreaker)
+# Generated on first use (a compile each: not paid by ``import retryx``).
+_guard.generated_lazily(
+    CircuitBreaker,
+    ("_call", "_call_async", "_call_with", "_call_with_async"),
+    _guard.generate_breaker_calls,
+)

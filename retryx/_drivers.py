@@ -36,7 +36,6 @@ import inspect
 import itertools
 import keyword
 import re
-import textwrap
 import threading
 import types
 from collections.abc import Sequence
@@ -182,7 +181,7 @@ def _shape_of(pipeline: Any) -> tuple[str, bool, bool]:
         form = "guard"
     else:
         form = "attempt"
-    return form, pipeline._named_policy is not None, pipeline.checks_result
+    return form, pipeline.named, pipeline.checks_result
 
 
 def _factory(is_async: bool, shape: tuple[str, bool, bool], pieces: dict[str, str]) -> Any:
@@ -238,9 +237,9 @@ def _source(is_async: bool, shape: tuple[str, bool, bool], pieces: dict[str, str
         NONLOCAL="" if is_async else "        nonlocal probe\n",
         # A named policy is looked up per call; a fixed one only when nested or switched.
         START_WHEN="True" if named_policy else "parent is not None or switches.slow",
-        ATTEMPT=textwrap.indent(attempt, " " * 16),
-        PROBE="" if is_async else textwrap.indent(_PROBE, " " * 16),
-        CHECK_RESULT=textwrap.indent(check_result, " " * 16),
+        ATTEMPT=_guard.indent_lines(attempt, 16),
+        PROBE="" if is_async else _guard.indent_lines(_PROBE, 16),
+        CHECK_RESULT=_guard.indent_lines(check_result, 16),
         PARAMS="{PARAMS}",
         CALL="{CALL}",
         ARGS="{ARGS}",
@@ -370,7 +369,7 @@ def _build(pipeline: Any, wrapped: Any, pieces: dict[str, str]) -> Any:
         recorder.fold,
         recorder,
         guard,
-        pipeline._policy,
+        pipeline.fixed_policy,
         MISSING,
         _guard.CLOSED,
         _FOLD_AT,

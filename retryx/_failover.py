@@ -223,15 +223,14 @@ class Failover:
 _SWEEP = """\
 {A}def sweep(self, head, wrapped, args, kwargs):
     param = self.param
-    recorder = self.pipeline.recorder
     inner = self._inner if not self._inner_named else self.inner()
     if param in kwargs:  # pinned by the caller: no sweep, the failure raised as is
         endpoint = kwargs[param]
         head[{ENDPOINT}] = endpoint
         guard = self.breaker_of(endpoint)
         if inner is None:
-            return {W}guard.{CALL}(wrapped, args, kwargs, recorder)
-        return {W}guard.{CALL_WITH}(inner, wrapped, args, kwargs, recorder)
+            return {W}guard.{CALL}(wrapped, args, kwargs, self.pipeline.recorder)
+        return {W}guard.{CALL_WITH}(inner, wrapped, args, kwargs, self.pipeline.recorder)
     errors = None  # made on the first failure
     routes = self._routes
     for endpoint in self.hosts or self.endpoints():
@@ -242,6 +241,8 @@ _SWEEP = """\
             if {CLOSED}:
 {PATH}
                 return result
+            # (the pipeline's recorder counts a rejection)
+            recorder = self.pipeline.recorder
             if inner is None:
                 return {W}guard.{CALL}(wrapped, args, call_kwargs, recorder)
             return {W}guard.{CALL_WITH}(inner, wrapped, args, call_kwargs, recorder)
@@ -259,7 +260,7 @@ _SWEEP = """\
 """
 
 
-def _generate_sweeps() -> None:
+def _generate_sweeps(cls: type) -> None:
     for is_async in (False, True):
         w = "await " if is_async else ""
         closed, path = _guard.closed_path(
@@ -284,7 +285,8 @@ def _generate_sweeps() -> None:
         name = "sweep_async" if is_async else "sweep"
         method.__name__ = name
         method.__qualname__ = f"Failover.{name}"
-        setattr(Failover, name, method)
+        setattr(cls, name, method)
 
 
-_generate_sweeps()
+# Generated on first use (a compile each: not paid by ``import retryx``).
+_guard.generated_lazily(Failover, ("sweep", "sweep_async"), _generate_sweeps)

@@ -18,8 +18,8 @@ bind: ``closed`` (the closed state code), ``circuit_open`` (``CircuitOpenError``
 from __future__ import annotations
 
 import linecache
-import textwrap
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _bus
@@ -33,6 +33,8 @@ __all__ = [
     "closed_path",
     "compile_source",
     "generate_breaker_calls",
+    "generated_lazily",
+    "indent_lines",
     "names",
 ]
 
@@ -94,12 +96,46 @@ def closed_path(
             "except circuit_open:",
             "    raise",
             "except error as exc:",
-            textwrap.indent("\n".join(failure), "    "),
+            indent_lines("\n".join(failure), 4),
             "    raise",
             *success,
         ]
     )
-    return condition, textwrap.indent(block, " " * indent)
+    return condition, indent_lines(block, indent)
+
+
+def indent_lines(text: str, width: int) -> str:
+    """``text`` with ``width`` spaces before every non-blank line (``textwrap.indent``,
+    without importing it)."""
+    pad = " " * width
+    return "".join(pad + line if line.strip() else line for line in text.splitlines(True))
+
+
+_making = threading.Lock()
+
+
+class Generated:
+    """A method generated on first use, not at import: the first lookup runs ``make(cls)``,
+    which sets the real methods on ``cls`` in place of these descriptors."""
+
+    __slots__ = ("cls", "make", "name")
+
+    def __init__(self, cls: type, name: str, make: Callable[[type], None]) -> None:
+        self.cls = cls
+        self.name = name
+        self.make = make
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        with _making:
+            if self.cls.__dict__.get(self.name) is self:
+                self.make(self.cls)
+        return getattr(self.cls if obj is None else obj, self.name)
+
+
+def generated_lazily(cls: type, names: Sequence[str], make: Callable[[type], None]) -> None:
+    """Put ``Generated`` descriptors for ``names`` on ``cls``; ``make`` sets them all."""
+    for name in names:
+        setattr(cls, name, Generated(cls, name, make))
 
 
 def compile_source(source: str, filename: str, namespace: dict[str, Any]) -> dict[str, Any]:

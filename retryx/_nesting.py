@@ -19,13 +19,15 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from . import _bus, events
 from ._errors import AllEndpointsFailed, ConfigError
 from ._fault import Fault
 
-__all__ = ["Verdict", "address", "carried", "carry"]
+__all__ = ["Verdict", "address", "carried", "carry", "warn_nested"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -113,3 +115,35 @@ def carry(fn: F) -> F:
         return context.copy().run(fn, *args, **kwargs)
 
     return carried_sync  # type: ignore[return-value]
+
+
+# (outer name, inner name) pairs already warned about: once per process, per pair.
+# Bounded: per-request policy names would make it grow forever; once full it starts
+# over (a pair may then be warned about once more).
+_warned_nested: set[tuple[str, str]] = set()
+_MAX_WARNED_NESTED = 1024
+_warned_nested_lock = threading.Lock()
+
+
+def warn_nested(outer: str, inner: str) -> None:
+    """A retrying call ``inner`` runs inside ``outer`` and defers to it: log it once per
+    pair, and emit ``NestedRetry`` every time."""
+    pair = (outer, inner)
+    if pair not in _warned_nested:
+        with _warned_nested_lock:
+            first = pair not in _warned_nested
+            if len(_warned_nested) >= _MAX_WARNED_NESTED:
+                _warned_nested.clear()
+            _warned_nested.add(pair)
+    else:
+        first = False
+    if first:
+        _bus.logger.warning(
+            "nested retry: %s retries inside %s; deferring its retries to the outer "
+            "layer (set nested='allow' or 'raise' on the inner policy to choose otherwise)",
+            inner,
+            outer,
+            extra={"retryx": {"name": inner}},
+        )
+    if _bus._subscribers:
+        _bus.emit(events.NestedRetry(outer, inner))

@@ -15,7 +15,6 @@ import functools
 import inspect
 import logging
 import sys
-import threading
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +38,7 @@ from ._errors import ConfigError, NestedRetryError
 from ._failover import Failover, FailoverLayer
 from ._mistakes import check_async_predicates
 from ._named_breakers import named_breaker
-from ._nesting import carried
+from ._nesting import carried, warn_nested
 from ._policy import Policy
 from ._records import RecordMaker
 from ._retry_state import RetryState, await_hook, logger_of, run_hook
@@ -52,12 +51,6 @@ __all__ = ["Pipeline"]
 
 logger = _bus.logger
 _LOGGER_HANDLE = logging.Logger.handle
-# (outer name, inner name) pairs already warned about: once per process, per pair.
-# Bounded: per-request policy names would make it grow forever; once full it starts
-# over (a pair may then be warned about once more).
-_warned_nested: set[tuple[str, str]] = set()
-_MAX_WARNED_NESTED = 1024
-_warned_nested_lock = threading.Lock()
 
 
 class Pipeline:
@@ -69,7 +62,7 @@ class Pipeline:
         self.is_async = is_async
         self.recorder = Recorder()
         self.pending = self.recorder.pending
-        # The plain function under the wrappers (set by _Pipeline); replay names it.
+        # The plain function under the wrappers (set by _decorators.make); replay names it.
         self.target: Any = None
         retry_layer = layers.get("retry")
         self.has_retry = retry_layer is not None
@@ -123,6 +116,17 @@ class Pipeline:
 
     # --- resolution of named policies and breakers ------------------------------------
 
+    @property
+    def fixed_policy(self) -> Policy | None:
+        """The policy given at decoration; ``None`` without one or for a named policy
+        (looked up per call: ``policy()``)."""
+        return None if self._named_policy is not None else self._policy
+
+    @property
+    def named(self) -> bool:
+        """Whether the retry layer names a configured policy (``@retry("name")``)."""
+        return self._named_policy is not None
+
     def _check_policy(self, policy: Policy) -> None:
         if policy.attempt_timeout is not None and not self.is_async:
             raise ConfigError(
@@ -159,29 +163,6 @@ class Pipeline:
             self._breaker = named_breaker(self._breaker_name)
             self._breaker_generation = generation
         return self._breaker
-
-    # --- warnings --------------------------------------------------------------------
-
-    def warn_nested(self, outer: str) -> None:
-        pair = (outer, self.name)
-        if pair not in _warned_nested:
-            with _warned_nested_lock:
-                first = pair not in _warned_nested
-                if len(_warned_nested) >= _MAX_WARNED_NESTED:
-                    _warned_nested.clear()
-                _warned_nested.add(pair)
-        else:
-            first = False
-        if first:
-            logger.warning(
-                "nested retry: %s retries inside %s; deferring its retries to the outer "
-                "layer (set nested='allow' or 'raise' on the inner policy to choose otherwise)",
-                self.name,
-                outer,
-                extra={"retryx": {"name": self.name}},
-            )
-        if _bus._subscribers:
-            _bus.emit(events.NestedRetry(outer, self.name))
 
     def sleep_sync(self, delay: float) -> None:
         if not self._warned_loop:
@@ -279,7 +260,7 @@ class Pipeline:
                 outer_name = outer[HEAD_PIPELINE].name
                 if policy.nested == "raise":
                     raise NestedRetryError(outer_name, self.name)
-                self.warn_nested(outer_name)
+                warn_nested(outer_name, self.name)
         return policy
 
     def bypass(self, wrapped: Any, args: Any, kwargs: Any) -> Any:

@@ -238,5 +238,12 @@ if TYPE_CHECKING:
     ) -> Any:
         """``recover_sync`` for coroutine functions."""
 else:
-    recover_sync = _generate_recover(False)
-    recover_async = _generate_recover(True)
+
+    def __getattr__(name: str) -> Any:
+        """``recover_sync`` / ``recover_async``, generated on first use (a compile each:
+        not paid by ``import retryx``)."""
+        if name in ("recover_sync", "recover_async"):
+            made = _generate_recover(name == "recover_async")
+            globals()[name] = made
+            return made
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -192,3 +192,24 @@ def test_every_module_does_one_job_in_under_450_lines() -> None:
         if (lines := len(path.read_text(encoding="utf-8").splitlines())) > 450
     }
     assert {} == too_long
+
+
+def test_import_compiles_no_generated_code() -> None:
+    """``import retryx`` compiles none of its generated code (each is a compile, paid on
+    first use instead), and the breaker's calls appear once a breaker is used."""
+    import subprocess
+    import sys
+
+    script = (
+        "import linecache, retryx\n"
+        "print(sorted(k for k in linecache.cache if k.startswith('<retryx')))\n"
+        "retryx.CircuitBreaker('b')._call(lambda: 1, (), {}, None)\n"
+        "print(sorted(k for k in linecache.cache if k.startswith('<retryx')))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert [
+        "[]",
+        "['<retryx breaker calls, async>', '<retryx breaker calls, sync>']",
+    ] == proc.stdout.splitlines()

@@ -301,15 +301,15 @@ def test_notes_of_other_layers_and_the_users_own_stay(clock: FakeClock) -> None:
 
 def test_the_nesting_warning_remembers_a_bounded_number_of_pairs(clock: FakeClock) -> None:
     """Per-request policy names do not grow the once-per-pair memory without bound."""
-    from retryx import _pipeline
+    from retryx import _nesting
 
     @retry(attempts=1, name="outer")
     def outer(inner: Callable[[], None]) -> None:
         inner()
 
-    for n in range(_pipeline._MAX_WARNED_NESTED + 200):
+    for n in range(_nesting._MAX_WARNED_NESTED + 200):
         outer(retry(attempts=2, name=f"inner-{n}")(lambda: None))
-    assert len(_pipeline._warned_nested) <= _pipeline._MAX_WARNED_NESTED
+    assert len(_nesting._warned_nested) <= _nesting._MAX_WARNED_NESTED
 
 
 def test_a_failed_retry_block_frees_the_blocks_locals_without_the_gc(
