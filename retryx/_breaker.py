@@ -16,12 +16,13 @@ from ._breaker_state import _CLOSED, _FORCED, _HALF_OPEN, _NAMES, _OPEN, Breaker
 from ._classifiers import to_classifier
 from ._classify import Classifier, classify
 from ._errors import CircuitOpenError, ConfigError
-from ._store import BreakerStore, CountingWindow, check_store
 
 __all__ = ["SETTINGS", "CircuitBreaker", "State"]
 
 if TYPE_CHECKING:  # typing_extensions is for type checkers only: no import cost
     from typing_extensions import ParamSpec
+
+    from ._store import BreakerStore
 
     P = ParamSpec("P")
 R = TypeVar("R")
@@ -86,6 +87,8 @@ class CircuitBreaker(BreakerState):
         self.success_threshold = count(owner, "success_threshold", success_threshold)
         self.counts: Classifier = to_classifier(counts, field=f"{owner}.counts")
         if store is not None:
+            from ._store import BreakerStore, check_store  # (not loaded without a store)
+
             check_store(store, BreakerStore, f"{owner}.store")
         self.store: BreakerStore | None = store
         self._lock = threading.Lock()
@@ -101,7 +104,11 @@ class CircuitBreaker(BreakerState):
         if failure_rate is not None:
             # Shared through a store: the window also counts the successes to report.
             shared = store is not None
-            self._window = CountingWindow(self.window) if shared else deque(maxlen=self.window)
+            self._window = deque(maxlen=self.window)
+            if shared:
+                from ._store import CountingWindow
+
+                self._window = CountingWindow(self.window)
         if self.store is not None:
             self.store.attach_breaker(self)
         _breaker_registry.register(self)

@@ -16,10 +16,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+if TYPE_CHECKING:  # _store is imported once a breaker has a store (not by import retryx)
+    from ._store import BreakerSnapshot, BreakerStore, Phase
+
 from . import _bus, _clock, _guard, events
 from ._classify import Classifier
 from ._errors import CircuitOpenError, detached
-from ._store import STORE_LOCAL, BreakerSnapshot, BreakerStore, CountingWindow, Phase
 
 __all__ = ["BreakerState", "State", "Token", "unjudged"]
 
@@ -116,6 +118,8 @@ class BreakerState:
         if self.store is not None:
             # Shared state: the store decides (a trial slot is claimed in Redis).
             shared: Token = self.store._breaker_acquire(self)
+            from ._store import STORE_LOCAL  # (loaded with the store)
+
             if shared != STORE_LOCAL:
                 return shared
         change = None
@@ -312,6 +316,8 @@ class BreakerState:
 
     def _shared_view(self) -> BreakerSnapshot:
         """The state now, as one snapshot taken under the lock (what a store shares)."""
+        from ._store import BreakerSnapshot  # (a store's method: loaded with the store)
+
         with self._lock:
             window = self._window
             return BreakerSnapshot(
@@ -356,6 +362,8 @@ class BreakerState:
     def _take_successes(self) -> int:
         """The closed-state successes appended to a shared window since the last take
         (0 without one: a store reports a run of failures ended, not each success)."""
+        from ._store import CountingWindow
+
         window = self._window
         if not isinstance(window, CountingWindow):
             return 0
@@ -364,6 +372,8 @@ class BreakerState:
 
     def _give_back_successes(self, count: int) -> None:
         """Count again ``count`` successes taken for a report that failed."""
+        from ._store import CountingWindow
+
         window = self._window
         if count and isinstance(window, CountingWindow):
             with self._lock:

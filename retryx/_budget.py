@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError, to_float
-from ._store import BudgetStore, check_store
+
+if TYPE_CHECKING:  # _store is imported once a budget has a store
+    from ._store import BudgetStore
 
 __all__ = ["RetryBudget"]
 
@@ -72,6 +74,8 @@ class RetryBudget:
                 raise ConfigError(
                     "RetryBudget.name is required with a store (it is the shared key)"
                 )
+            from ._store import BudgetStore, check_store  # (not loaded without a store)
+
             check_store(store, BudgetStore, "RetryBudget.store")
         self.max_tokens = max_tokens
         self.token_ratio = token_ratio

@@ -19,8 +19,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 from . import _clients
-from ._config_tables import build_faults, build_tables
-from ._config_values import Where, show
 from ._errors import ConfigError
 from ._policy import Policy
 
@@ -168,6 +166,10 @@ def scan(path: str | os.PathLike[str] | None = None) -> tuple[Snapshot, list[str
 
     Never raises for a bad file and never changes the configuration in force.
     """
+    # The builders, loaded with the first file read (not by import retryx).
+    from ._config_tables import build_faults, build_tables
+    from ._config_values import Where, show
+
     source = _locate(path)
     problems: list[str] = []
     doc = _read(source, problems)

@@ -28,13 +28,13 @@ from ._mistakes import (
 from ._pipeline import Pipeline
 from ._policy import Policy
 from ._stats import Recorder, Stats, recorder_of
-from ._store import BreakerStore
 from ._wrapper import DirectWrapper, GeneratorWrapper, Wrapper, find, is_async, own_pipeline, unwrap
 
 if TYPE_CHECKING:  # typing_extensions is for type checkers only: no import cost
     from typing_extensions import ParamSpec, Unpack
 
     from ._policy import PolicyFields
+    from ._store import BreakerStore
 
     P = ParamSpec("P")
 R = TypeVar("R")
