@@ -27,7 +27,7 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise ImportError("retryx.redis needs the redis package: pip install 'retryx[redis]'") from _exc
 
 from . import _faults_rpc
-from ._errors import ConfigError, RetryxError
+from ._errors import ConfigError, RetryxError, to_float
 from ._redis_breakers import SharedBreakers
 from ._redis_budgets import SharedBudgets
 from ._redis_client import ERRORS, sync_client, where
@@ -94,7 +94,10 @@ class RedisStore:
         if (
             isinstance(sync_interval, bool)
             or not isinstance(sync_interval, int | float)
-            or not (sync_interval > 0 and math.isfinite(sync_interval))
+            or not (
+                sync_interval > 0
+                and math.isfinite(to_float("RedisStore.sync_interval", sync_interval))
+            )
         ):
             raise ConfigError(
                 f"RedisStore.sync_interval must be > 0 seconds, got {sync_interval!r}"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ._context import current
-from ._errors import ConfigError
+from ._errors import ConfigError, to_float
 from ._replay_calls import REPLAYING, called_through_classmethod, invoke, target_name, to_json
 from ._replay_model import Backend, ReplayEntry, check_limit, describe_error, redact
 
@@ -82,7 +82,7 @@ class ReplayQueue:
         if (
             isinstance(claim_timeout, bool)
             or not isinstance(claim_timeout, int | float)
-            or not math.isfinite(claim_timeout)
+            or not math.isfinite(to_float("ReplayQueue.claim_timeout", claim_timeout))
             or claim_timeout <= 0
         ):
             raise ConfigError(

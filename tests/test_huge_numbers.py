@@ -182,3 +182,22 @@ def test_config_check_explains_policies_at_the_float_limits(tmp_path: Path) -> N
     )
     done = _config_check(path)
     assert (0, "") == (done.returncode, done.stderr)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [10**400, -(10**400), 10**5000, math.inf, math.nan],
+    ids=["1e400", "-1e400", "1e5000", "inf", "nan"],
+)
+def test_the_replay_queue_and_redis_store_answer_a_huge_number_with_a_config_error(
+    value: Any, tmp_path: Path
+) -> None:
+    """``ReplayQueue(claim_timeout=)`` and ``RedisStore(sync_interval=)`` refuse a number out
+    of range with a ConfigError naming the field (a huge int was an OverflowError)."""
+    from retryx.redis import RedisStore
+    from retryx.replay import ReplayQueue
+
+    with pytest.raises(ConfigError, match=r"ReplayQueue\.claim_timeout"):
+        ReplayQueue(f"sqlite:///{tmp_path / 'q.db'}", claim_timeout=value)
+    with pytest.raises(ConfigError, match=r"RedisStore\.sync_interval"):
+        RedisStore("redis://127.0.0.1:1", sync_interval=value)
