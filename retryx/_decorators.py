@@ -81,10 +81,14 @@ def make(wrapped: Any, layers: dict[str, Any]) -> Any:
         kind = "an async generator" if inspect.isasyncgenfunction(target) else "a generator"
         if set(layers) == {"circuit_breaker"}:  # a breaker needs no second run
             return GeneratorWrapper(wrapped, Pipeline(layers, name, False), kind)
-        raise ConfigError(
-            f"{name} is {kind}: retryx cannot retry it (a generator cannot be rewound); "
-            "decorate the function that creates it instead"
-        )
+        if "retry" in layers:
+            why = "retryx cannot retry it (a generator cannot be rewound)"
+        else:
+            # Its failures arise while it is iterated, after the call has returned: too
+            # late for another endpoint or a fallback value.
+            which = " and ".join(f"@{layer}" for layer in layers if layer != "circuit_breaker")
+            why = f"{which} cannot wrap it (it fails while iterated, after the call returned)"
+        raise ConfigError(f"{name} is {kind}: {why}; decorate the function that creates it instead")
     if not callable(wrapped) and not isinstance(wrapped, classmethod | staticmethod):
         raise ConfigError(f"retryx decorators need a callable, got {wrapped!r}")
     pipeline = Pipeline(layers, name, is_async(target))

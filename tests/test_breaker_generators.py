@@ -188,8 +188,19 @@ def test_failover_refuses_generators() -> None:
     def gen(host: str = "a") -> Iterator[str]:
         yield host
 
-    with pytest.raises(ConfigError, match="is a generator"):
+    with pytest.raises(ConfigError, match="is a generator: @failover cannot wrap it"):
         retryx.failover(["a", "b"])(gen)
+
+
+def test_fallback_refuses_generators_naming_itself() -> None:
+    """@fallback on a generator function is refused with a message about @fallback (not
+    about retrying): its failures arise while it is iterated, after the call returned."""
+
+    def gen() -> Iterator[int]:
+        yield 1
+
+    with pytest.raises(ConfigError, match="is a generator: @fallback cannot wrap it"):
+        retryx.fallback(value=0)(gen)
 
 
 # --- async generators -------------------------------------------------------------------
