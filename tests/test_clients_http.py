@@ -283,6 +283,15 @@ def test_requests_refused_is_unsent(requests: Any) -> None:
     assert CONNECTION_UNSENT == verdict(exc)
 
 
+def test_requests_invalid_header_is_permanent(requests: Any) -> None:
+    """``requests.InvalidHeader`` (a header value requests refuses to send) is permanent."""
+    with servers.http([(200, {}, b"ok")]) as srv:
+        exc = raised(lambda: requests.get(srv.url + "/", headers={"X-A": "a\r\nb"}, timeout=LONG))
+        assert [] == srv.requests  # refused before anything was sent
+    assert type(exc) is requests.exceptions.InvalidHeader
+    assert PERMANENT == verdict(exc)
+
+
 def test_requests_closed_connection_is_sent(requests: Any) -> None:
     """A ``requests.ConnectionError`` after the request went out is not unsent."""
     with servers.accept_then_close() as addr:

@@ -167,6 +167,29 @@ def test_unknown_command_is_permanent(server: RedisServer) -> None:
     assert PERMANENT == classify(exc)
 
 
+def test_a_full_connection_pool_is_an_unsent_connection_fault(server: RedisServer) -> None:
+    """``MaxConnectionsError`` (the local pool has no connection left): nothing was sent."""
+    pool = redis.ConnectionPool(host="127.0.0.1", port=server.port, max_connections=1)
+    held = pool.get_connection()
+    try:
+        exc = raised(lambda: redis.Redis(connection_pool=pool, **NO_RETRY).ping())
+    finally:
+        pool.release(held)
+        pool.disconnect()
+    assert "MaxConnectionsError" == type(exc).__name__
+    assert (CONNECTION_UNSENT, True) == (classify(exc), is_unsent(exc))
+
+
+def test_a_command_the_acl_denies_is_permanent(own_server: RedisServer) -> None:
+    """NOPERM (an ACL user without the command) is a NoPermissionError: permanent."""
+    admin = client(own_server.port)
+    admin.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "+ping")
+    limited = client(own_server.port, username="limited", password="pw")
+    exc = raised(lambda: limited.set("k", "v"))
+    assert "NoPermissionError" == type(exc).__name__
+    assert PERMANENT == classify(exc)
+
+
 def test_wrong_type_is_permanent(server: RedisServer) -> None:
     """WRONGTYPE is a ResponseError: permanent."""
     conn = client(server.port)
