@@ -176,7 +176,7 @@ class BreakerState:
         """Book a failed call; ``transient``: the ``counts`` verdict when the caller
         has it already (judged once for several breakers, see ``Failover.counted``)."""
         if transient is None:
-            if _UNJUDGED in vars(exc):
+            if unjudged(exc):
                 # An inner breaker's classifier failed on the call's fault: what surfaces
                 # is that failure, no verdict on this breaker's dependency either.
                 self._release(token)
